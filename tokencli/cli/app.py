@@ -1,0 +1,177 @@
+"""The tokencli command line: the Typer app and its one error boundary.
+
+Only `cli/` imports typer and rich. Commands parse, call the core, render.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import ExitCode, Interrupted, TokencliError
+from .context import AppContext, Streams
+
+HELP = """One interface for every AI model; every call's tokens and money in a local ledger.
+
+Start with:  tokencli run -m mock:echo "hello"   then   tokencli logs
+"""
+
+# Each command module registers itself. Typer builds every registered command's
+# parameters on each run (~1 ms per command), so main() registers only the
+# command being run; --help and unknown commands get the whole tree.
+COMMANDS: dict[str, str] = {
+    "run": "tokencli.cli.run_cmd",
+    "logs": "tokencli.cli.logs_cmd",
+    "models": "tokencli.cli.models_cmd",
+    "config": "tokencli.cli.config_cmd",
+    "keys": "tokencli.cli.keys_cmd",
+}
+_VALUE_OPTIONS = ("--config", "--db")
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    app = typer.Typer(
+        name="tokencli",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        # Plain help renders in ~70 ms; rich help would double tokencli's start-up.
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    app.callback()(root)
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(app)
+    return app
+
+
+def command_name(args: Sequence[str]) -> str | None:
+    """The command an argument list runs, if it is a known one."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _VALUE_OPTIONS:
+            i += 2
+        elif arg.startswith(tuple(f"{o}=" for o in _VALUE_OPTIONS)):
+            i += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tokencli {__version__}")
+        raise typer.Exit(0)
+
+
+def root(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option("--config", help="Config file (overrides TOKENCLI_HOME and TOKENCLI_CONFIG).", metavar="PATH")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Ledger file (overrides TOKENCLI_HOME and TOKENCLI_DB).", metavar="PATH")] = None,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    base = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
+    base.config_flag, base.db_flag = config, db
+    ctx.obj = base
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    raise Interrupted("Terminated by SIGTERM.")
+
+
+def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> None:
+    """Entry point: run the app, turn every failure into one line and an exit code."""
+    streams = streams or Streams.system()
+    context = AppContext(streams=streams)
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = _invoke(args, context)
+    try:
+        streams.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    sys.exit(code)
+
+
+def _invoke(args: list[str], context: AppContext) -> int:
+    streams = context.streams
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        app = build_app(command_name(args))
+        result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
+        return result if isinstance(result, int) else 0
+    except TokencliError as exc:
+        _report(streams, exc.message, exc.hint)
+        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _report(streams, "Interrupted.", None)
+        return int(ExitCode.INTERRUPTED)
+    except typer.TyperException as exc:  # click's usage errors
+        return _usage_error(streams, exc)
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say to it.
+        _silence_stdout()
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if os.environ.get("TOKENCLI_DEBUG"):
+            raise
+        from ..redact import redact
+
+        _report(
+            streams,
+            f"Internal error: {type(exc).__name__}: {redact(str(exc))[:300]}.",
+            "This is a bug in tokencli; run with TOKENCLI_DEBUG=1 for a traceback and report it.",
+        )
+        return int(ExitCode.BUG)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _usage_error(streams: Streams, exc: typer.TyperException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        streams.stdout.write(exc.format_message() + "\n")
+        return 0
+    command = ctx.command_path if ctx is not None else "tokencli"
+    message = exc.format_message().strip().rstrip(".")
+    _report(streams, f"{message}.", f"See '{command} --help'.")
+    return int(getattr(exc, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
+
+
+def _report(streams: Streams, message: str, hint: str | None) -> None:
+    from ..redact import redact
+
+    text = f"tokencli: {message}" + (f" {hint}" if hint else "")
+    try:
+        print(redact(text), file=streams.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    # Point stdout at devnull so the interpreter's final flush cannot fail again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,76 @@
+"""What every command shares: the streams (swappable in tests) and settings
+resolved once, lazily, from the root options."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, TextIO
+
+import typer
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine import Engine
+    from ..ledger import Ledger
+
+
+@dataclass
+class Streams:
+    """stdin/stdout/stderr and whether each is a terminal (httpie's Environment idea)."""
+
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+    stdin_isatty: bool
+    stdout_isatty: bool
+    stderr_isatty: bool
+
+    @classmethod
+    def system(cls) -> Streams:
+        def tty(stream: TextIO | None) -> bool:
+            try:
+                return bool(stream and stream.isatty())
+            except (ValueError, OSError):
+                return False
+
+        return cls(sys.stdin, sys.stdout, sys.stderr, tty(sys.stdin), tty(sys.stdout), tty(sys.stderr))
+
+
+@dataclass
+class AppContext:
+    config_flag: str | None = None
+    db_flag: str | None = None
+    streams: Streams = field(default_factory=Streams.system)
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @cached_property
+    def settings(self) -> Settings:
+        from ..config import load_settings
+
+        return load_settings(self.env, config_flag=self.config_flag, db_flag=self.db_flag)
+
+    def ledger(self, *, create: bool = True) -> Ledger | None:
+        from ..ledger import Ledger
+
+        return Ledger.open(self.settings.paths.db, create=create)
+
+    def engine(self) -> Engine:
+        from ..engine import Engine
+        from ..ledger import Ledger
+
+        path = self.settings.paths.db
+        return Engine(self.settings, ledger=lambda: Ledger.open(path))  # type: ignore[arg-type,return-value]
+
+    def err(self, message: str) -> None:
+        print(message, file=self.streams.stderr, flush=True)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The AppContext main() put on the root context (a fresh one when called otherwise)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        root.obj = AppContext()
+    return root.obj

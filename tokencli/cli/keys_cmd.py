@@ -1,0 +1,94 @@
+"""`tokencli keys set/list/rm`: API keys in an owner-only file, never printed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .context import app_context
+from .options import JsonOpt
+from .output import Column, emit_json, render_table
+
+app = typer.Typer(
+    name='keys',
+    help="Store API keys in an owner-only file (environment variables win over it).",
+    no_args_is_help=True,
+)
+
+ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", help="A provider name, e.g. openai.")]
+
+
+@app.command("set")
+def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
+    """Store the key for PROVIDER, read from stdin or typed at a hidden prompt."""
+    from ..keys import KeyStore
+
+    app_ctx = app_context(ctx)
+    settings = app_ctx.settings
+    settings.provider(provider)  # unknown provider → exit 6 with the list
+    streams = app_ctx.streams
+    if streams.stdin_isatty:
+        import getpass
+
+        key = getpass.getpass(f"API key for {provider} (hidden): ", stream=streams.stderr)
+    else:
+        key = streams.stdin.readline()
+    key = key.strip()
+    if not key:
+        raise UsageError("No key given.", f"Pipe it in (tokencli keys set {provider} < file) or type it at the prompt.")
+    if any(ch.isspace() for ch in key) or not key.isprintable():
+        raise UsageError("The key contains spaces or control characters.", "Paste the key alone.")
+    store = KeyStore(settings.paths.keys)
+    store.set(provider, key)
+    app_ctx.err(f"tokencli: stored the key for {provider} in {store.path} (owner-only).")
+
+
+@app.command("list")
+def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Which providers have a key and where it comes from (keys are masked)."""
+    from ..keys import KeyStore, resolve_key
+    from ..redact import mask
+
+    app_ctx = app_context(ctx)
+    settings = app_ctx.settings
+    store = KeyStore(settings.paths.keys)
+    rows = []
+    for name, provider in sorted(settings.providers.items()):
+        found = resolve_key(provider, settings.env, store)
+        if found is None and not provider.key_required and name not in store.names():
+            continue  # self-hosted providers with no key: nothing to say
+        rows.append(
+            {
+                "provider": name,
+                "status": "set" if found else "missing",
+                "source": found.source if found else None,
+                "key": mask(found.value) if found else None,
+                "env": list(provider.api_key_env),
+            }
+        )
+    if json_out:
+        emit_json(app_ctx.streams, rows)
+        return
+    render_table(
+        app_ctx.streams,
+        [Column("PROVIDER"), Column("KEY"), Column("SOURCE"), Column("VARIABLE")],
+        [[r["provider"], r["key"] or "missing", r["source"] or "-", ", ".join(r["env"]) or "-"] for r in rows],
+    )
+
+
+@app.command("rm")
+def remove_key(ctx: typer.Context, provider: ProviderArg) -> None:
+    """Remove the stored key for PROVIDER (environment variables are untouched)."""
+    from ..keys import KeyStore
+
+    app_ctx = app_context(ctx)
+    store = KeyStore(app_ctx.settings.paths.keys)
+    if not store.remove(provider):
+        raise UsageError(f"No stored key for {provider!r}.", "'tokencli keys list' shows the stored keys.")
+    app_ctx.err(f"tokencli: removed the key for {provider}.")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="keys")

@@ -1,0 +1,157 @@
+"""`tokencli run`: one prompt, streamed to stdout, recorded in the ledger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..errors import UsageError
+from .context import AppContext, Streams, app_context
+from .options import JsonOpt, ModelOpt
+from .output import emit_json
+
+if TYPE_CHECKING:
+    from ..ledger import Call
+
+RUN_HELP = """Run one prompt and record the call.
+
+The prompt is the PROMPT argument, or text piped on stdin, or both: then PROMPT is
+the instruction and stdin the material (sent as the material, a blank line, then
+the instruction). Only the model's text goes to stdout.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help=RUN_HELP)(run)
+
+
+def run(
+    ctx: typer.Context,
+    prompt: Annotated[str | None, typer.Argument(help="The prompt (or the instruction, with stdin).", show_default=False)] = None,
+    model: ModelOpt = None,
+    system: Annotated[str | None, typer.Option("-s", "--system", help="System prompt.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")] = None,
+    project: Annotated[str | None, typer.Option("-p", "--project", help="Project to record the call under.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE label on the call (repeatable).", metavar="KEY=VALUE")] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Wait for the whole answer instead of streaming it.")] = False,
+    json_out: JsonOpt = False,
+    usage: Annotated[bool, typer.Option("-u", "--usage", help="Print tokens and cost on stderr (default when stderr is a terminal).")] = False,
+    price_as: Annotated[str | None, typer.Option("--price-as", metavar="PROVIDER:MODEL", help="Price a mock or self-hosted call as this model would cost.")] = None,
+) -> None:
+    from ..engine import RunOptions
+    from .render import call_json, usage_line
+
+    app_ctx = app_context(ctx)
+    streams = app_ctx.streams
+    text = read_prompt(prompt, streams)
+    options = RunOptions(
+        prompt=text,
+        model=model,
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stream=not no_stream,
+        project=project,
+        tags=parse_tags(tag or []),
+        price_as=price_as,
+    )
+    printer = TextPrinter(streams, enabled=not json_out)
+    engine = app_ctx.engine()
+    try:
+        result = engine.run(options, printer.write)
+    except Exception as exc:
+        printer.finish()
+        call = getattr(exc, "call", None)
+        if call is not None:
+            _after_failure(app_ctx, call, json_out, usage)
+        raise
+    finally:
+        engine.close()
+    printer.finish()
+    for notice in result.notices:
+        app_ctx.err(f"tokencli: {notice}")
+    if json_out:
+        emit_json(streams, call_json(result.call, text=result.text))
+    if usage or streams.stderr_isatty:
+        app_ctx.err(usage_line(result.call))
+
+
+def _after_failure(app_ctx: AppContext, call: Call, json_out: bool, usage: bool) -> None:
+    from .render import call_json, usage_line
+
+    if json_out:
+        emit_json(app_ctx.streams, call_json(call, text=call.response_text or ""))
+    if usage or app_ctx.streams.stderr_isatty:
+        app_ctx.err(usage_line(call))
+
+
+class TextPrinter:
+    """Writes the answer as it streams; ends it with a newline for the shell."""
+
+    def __init__(self, streams: Streams, *, enabled: bool) -> None:
+        self.out = streams.stdout
+        self.enabled = enabled
+        self.last = ""
+
+    def write(self, text: str) -> None:
+        if not self.enabled or not text:
+            return
+        self.out.write(text)
+        self.out.flush()
+        self.last = text[-1]
+
+    def finish(self) -> None:
+        if self.enabled and self.last and self.last != "\n":
+            try:
+                self.out.write("\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+            self.last = "\n"
+
+
+def read_prompt(prompt: str | None, streams: Streams) -> str:
+    """PROMPT and/or piped stdin → the user message. Binary or empty input is refused."""
+    material = None
+    if not streams.stdin_isatty:
+        material = read_stdin_text(streams)
+    if prompt is not None and not prompt.strip():
+        raise UsageError("The prompt is empty.", "Give a non-empty PROMPT, or leave it out and pipe text on stdin.")
+    if material is not None and material.strip():
+        return f"{material.rstrip()}\n\n{prompt}" if prompt else material
+    if prompt:
+        return prompt
+    if material is not None:
+        raise UsageError("Stdin was empty and no PROMPT was given.", "Pipe some text, or pass the prompt as an argument.")
+    raise UsageError("No prompt given.", 'Pass one as an argument (tokencli run "…") or pipe text on stdin.')
+
+
+def read_stdin_text(streams: Streams) -> str | None:
+    stream = streams.stdin
+    if stream is None or getattr(stream, "closed", False):
+        return None
+    buffer = getattr(stream, "buffer", None)
+    try:
+        data = buffer.read() if buffer is not None else stream.read().encode("utf-8", "surrogateescape")
+    except (OSError, ValueError):
+        return None
+    if b"\x00" in data:
+        raise UsageError("Stdin holds binary data, not text.", "Pipe a text file, or convert it to text first.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("Stdin is not UTF-8 text.", "Convert it first, e.g. with iconv -t UTF-8.") from None
+
+
+def parse_tags(values: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--tag {value!r} is not KEY=VALUE.", "e.g. --tag client=acme.")
+        tags[key] = val.strip()
+    return tags
+

@@ -1,0 +1,95 @@
+"""One error type with a hint, and the stable exit codes from DESIGN.md.
+
+Every failure a user can cause or meet is a `TokencliError`; the CLI's single
+error boundary prints its message (and hint) as one sentence on stderr and
+exits with its code. Anything else reaching the boundary is a bug (exit 1).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    BUG = 1
+    USAGE = 2
+    LIMIT = 3
+    REFUSED = 4
+    UNAVAILABLE = 5
+    CONFIG = 6
+    INTERRUPTED = 130
+
+
+class TokencliError(Exception):
+    """A failure with a message for people and a stable exit code."""
+
+    exit_code: ExitCode = ExitCode.BUG
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} {self.hint}"
+
+
+class UsageError(TokencliError):
+    """Bad flag, argument or value (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LimitError(TokencliError):
+    """A budget or a check's threshold was crossed (exit 3)."""
+
+    exit_code = ExitCode.LIMIT
+
+
+class ConfigError(TokencliError):
+    """Unreadable or invalid configuration, missing key, unknown provider or model (exit 6)."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class ProviderError(TokencliError):
+    """A provider call failed. `kind` is what the ledger records as `error_kind`."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        kind: str,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.retryable = retryable
+
+
+class ProviderRefused(ProviderError):
+    """The provider said no: authentication, billing, bad request, content filter (exit 4)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or kept failing (exit 5)."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class Interrupted(TokencliError):
+    """Ctrl-C, SIGTERM or a closed stdout stopped the work (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED

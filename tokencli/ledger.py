@@ -1,0 +1,526 @@
+"""The ledger: one SQLite file, the only module that speaks SQL.
+
+- WAL mode, a long busy timeout and `BEGIN IMMEDIATE` for every write, so
+  many tokencli processes write at once without "database is locked";
+- created owner-only (0600) in an owner-only directory;
+- ordered, append-only migrations (sqlite-utils' `Migrations`), each in one
+  transaction with its record, run once on open. sqlite-utils costs ~0.1 s
+  to import, so it loads only when a migration is actually pending;
+- a call is written *before* the request is sent (status `pending`, with the
+  host and pid) and completed after, so a killed process leaves a row that the
+  next tokencli command marks `interrupted`;
+- prompt and response texts live in their own table, so the `calls` rows that
+  reports scan stay narrow.
+
+Money is stored as integer picos (see `money`), times as fixed-width UTC ISO
+text (`2026-11-22T17:29:00.123456Z`), which sorts chronologically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, UsageError
+from .money import from_picos, to_picos
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+BUSY_TIMEOUT_S = 60.0
+STATUSES = ("pending", "ok", "error", "interrupted", "blocked", "cached")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@functools.cache
+def host_name() -> str:
+    """This machine's name, recorded on every row so merged ledgers keep their origin."""
+    import socket
+
+    return socket.gethostname()
+
+
+# ------------------------------------------------------------------ records
+
+
+@dataclass
+class Call:
+    """One row of the ledger, in and out."""
+
+    id: str
+    ts: str
+    provider: str
+    model: str
+    status: str = "pending"
+    host: str = field(default_factory=host_name)
+    pid: int | None = None
+    response_model: str | None = None
+    alias: str | None = None
+    project: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal | None = None
+    currency: str | None = None
+    price_source: str | None = None
+    duration_ms: int | None = None
+    ttft_ms: int | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    finish_reason: str | None = None
+    stream: bool | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    system_text: str | None = None
+    prompt_text: str | None = None
+    response_text: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The `calls` row (texts and tags go to their own tables)."""
+        u = self.usage
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "host": self.host,
+            "pid": self.pid,
+            "provider": self.provider,
+            "model": self.model,
+            "response_model": self.response_model,
+            "alias": self.alias,
+            "project": self.project,
+            "tags": json.dumps(self.tags, ensure_ascii=False, sort_keys=True) if self.tags else None,
+            "prompt_name": self.prompt_name,
+            "prompt_version": self.prompt_version,
+            "input_tokens": u.input_tokens,
+            "cached_input_tokens": u.cached_input_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "output_tokens": u.output_tokens,
+            "reasoning_tokens": u.reasoning_tokens,
+            "total_tokens": u.total_tokens,
+            "usage_source": u.source,
+            "cost_pico": to_picos(self.cost) if self.cost is not None else None,
+            "currency": self.currency,
+            "price_source": self.price_source,
+            "duration_ms": self.duration_ms,
+            "ttft_ms": self.ttft_ms,
+            "status": self.status,
+            "error_kind": self.error_kind,
+            "error_message": self.error_message,
+            "request_id": self.request_id,
+            "finish_reason": self.finish_reason,
+            "stream": None if self.stream is None else int(self.stream),
+            "params": json.dumps(self.params, sort_keys=True) if self.params else None,
+            "extra": json.dumps(self.extra, sort_keys=True, default=str) if self.extra else None,
+        }
+
+
+CALL_COLUMNS = tuple(Call(id="", ts="", provider="", model="").columns())
+# Columns a finished call fills in; the rest were written with the pending row.
+_START_COLUMNS = {
+    "id", "ts", "host", "pid", "provider", "model", "alias", "project", "tags",
+    "prompt_name", "prompt_version", "stream", "params",
+}
+RESULT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _START_COLUMNS)
+
+
+def _row_to_call(row: sqlite3.Row, with_text: bool) -> Call:
+    keys = row.keys()
+    return Call(
+        id=row["id"],
+        ts=row["ts"],
+        host=row["host"],
+        pid=row["pid"],
+        provider=row["provider"],
+        model=row["model"],
+        response_model=row["response_model"],
+        alias=row["alias"],
+        project=row["project"],
+        tags=json.loads(row["tags"]) if row["tags"] else {},
+        prompt_name=row["prompt_name"],
+        prompt_version=row["prompt_version"],
+        usage=Usage(
+            input_tokens=row["input_tokens"],
+            cached_input_tokens=row["cached_input_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+            output_tokens=row["output_tokens"],
+            reasoning_tokens=row["reasoning_tokens"],
+            source=row["usage_source"] or "reported",
+        ),
+        cost=from_picos(row["cost_pico"]) if row["cost_pico"] is not None else None,
+        currency=row["currency"],
+        price_source=row["price_source"],
+        duration_ms=row["duration_ms"],
+        ttft_ms=row["ttft_ms"],
+        status=row["status"],
+        error_kind=row["error_kind"],
+        error_message=row["error_message"],
+        request_id=row["request_id"],
+        finish_reason=row["finish_reason"],
+        stream=None if row["stream"] is None else bool(row["stream"]),
+        params=json.loads(row["params"]) if row["params"] else {},
+        extra=json.loads(row["extra"]) if row["extra"] else {},
+        system_text=row["system_text"] if with_text and "system_text" in keys else None,
+        prompt_text=row["prompt_text"] if with_text and "prompt_text" in keys else None,
+        response_text=row["response_text"] if with_text and "response_text" in keys else None,
+    )
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    provider: str | None = None
+    model: str | None = None
+    project: str | None = None
+    status: str | None = None
+    since: str | None = None  # formatted UTC timestamp
+    until: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+# --------------------------------------------------------------- migrations
+
+
+def _m001_calls(db: Database) -> None:
+    for statement in (
+        """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            response_model TEXT,
+            alias TEXT,
+            project TEXT,
+            tags TEXT,
+            prompt_name TEXT,
+            prompt_version INTEGER,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            total_tokens INTEGER NOT NULL DEFAULT 0,
+            usage_source TEXT,
+            cost_pico INTEGER,
+            currency TEXT,
+            price_source TEXT,
+            duration_ms INTEGER,
+            ttft_ms INTEGER,
+            status TEXT NOT NULL,
+            error_kind TEXT,
+            error_message TEXT,
+            request_id TEXT,
+            finish_reason TEXT,
+            stream INTEGER,
+            params TEXT,
+            extra TEXT
+        )
+        """,
+        "CREATE INDEX calls_ts ON calls(ts)",
+        "CREATE INDEX calls_provider_model_ts ON calls(provider, model, ts)",
+        "CREATE INDEX calls_project_ts ON calls(project, ts)",
+        "CREATE INDEX calls_pending ON calls(host, pid) WHERE status = 'pending'",
+        """
+        CREATE TABLE call_texts (
+            call_id TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+            system_text TEXT,
+            prompt_text TEXT,
+            response_text TEXT
+        )
+        """,
+        """
+        CREATE TABLE call_tags (
+            call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (call_id, key)
+        )
+        """,
+        "CREATE INDEX call_tags_key_value ON call_tags(key, value)",
+        "CREATE TABLE notices (key TEXT PRIMARY KEY, ts TEXT NOT NULL)",
+    ):
+        db.execute(statement)
+
+
+# Append only: each (name, function) runs once, in order, in its own transaction.
+MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
+    ("m001_calls", _m001_calls),
+]
+MIGRATION_SET = "tokencli"
+
+
+# ------------------------------------------------------------------- ledger
+
+
+class Ledger:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Ledger | None:
+        """Open (and if needed create and migrate) the ledger at `path`.
+
+        With `create=False` a missing ledger gives None: read-only commands do
+        not create files.
+        """
+        if not path.exists():
+            if not create:
+                return None
+            _create_owner_only(path)
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            ledger = cls(conn, path)
+            ledger._configure()
+            ledger._migrate()
+            # Any command that opens the ledger settles calls of killed processes.
+            ledger.recover_abandoned(host_name(), pid_alive)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"The ledger {path} cannot be opened: {exc}.",
+                "If it is damaged, move it aside; tokencli will start a new one.",
+            ) from None
+        return ledger
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _configure(self) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # journal_mode is persistent: only the first process to open the file
+        # switches it, and racing first openers retry on "locked".
+        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            for attempt in range(50):
+                try:
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    import time
+
+                    time.sleep(0.05)
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _applied_count(self) -> int:
+        try:
+            return int(
+                self.conn.execute(
+                    "SELECT count(*) FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,)
+                ).fetchone()[0]
+            )
+        except sqlite3.OperationalError:  # no migrations table yet
+            return 0
+
+    def _migrate(self) -> None:
+        if self._applied_count() >= len(MIGRATIONS):
+            return
+        from sqlite_utils import Database
+        from sqlite_utils.migrations import Migrations
+
+        migrations = Migrations(MIGRATION_SET)
+        for name, function in MIGRATIONS:
+            migrations(name=name)(function)
+        db = Database(self.conn, execute_plugins=False)
+        # One writer migrates; the others wait on the lock, then find nothing pending.
+        with self.write():
+            migrations.apply(db)
+
+    # ----------------------------------------------------------------- writes
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front.
+
+        `BEGIN IMMEDIATE` waits (busy timeout) for the lock instead of failing
+        later when a deferred read would have to be upgraded.
+        """
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def insert_call(self, call: Call) -> None:
+        """Write a whole call: the pending row before a request, or a finished one."""
+        row = call.columns()
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.write() as conn:
+            conn.execute(f"INSERT INTO calls ({names}) VALUES ({marks})", tuple(row.values()))
+            self._write_texts(conn, call)
+            self._write_tags(conn, call)
+
+    def finish_call(self, call: Call) -> None:
+        """Write the outcome of a call whose pending row exists."""
+        row = call.columns()
+        updates = {k: row[k] for k in RESULT_COLUMNS}
+        assignments = ", ".join(f"{k} = ?" for k in updates)
+        with self.write() as conn:
+            cur = conn.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*updates.values(), call.id))
+            if cur.rowcount == 0:  # the pending row was pruned or never written
+                names = ", ".join(row)
+                conn.execute(f"INSERT INTO calls ({names}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
+                self._write_tags(conn, call)
+            self._write_texts(conn, call)
+
+    @staticmethod
+    def _write_texts(conn: sqlite3.Connection, call: Call) -> None:
+        if call.system_text is None and call.prompt_text is None and call.response_text is None:
+            return
+        conn.execute(
+            """
+            INSERT INTO call_texts (call_id, system_text, prompt_text, response_text) VALUES (?, ?, ?, ?)
+            ON CONFLICT(call_id) DO UPDATE SET
+                system_text = coalesce(excluded.system_text, system_text),
+                prompt_text = coalesce(excluded.prompt_text, prompt_text),
+                response_text = coalesce(excluded.response_text, response_text)
+            """,
+            (call.id, call.system_text, call.prompt_text, call.response_text),
+        )
+
+    @staticmethod
+    def _write_tags(conn: sqlite3.Connection, call: Call) -> None:
+        if call.tags:
+            conn.executemany(
+                "INSERT OR REPLACE INTO call_tags (call_id, key, value) VALUES (?, ?, ?)",
+                [(call.id, k, v) for k, v in call.tags.items()],
+            )
+
+    def recover_abandoned(self, host: str, alive: Callable[[int], bool]) -> int:
+        """Mark `pending` calls of dead processes on this host as interrupted.
+
+        A process killed outright (kill -9, power loss) never finished its row;
+        the request may have been paid for, so the row stays, marked.
+        """
+        rows = self.conn.execute(
+            "SELECT id, pid FROM calls WHERE status = 'pending' AND host = ?", (host,)
+        ).fetchall()
+        dead = [r["id"] for r in rows if r["pid"] is None or not alive(int(r["pid"]))]
+        if not dead:
+            return 0
+        with self.write() as conn:
+            conn.executemany(
+                """
+                UPDATE calls SET status = 'interrupted', error_kind = 'killed',
+                    error_message = 'The tokencli process ended before the call finished.',
+                    usage_source = 'estimated'
+                WHERE id = ? AND status = 'pending'
+                """,
+                [(i,) for i in dead],
+            )
+        return len(dead)
+
+    def notice_once(self, key: str) -> bool:
+        """True the first time `key` is seen: for hints shown only once."""
+        with self.write() as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)", (key, format_ts(utc_now())))
+            return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ reads
+
+    def list_calls(self, flt: CallFilter = CallFilter(), *, limit: int = 20, with_text: bool = False) -> list[Call]:
+        where, args = _where(flt)
+        select = "SELECT c.*" + (", t.system_text, t.prompt_text, t.response_text" if with_text else "")
+        join = " LEFT JOIN call_texts t ON t.call_id = c.id" if with_text else ""
+        sql = f"{select} FROM calls c{join}{where} ORDER BY c.ts DESC, c.id DESC LIMIT ?"
+        rows = self.conn.execute(sql, (*args, limit)).fetchall()
+        return [_row_to_call(r, with_text) for r in rows]
+
+    def get_call(self, id_prefix: str) -> Call:
+        prefix = id_prefix.strip().upper()
+        if len(prefix) < 4:
+            raise UsageError(f"Call id {id_prefix!r} is too short.", "Give at least 4 characters of an id from 'tokencli logs'.")
+        rows = self.conn.execute(
+            """
+            SELECT c.*, t.system_text, t.prompt_text, t.response_text
+            FROM calls c LEFT JOIN call_texts t ON t.call_id = c.id
+            WHERE c.id >= ? AND c.id < ? ORDER BY c.id LIMIT 2
+            """,
+            (prefix, prefix + "\uffff"),
+        ).fetchall()
+        if not rows:
+            raise UsageError(f"No call with id {id_prefix!r}.", "'tokencli logs' lists recent calls and their ids.")
+        if len(rows) > 1:
+            raise UsageError(f"Call id {id_prefix!r} is ambiguous.", "Give more characters of the id.")
+        return _row_to_call(rows[0], True)
+
+    def count_calls(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def _where(flt: CallFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column in ("provider", "model", "project", "status"):
+        value = getattr(flt, column)
+        if value:
+            clauses.append(f"c.{column} = ?")
+            args.append(value)
+    if flt.since:
+        clauses.append("c.ts >= ?")
+        args.append(flt.since)
+    if flt.until:
+        clauses.append("c.ts < ?")
+        args.append(flt.until)
+    for key, value in flt.tags:
+        clauses.append("EXISTS (SELECT 1 FROM call_tags g WHERE g.call_id = c.id AND g.key = ? AND g.value = ?)")
+        args.extend((key, value))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _create_owner_only(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the ledger {path}: {exc.strerror}.", "Check --db or TOKENCLI_HOME.") from None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

@@ -1,0 +1,150 @@
+"""Anthropic Messages API (`POST /v1/messages`).
+
+Usage arrives in two parts in a stream: `message_start` carries input and
+cache counts, each `message_delta` the cumulative output. Anthropic's
+`input_tokens` excludes cache reads and writes; the normalized input adds
+them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from ..usage import Usage, as_count
+from . import http
+from .base import CONTENT_FILTER, LENGTH, STOP, ChatRequest, Event, Finished, ResponseStarted, TextDelta, UsageUpdate
+from .registry import ProviderConfig
+
+API_VERSION = "2023-06-01"
+_FINISH = {"end_turn": STOP, "stop_sequence": STOP, "max_tokens": LENGTH, "refusal": CONTENT_FILTER}
+
+
+def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
+    """Anthropic usage → normalized. Fields missing here keep `previous` values
+    (a `message_delta` may carry only `output_tokens`)."""
+    prev = previous or Usage()
+    uncached = as_count(u["input_tokens"]) if u.get("input_tokens") is not None else None
+    read = as_count(u["cache_read_input_tokens"]) if u.get("cache_read_input_tokens") is not None else None
+    write = as_count(u["cache_creation_input_tokens"]) if u.get("cache_creation_input_tokens") is not None else None
+    cached = prev.cached_input_tokens if read is None else read
+    written = prev.cache_write_tokens if write is None else write
+    if uncached is None:
+        input_tokens = prev.input_tokens - prev.cached_input_tokens - prev.cache_write_tokens + cached + written
+    else:
+        input_tokens = uncached + cached + written
+    output = prev.output_tokens if u.get("output_tokens") is None else as_count(u["output_tokens"])
+    details = u.get("output_tokens_details") or {}
+    thinking = details.get("thinking_tokens")
+    return Usage(
+        input_tokens=input_tokens,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+        output_tokens=output,
+        reasoning_tokens=prev.reasoning_tokens if thinking is None else as_count(thinking),
+    )
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig, api_key: str | None, *, transport: httpx.BaseTransport | None = None):
+        self.config = config
+        self.api_key = api_key
+        self.url = f"{(config.base_url or '').rstrip('/')}/v1/messages"
+        http.check_url_safety(config, self.url)
+        self.client = http.build_client(config, transport)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            # Required by the API; 4096 unless the user or config says otherwise.
+            "max_tokens": request.max_tokens or self.config.default_max_tokens or 4096,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": request.stream,
+        }
+        if request.system:
+            body["system"] = request.system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        return body
+
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        return headers
+
+    def generate(self, request: ChatRequest) -> Iterator[Event]:
+        name = self.config.name
+        with http.transport_errors(name, self.url) as state:
+            with self.client.stream("POST", self.url, json=self.body(request), headers=self.headers()) as response:
+                request_id = response.headers.get("request-id")
+                state["request_id"] = request_id
+                http.raise_for_status(name, response, request_id)
+                state["started"] = "yes"
+                yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
+                if request.stream:
+                    yield from self._stream(response, request_id)
+                else:
+                    yield from self._whole(http.read_json(name, response, request_id), request_id)
+
+    def _whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+        name = self.config.name
+        if not isinstance(data, dict):
+            raise http.bad_response_error(name, "JSON that is not a message", request_id=request_id)
+        if data.get("type") == "error":
+            raise http.classify(name, 0, http.dumps(data), request_id=request_id)
+        if not isinstance(data.get("content"), list):
+            raise http.bad_response_error(name, "a message without content", request_id=request_id)
+        text = "".join(
+            str(block.get("text", "")) for block in data["content"] if isinstance(block, dict) and block.get("type") == "text"
+        )
+        if text:
+            yield TextDelta(text)
+        if isinstance(data.get("usage"), dict):
+            yield UsageUpdate(parse_usage(data["usage"]))
+        raw = data.get("stop_reason")
+        yield Finished(_FINISH.get(raw, raw), raw, data.get("model"), data.get("id"))
+
+    def _stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
+        name = self.config.name
+        usage: Usage | None = None
+        model = message_id = stop = None
+        stopped = False
+        for event in http.iter_sse(response.iter_lines()):
+            try:
+                data = http.loads(event.data)
+            except ValueError:
+                raise http.bad_response_error(name, f"a stream event that is not JSON ({event.data[:60]!r})", request_id=request_id) from None
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type") or event.event
+            if kind == "message_start":
+                message = data.get("message") or {}
+                model, message_id = message.get("model"), message.get("id")
+                if isinstance(message.get("usage"), dict):
+                    usage = parse_usage(message["usage"])
+                    yield UsageUpdate(usage)
+            elif kind == "content_block_delta":
+                delta = data.get("delta") or {}
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    yield TextDelta(str(delta["text"]))
+            elif kind == "message_delta":
+                stop = (data.get("delta") or {}).get("stop_reason") or stop
+                if isinstance(data.get("usage"), dict):
+                    usage = parse_usage(data["usage"], usage)
+                    yield UsageUpdate(usage)
+            elif kind == "message_stop":
+                stopped = True
+                break
+            elif kind == "error":
+                raise http.classify(name, 0, http.dumps(data), request_id=request_id)
+            # ping, content_block_start/stop and future event types: nothing to do.
+        if not stopped:
+            raise http.stream_cut_error(name, request_id=request_id)
+        yield Finished(_FINISH.get(stop or "", stop), stop, model, message_id)
+

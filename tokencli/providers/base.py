@@ -1,0 +1,90 @@
+"""The Provider protocol: a request goes in, a stream of events comes out.
+
+A provider yields events as they happen, so whatever arrived before an
+interruption (Ctrl-C, a cut stream) is still in the caller's hands:
+
+- `ResponseStarted` once the provider accepted the request (headers read);
+- `TextDelta` for each piece of the answer;
+- `UsageUpdate` with the *cumulative* normalized usage so far (keep the last);
+- `Finished` when the provider said the answer is complete.
+
+Failures are raised as `ProviderError`s; see `providers.http.classify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from ..usage import Usage
+from .registry import ProviderConfig
+
+# Normalized finish reasons; providers map theirs onto these.
+STOP = "stop"
+LENGTH = "length"
+CONTENT_FILTER = "content_filter"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stream: bool = True
+
+    @property
+    def prompt_text(self) -> str:
+        return "\n\n".join(m.content for m in self.messages if m.role == "user")
+
+
+@dataclass(frozen=True)
+class ResponseStarted:
+    request_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageUpdate:
+    usage: Usage
+    # What the provider says it charged (OpenRouter's `cost`), when it says so.
+    provider_cost: Decimal | None = None
+    provider_cost_currency: str | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: str | None = None
+    raw_finish_reason: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    # Anything else worth keeping on the ledger row (device, dtype, durations).
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+Event = ResponseStarted | TextDelta | UsageUpdate | Finished
+
+
+@runtime_checkable
+class Provider(Protocol):
+    config: ProviderConfig
+
+    def generate(self, request: ChatRequest) -> Iterator[Event]:
+        """Send the request and yield its events. Raises ProviderError."""
+        ...
+
+    def close(self) -> None: ...
