@@ -199,7 +199,9 @@ SECTIONS = ("defaults", "aliases", "providers", "prices", "currency")
 def _currency_code(checker: _Checker, key_path: tuple[str, ...], value: str) -> str:
     code = value.strip().upper()
     if len(code) != 3 or not code.isalpha():
-        raise checker.fail(key_path, f"must be a three-letter currency code like USD or CNY, not {value!r}")
+        raise checker.fail(
+            key_path, f"must be a three-letter currency code like USD or CNY, not {value!r}"
+        )
     return code
 
 
@@ -213,7 +215,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str]:
     except FileNotFoundError:
         return {}, ""
     except IsADirectoryError:
-        raise ConfigError(f"Config path {path} is a directory.", "Point --config at a TOML file.") from None
+        raise ConfigError(
+            f"Config path {path} is a directory.", "Point --config at a TOML file."
+        ) from None
     except OSError as exc:
         raise ConfigError(f"Cannot read config {path}: {exc.strerror}.", None) from None
     try:
@@ -252,7 +256,9 @@ def settings_from_doc(
 
     for section in doc:
         if section not in SECTIONS:
-            raise check.fail((section,), "is not a known section", f"Known sections: {', '.join(SECTIONS)}.")
+            raise check.fail(
+                (section,), "is not a known section", f"Known sections: {', '.join(SECTIONS)}."
+            )
 
     # [defaults]
     defaults_raw = check.table(("defaults",), doc.get("defaults", {}))
@@ -282,7 +288,9 @@ def settings_from_doc(
         type_ = check.value((*key_path, "type"), type_, "str")
         if type_ not in PROTOCOLS:
             raise check.fail(
-                (*key_path, "type"), f"names an unknown type {type_!r}", f"Valid types: {', '.join(sorted(PROTOCOLS))}."
+                (*key_path, "type"),
+                f"names an unknown type {type_!r}",
+                f"Valid types: {', '.join(sorted(PROTOCOLS))}.",
             )
         if base is None:
             base = custom_provider(name, type_)
@@ -293,8 +301,13 @@ def settings_from_doc(
         values, found = check.fields(key_path, table, specs)
         if "currency" in values:
             values["currency"] = _currency_code(check, (*key_path, "currency"), values["currency"])
-        if "max_tokens_field" in values and values["max_tokens_field"] not in ("max_tokens", "max_completion_tokens"):
-            raise check.fail((*key_path, "max_tokens_field"), "must be max_tokens or max_completion_tokens")
+        if "max_tokens_field" in values and values["max_tokens_field"] not in (
+            "max_tokens",
+            "max_completion_tokens",
+        ):
+            raise check.fail(
+                (*key_path, "max_tokens_field"), "must be max_tokens or max_completion_tokens"
+            )
         for numeric in ("connect_timeout", "read_timeout"):
             if numeric in values:
                 values[numeric] = float(values[numeric])
@@ -312,7 +325,11 @@ def settings_from_doc(
             raise check.fail(key_path, "is empty", 'Write alias = "PROVIDER:MODEL".')
         for t in targets:
             if ":" not in t:
-                raise check.fail(key_path, f"must name PROVIDER:MODEL, not {t!r}", 'e.g. fast = "deepseek:deepseek-chat".')
+                raise check.fail(
+                    key_path,
+                    f"must name PROVIDER:MODEL, not {t!r}",
+                    'e.g. fast = "deepseek:deepseek-chat".',
+                )
             if t.partition(":")[0] not in providers:
                 raise check.fail(
                     key_path,
@@ -328,10 +345,14 @@ def settings_from_doc(
         key_path = ("prices", ref)
         table = check.table(key_path, table)
         if ":" not in ref:
-            raise check.fail(key_path, "must be named PROVIDER:MODEL", 'e.g. [prices."qwen:qwen-max"].')
+            raise check.fail(
+                key_path, "must be named PROVIDER:MODEL", 'e.g. [prices."qwen:qwen-max"].'
+            )
         values, _ = check.fields(key_path, table, PRICE_FIELDS)
         if not any(k in values for k in ("input", "output")):
-            raise check.fail(key_path, "sets no price", "Give at least input and output (per 1M tokens).")
+            raise check.fail(
+                key_path, "sets no price", "Give at least input and output (per 1M tokens)."
+            )
         currency = _currency_code(check, (*key_path, "currency"), values.get("currency", "USD"))
         prices[ref] = PriceOverride(
             input=values.get("input"),
@@ -349,7 +370,9 @@ def settings_from_doc(
     rates: dict[str, Decimal] = {}
     for key, value in currency_raw.items():
         if key == "report":
-            report = _currency_code(check, ("currency", key), check.value(("currency", key), value, "str"))
+            report = _currency_code(
+                check, ("currency", key), check.value(("currency", key), value, "str")
+            )
             sources["currency.report"] = check.where(("currency", key))
         elif key == "rates":
             for code, rate in check.table(("currency", "rates"), value).items():
@@ -360,7 +383,9 @@ def settings_from_doc(
                 rates[_currency_code(check, rate_path, code)] = amount
                 sources[f"currency.rates.{code}"] = check.where(rate_path)
         else:
-            raise check.fail(("currency", key), "is not a known setting", "Known settings here: rates, report.")
+            raise check.fail(
+                ("currency", key), "is not a known setting", "Known settings here: rates, report."
+            )
 
     return Settings(
         paths=paths,
@@ -378,5 +403,7 @@ def settings_from_doc(
 def _check_base_url(check: _Checker, key_path: tuple[str, ...], url: str) -> str:
     url = url.strip().rstrip("/")
     if not (url.startswith("http://") or url.startswith("https://")) or len(url) < 10:
-        raise check.fail(key_path, f"must be an http(s) URL, not {url!r}", "e.g. https://api.openai.com/v1.")
+        raise check.fail(
+            key_path, f"must be an http(s) URL, not {url!r}", "e.g. https://api.openai.com/v1."
+        )
     return url

@@ -20,11 +20,18 @@ from datetime import datetime
 from decimal import Decimal
 
 from .config import Settings
-from .errors import ConfigError, Interrupted, ProviderError, ProviderRefused, TokencliError, UsageError
+from .errors import (
+    ConfigError,
+    Interrupted,
+    ProviderError,
+    ProviderRefused,
+    TokencliError,
+    UsageError,
+)
 from .ids import new_id
 from .keys import KeyStore, require_key
 from .ledger import Call, Ledger, format_ts, parse_ts, utc_now
-from .pricing import Cost, price_call, prefetch
+from .pricing import Cost, prefetch, price_call
 from .providers.base import (
     CONTENT_FILTER,
     ChatRequest,
@@ -77,7 +84,9 @@ def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
     """`-m` value (alias or PROVIDER:MODEL) → provider config and model name."""
     spec = (spec or settings.defaults.model or "").strip()
     if not spec:
-        raise UsageError("No model given.", "Pass -m PROVIDER:MODEL or set [defaults] model in the config.")
+        raise UsageError(
+            "No model given.", "Pass -m PROVIDER:MODEL or set [defaults] model in the config."
+        )
     alias = None
     if spec in settings.aliases:
         alias, spec = spec, settings.aliases[spec][0]
@@ -132,7 +141,9 @@ class Engine:
 
     def run(self, opts: RunOptions, on_text: Callable[[str], None] = lambda _: None) -> RunResult:
         if not opts.prompt.strip():
-            raise UsageError("The prompt is empty.", "Pass a prompt argument or pipe text on stdin.")
+            raise UsageError(
+                "The prompt is empty.", "Pass a prompt argument or pipe text on stdin."
+            )
         resolved = resolve_model(self.settings, opts.model)
         price_as = self._price_as(resolved, opts.price_as)
         provider = self.provider_for(resolved.provider)
@@ -140,18 +151,28 @@ class Engine:
             model=resolved.model,
             messages=(Message("user", opts.prompt),),
             system=opts.system,
-            max_tokens=opts.max_tokens if opts.max_tokens is not None else self.settings.defaults.max_tokens,
-            temperature=opts.temperature if opts.temperature is not None else self.settings.defaults.temperature,
+            max_tokens=opts.max_tokens
+            if opts.max_tokens is not None
+            else self.settings.defaults.max_tokens,
+            temperature=opts.temperature
+            if opts.temperature is not None
+            else self.settings.defaults.temperature,
             stream=opts.stream,
         )
         validate = getattr(provider, "validate", None)
         if validate is not None:
             validate(request)
-        if price_as is not None or (resolved.provider.prices_from and not resolved.provider.self_hosted):
+        if price_as is not None or (
+            resolved.provider.prices_from and not resolved.provider.self_hosted
+        ):
             prefetch()  # import the price table while the request is in flight
 
         store_text = self.settings.defaults.store_text
-        params = {k: v for k, v in (("max_tokens", request.max_tokens), ("temperature", request.temperature)) if v is not None}
+        params = {
+            k: v
+            for k, v in (("max_tokens", request.max_tokens), ("temperature", request.temperature))
+            if v is not None
+        }
         call = Call(
             id=new_id(),
             ts=format_ts(self.clock()),
@@ -172,7 +193,9 @@ class Engine:
             self.ledger.insert_call(call)
         return self._execute(call, provider, request, resolved, price_as, on_text, store_text)
 
-    def _price_as(self, resolved: ResolvedModel, spec: str | None) -> tuple[ProviderConfig, str] | None:
+    def _price_as(
+        self, resolved: ResolvedModel, spec: str | None
+    ) -> tuple[ProviderConfig, str] | None:
         if not spec:
             return None
         if not resolved.provider.self_hosted:
@@ -211,7 +234,10 @@ class Engine:
                 elif isinstance(event, UsageUpdate):
                     usage = event.usage
                     if event.provider_cost is not None:
-                        provider_cost, provider_cost_currency = event.provider_cost, event.provider_cost_currency
+                        provider_cost, provider_cost_currency = (
+                            event.provider_cost,
+                            event.provider_cost_currency,
+                        )
                 elif isinstance(event, ResponseStarted):
                     call.request_id = event.request_id
                 elif isinstance(event, Finished):
@@ -231,7 +257,9 @@ class Engine:
         call.duration_ms = int((ended - started) * 1000)
         call.ttft_ms = int((first_token - started) * 1000) if first_token is not None else None
         call.response_text = text if store_text else None
-        call.usage = settle_usage(usage, request, text, complete=finished is not None and failure is None)
+        call.usage = settle_usage(
+            usage, request, text, complete=finished is not None and failure is None
+        )
         notices: list[str] = []
 
         if finished is not None:
@@ -254,19 +282,28 @@ class Engine:
             raise error
         return RunResult(call=call, text=text, notices=notices)
 
-    def _classify_outcome(self, call: Call, failure: BaseException | None, finished: Finished | None) -> BaseException | None:
+    def _classify_outcome(
+        self, call: Call, failure: BaseException | None, finished: Finished | None
+    ) -> BaseException | None:
         """Set status and error fields; return the error to raise after recording."""
         if failure is None:
             if finished is not None and finished.finish_reason == CONTENT_FILTER:
                 call.status, call.error_kind = "error", "content_filter"
-                call.error_message = f"{call.provider} stopped the answer: its content filter blocked it."
-                return ProviderRefused(call.error_message, "Rephrase the prompt.", kind="content_filter")
+                call.error_message = (
+                    f"{call.provider} stopped the answer: its content filter blocked it."
+                )
+                return ProviderRefused(
+                    call.error_message, "Rephrase the prompt.", kind="content_filter"
+                )
             call.status = "ok"
             return None
         if isinstance(failure, KeyboardInterrupt | Interrupted | BrokenPipeError):
             call.status = "interrupted"
             if isinstance(failure, BrokenPipeError):
-                call.error_kind, call.error_message = "stdout_closed", "stdout was closed before the answer ended."
+                call.error_kind, call.error_message = (
+                    "stdout_closed",
+                    "stdout was closed before the answer ended.",
+                )
             elif isinstance(failure, Interrupted):
                 call.error_kind, call.error_message = "terminated", failure.message
             else:
@@ -304,7 +341,9 @@ class Engine:
                 price_as=price_as,
             )
         except Exception as exc:  # a broken price table must not lose the call
-            notices.append(f"Could not price this call ({type(exc).__name__}); cost recorded as unknown.")
+            notices.append(
+                f"Could not price this call ({type(exc).__name__}); cost recorded as unknown."
+            )
             return Cost(None, None, "unknown")
         if price_as is not None and cost.known and call.usage.source == COUNTED:
             # The real model would tokenize differently: the count is an estimate for it.
@@ -329,9 +368,8 @@ def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, comple
     A call cut short has the provider's partial counts at best (Anthropic sends
     input counts first); output is then at least an estimate of the received text.
     """
-    if usage is not None and complete:
-        if usage.total_tokens or not text:
-            return usage
+    if usage is not None and complete and (usage.total_tokens or not text):
+        return usage
     if usage is not None and usage.source == COUNTED:
         return usage  # exact running counts (mock, local models)
     estimated_input = estimate_tokens(request.system or "") + estimate_tokens(request.prompt_text)
@@ -357,10 +395,10 @@ def deferred_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
+    caught: list[signal.Signals] = []
 
     def hold(signum: int, _frame: object) -> None:
-        caught.append(signum)
+        caught.append(signal.Signals(signum))
 
     previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,9 @@ class KeyStore:
         self._cache = keys
 
 
-def resolve_key(provider: ProviderConfig, env: dict[str, str] | os._Environ[str], store: KeyStore) -> ResolvedKey | None:
+def resolve_key(
+    provider: ProviderConfig, env: Mapping[str, str], store: KeyStore
+) -> ResolvedKey | None:
     for var in provider.api_key_env:
         value = env.get(var, "").strip()
         if value:
@@ -101,7 +104,7 @@ def resolve_key(provider: ProviderConfig, env: dict[str, str] | os._Environ[str]
     return None
 
 
-def require_key(provider: ProviderConfig, env: dict[str, str] | os._Environ[str], store: KeyStore) -> str | None:
+def require_key(provider: ProviderConfig, env: Mapping[str, str], store: KeyStore) -> str | None:
     """The key to send, or None when the provider needs none. Missing → exit 6."""
     found = resolve_key(provider, env, store)
     if found:
@@ -109,5 +112,9 @@ def require_key(provider: ProviderConfig, env: dict[str, str] | os._Environ[str]
     if not provider.key_required:
         return None
     var = provider.api_key_env[0] if provider.api_key_env else None
-    how = f"Set {var} or run 'tokencli keys set {provider.name}'." if var else f"Run 'tokencli keys set {provider.name}'."
+    how = (
+        f"Set {var} or run 'tokencli keys set {provider.name}'."
+        if var
+        else f"Run 'tokencli keys set {provider.name}'."
+    )
     raise ConfigError(f"No API key for {provider.name}.", how)

@@ -19,9 +19,9 @@ text (`2026-11-22T17:29:00.123456Z`), which sorts chronologically.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -111,7 +111,9 @@ class Call:
             "response_model": self.response_model,
             "alias": self.alias,
             "project": self.project,
-            "tags": json.dumps(self.tags, ensure_ascii=False, sort_keys=True) if self.tags else None,
+            "tags": json.dumps(self.tags, ensure_ascii=False, sort_keys=True)
+            if self.tags
+            else None,
             "prompt_name": self.prompt_name,
             "prompt_version": self.prompt_version,
             "input_tokens": u.input_tokens,
@@ -140,8 +142,19 @@ class Call:
 CALL_COLUMNS = tuple(Call(id="", ts="", provider="", model="").columns())
 # Columns a finished call fills in; the rest were written with the pending row.
 _START_COLUMNS = {
-    "id", "ts", "host", "pid", "provider", "model", "alias", "project", "tags",
-    "prompt_name", "prompt_version", "stream", "params",
+    "id",
+    "ts",
+    "host",
+    "pid",
+    "provider",
+    "model",
+    "alias",
+    "project",
+    "tags",
+    "prompt_name",
+    "prompt_version",
+    "stream",
+    "params",
 }
 RESULT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _START_COLUMNS)
 
@@ -337,7 +350,8 @@ class Ledger:
         try:
             return int(
                 self.conn.execute(
-                    "SELECT count(*) FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,)
+                    "SELECT count(*) FROM _sqlite_migrations WHERE migration_set = ?",
+                    (MIGRATION_SET,),
                 ).fetchone()[0]
             )
         except sqlite3.OperationalError:  # no migrations table yet
@@ -392,10 +406,15 @@ class Ledger:
         updates = {k: row[k] for k in RESULT_COLUMNS}
         assignments = ", ".join(f"{k} = ?" for k in updates)
         with self.write() as conn:
-            cur = conn.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*updates.values(), call.id))
+            cur = conn.execute(
+                f"UPDATE calls SET {assignments} WHERE id = ?", (*updates.values(), call.id)
+            )
             if cur.rowcount == 0:  # the pending row was pruned or never written
                 names = ", ".join(row)
-                conn.execute(f"INSERT INTO calls ({names}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
+                conn.execute(
+                    f"INSERT INTO calls ({names}) VALUES ({', '.join('?' for _ in row)})",
+                    tuple(row.values()),
+                )
                 self._write_tags(conn, call)
             self._write_texts(conn, call)
 
@@ -449,14 +468,20 @@ class Ledger:
     def notice_once(self, key: str) -> bool:
         """True the first time `key` is seen: for hints shown only once."""
         with self.write() as conn:
-            cur = conn.execute("INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)", (key, format_ts(utc_now())))
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)", (key, format_ts(utc_now()))
+            )
             return cur.rowcount == 1
 
     # ------------------------------------------------------------------ reads
 
-    def list_calls(self, flt: CallFilter = CallFilter(), *, limit: int = 20, with_text: bool = False) -> list[Call]:
+    def list_calls(
+        self, flt: CallFilter = CallFilter(), *, limit: int = 20, with_text: bool = False
+    ) -> list[Call]:
         where, args = _where(flt)
-        select = "SELECT c.*" + (", t.system_text, t.prompt_text, t.response_text" if with_text else "")
+        select = "SELECT c.*" + (
+            ", t.system_text, t.prompt_text, t.response_text" if with_text else ""
+        )
         join = " LEFT JOIN call_texts t ON t.call_id = c.id" if with_text else ""
         sql = f"{select} FROM calls c{join}{where} ORDER BY c.ts DESC, c.id DESC LIMIT ?"
         rows = self.conn.execute(sql, (*args, limit)).fetchall()
@@ -465,7 +490,10 @@ class Ledger:
     def get_call(self, id_prefix: str) -> Call:
         prefix = id_prefix.strip().upper()
         if len(prefix) < 4:
-            raise UsageError(f"Call id {id_prefix!r} is too short.", "Give at least 4 characters of an id from 'tokencli logs'.")
+            raise UsageError(
+                f"Call id {id_prefix!r} is too short.",
+                "Give at least 4 characters of an id from 'tokencli logs'.",
+            )
         rows = self.conn.execute(
             """
             SELECT c.*, t.system_text, t.prompt_text, t.response_text
@@ -475,9 +503,14 @@ class Ledger:
             (prefix, prefix + "\uffff"),
         ).fetchall()
         if not rows:
-            raise UsageError(f"No call with id {id_prefix!r}.", "'tokencli logs' lists recent calls and their ids.")
+            raise UsageError(
+                f"No call with id {id_prefix!r}.",
+                "'tokencli logs' lists recent calls and their ids.",
+            )
         if len(rows) > 1:
-            raise UsageError(f"Call id {id_prefix!r} is ambiguous.", "Give more characters of the id.")
+            raise UsageError(
+                f"Call id {id_prefix!r} is ambiguous.", "Give more characters of the id."
+            )
         return _row_to_call(rows[0], True)
 
     def count_calls(self) -> int:
@@ -499,7 +532,9 @@ def _where(flt: CallFilter) -> tuple[str, list[Any]]:
         clauses.append("c.ts < ?")
         args.append(flt.until)
     for key, value in flt.tags:
-        clauses.append("EXISTS (SELECT 1 FROM call_tags g WHERE g.call_id = c.id AND g.key = ? AND g.value = ?)")
+        clauses.append(
+            "EXISTS (SELECT 1 FROM call_tags g WHERE g.call_id = c.id AND g.key = ? AND g.value = ?)"
+        )
         args.extend((key, value))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
@@ -510,7 +545,9 @@ def _create_owner_only(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
     except OSError as exc:
-        raise ConfigError(f"Cannot create the ledger {path}: {exc.strerror}.", "Check --db or TOKENCLI_HOME.") from None
+        raise ConfigError(
+            f"Cannot create the ledger {path}: {exc.strerror}.", "Check --db or TOKENCLI_HOME."
+        ) from None
 
 
 def pid_alive(pid: int) -> bool:
@@ -523,4 +560,3 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-

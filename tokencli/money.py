@@ -50,9 +50,7 @@ def format_money(amount: Decimal | None, currency: str | None, *, places: int | 
     symbol = CURRENCY_SYMBOLS.get(currency or "", "")
     if places is None:
         magnitude = abs(amount)
-        if magnitude == 0:
-            places = 2
-        elif magnitude >= 1:
+        if magnitude == 0 or magnitude >= 1:
             places = 2
         else:
             # Keep three significant digits for sub-unit amounts ($0.000450).

@@ -144,7 +144,9 @@ def load_index(settings: Settings, *, refresh: bool = False) -> dict[str, Any]:
     return index
 
 
-def list_models(settings: Settings, *, include_all: bool = False, refresh: bool = False) -> list[ModelPrice]:
+def list_models(
+    settings: Settings, *, include_all: bool = False, refresh: bool = False
+) -> list[ModelPrice]:
     """Every model tokencli can price, per tokencli provider name."""
     from .providers.mock import MODELS as MOCK_MODELS
 
@@ -176,7 +178,16 @@ def list_models(settings: Settings, *, include_all: bool = False, refresh: bool 
         if provider.type == "mock":
             for model in MOCK_MODELS:
                 rows[(name, model)] = ModelPrice(
-                    name, model, Decimal(0), Decimal(0), None, None, provider.currency, "self-hosted (free)", None, "mock"
+                    name,
+                    model,
+                    Decimal(0),
+                    Decimal(0),
+                    None,
+                    None,
+                    provider.currency,
+                    "self-hosted (free)",
+                    None,
+                    "mock",
                 )
     if include_all:
         for table_id in index["providers"]:

@@ -64,7 +64,9 @@ def prefetch() -> None:
     global _prefetch_thread
     with _prefetch_lock:
         if _prefetch_thread is None:
-            _prefetch_thread = threading.Thread(target=_safe_load, name="tokencli-prices", daemon=True)
+            _prefetch_thread = threading.Thread(
+                target=_safe_load, name="tokencli-prices", daemon=True
+            )
             _prefetch_thread.start()
 
 
@@ -146,7 +148,9 @@ def price_call(
         quoted = price_call(settings, as_provider, as_model, usage, when=when)
         if not quoted.known:
             return quoted
-        return Cost(quoted.amount, quoted.currency, f"as {as_provider.name}:{as_model} ({quoted.source})")
+        return Cost(
+            quoted.amount, quoted.currency, f"as {as_provider.name}:{as_model} ({quoted.source})"
+        )
 
     if provider_cost is not None:
         return Cost(provider_cost, provider_cost_currency or "USD", f"{provider.name} (reported)")
@@ -158,11 +162,15 @@ def price_call(
     if provider.self_hosted:
         if provider.hourly_cost is not None:
             amount = provider.hourly_cost * Decimal(duration_ms) / MS_PER_HOUR
-            return Cost(amount, provider.currency, f"hourly_cost {provider.hourly_cost} {provider.currency}/h")
+            return Cost(
+                amount,
+                provider.currency,
+                f"hourly_cost {provider.hourly_cost} {provider.currency}/h",
+            )
         return Cost(Decimal(0), provider.currency, "self-hosted (free)")
 
     if provider.prices_from:
-        quoted = genai_quote(provider.prices_from, model, usage, when)
-        if quoted is not None:
-            return quoted
+        table_cost = genai_quote(provider.prices_from, model, usage, when)
+        if table_cost is not None:
+            return table_cost
     return UNKNOWN

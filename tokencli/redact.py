@@ -32,7 +32,9 @@ def register_secret(secret: str | None) -> None:
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     if not text:
         return text
-    for secret in sorted({*_known, *(s for s in extra if s and len(s) >= 6)}, key=len, reverse=True):
+    for secret in sorted(
+        {*_known, *(s for s in extra if s and len(s) >= 6)}, key=len, reverse=True
+    ):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _KEY_SHAPES.sub(REDACTED, text)

@@ -78,9 +78,26 @@ def _version(value: bool) -> None:
 
 def root(
     ctx: typer.Context,
-    config: Annotated[str | None, typer.Option("--config", help="Config file (overrides TOKENCLI_HOME and TOKENCLI_CONFIG).", metavar="PATH")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Ledger file (overrides TOKENCLI_HOME and TOKENCLI_DB).", metavar="PATH")] = None,
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True)] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="Config file (overrides TOKENCLI_HOME and TOKENCLI_CONFIG).",
+            metavar="PATH",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Ledger file (overrides TOKENCLI_HOME and TOKENCLI_DB).", metavar="PATH"
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     base = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
     base.config_flag, base.db_flag = config, db

@@ -12,7 +12,10 @@ from .options import JsonOpt
 from .output import Column, emit_json, render_table
 
 app = typer.Typer(
-    name='config',help="Set up tokencli and see where each setting comes from.", no_args_is_help=True)
+    name="config",
+    help="Set up tokencli and see where each setting comes from.",
+    no_args_is_help=True,
+)
 
 
 @app.command("path")
@@ -29,13 +32,19 @@ def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json(app_ctx.streams, {name: {"path": p, "source": s} for name, p, s in entries})
         return
-    render_table(app_ctx.streams, [Column("WHAT"), Column("PATH"), Column("SOURCE")], [list(e) for e in entries])
+    render_table(
+        app_ctx.streams,
+        [Column("WHAT"), Column("PATH"), Column("SOURCE")],
+        [list(e) for e in entries],
+    )
 
 
 @app.command("init")
 def init(
     ctx: typer.Context,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing config file.")
+    ] = False,
 ) -> None:
     """Write the documented sample config to the config path."""
     import os
@@ -44,7 +53,9 @@ def init(
     app_ctx = app_context(ctx)
     target = app_ctx.settings.paths.config
     if target.exists() and not force:
-        raise UsageError(f"{target} already exists.", "Edit it, or pass --force to replace it with the sample.")
+        raise UsageError(
+            f"{target} already exists.", "Edit it, or pass --force to replace it with the sample."
+        )
     sample = files("tokencli").joinpath("data/sample-config.toml").read_text("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -60,7 +71,9 @@ def validate(ctx: typer.Context) -> None:
     settings = app_ctx.settings  # loading validates; errors exit 6
     where = settings.paths.config
     if not settings.config_exists:
-        app_ctx.err(f"tokencli: no config file at {where}; the defaults apply ('tokencli config init' writes one).")
+        app_ctx.err(
+            f"tokencli: no config file at {where}; the defaults apply ('tokencli config init' writes one)."
+        )
         return
     app_ctx.err(
         f"tokencli: {where} is valid ({len(settings.aliases)} aliases, "
@@ -84,7 +97,13 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         value = getattr(settings.defaults, key)
         rows.append((f"defaults.{key}", value, settings.sources.get(f"defaults.{key}", "default")))
     for alias, targets in sorted(settings.aliases.items()):
-        rows.append((f"aliases.{alias}", list(targets) if len(targets) > 1 else targets[0], settings.sources[f"aliases.{alias}"]))
+        rows.append(
+            (
+                f"aliases.{alias}",
+                list(targets) if len(targets) > 1 else targets[0],
+                settings.sources[f"aliases.{alias}"],
+            )
+        )
     store = KeyStore(paths.keys)
     for name, provider in sorted(settings.providers.items()):
         origin = "preset" if provider.builtin else "config"
@@ -105,7 +124,10 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         if found:
             key_state, key_source = "set", found.source
         elif provider.key_required:
-            key_state, key_source = "missing", f"set {provider.api_key_env[0]}" if provider.api_key_env else "keys set"
+            key_state, key_source = (
+                "missing",
+                f"set {provider.api_key_env[0]}" if provider.api_key_env else "keys set",
+            )
         else:
             key_state, key_source = "not needed", origin
         rows.append((f"providers.{name}.key", key_state, key_source))
@@ -119,12 +141,26 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 price.source.removeprefix("config "),
             )
         )
-    rows.append(("currency.report", settings.currencies.report, settings.sources.get("currency.report", "default")))
+    rows.append(
+        (
+            "currency.report",
+            settings.currencies.report,
+            settings.sources.get("currency.report", "default"),
+        )
+    )
     for code, rate in sorted(settings.currencies.rates.items()):
-        rows.append((f"currency.rates.{code}", rate, settings.sources.get(f"currency.rates.{code}", "config")))
+        rows.append(
+            (
+                f"currency.rates.{code}",
+                rate,
+                settings.sources.get(f"currency.rates.{code}", "config"),
+            )
+        )
 
     if json_out:
-        emit_json(app_ctx.streams, [{"key": k, "value": _plain(v), "source": s} for k, v, s in rows])
+        emit_json(
+            app_ctx.streams, [{"key": k, "value": _plain(v), "source": s} for k, v, s in rows]
+        )
         return
     render_table(
         app_ctx.streams,
@@ -141,7 +177,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: "[redacted]" if "auth" in k.lower() or "key" in k.lower() else v for k, v in dict(value).items()}
+        return {
+            k: "[redacted]" if "auth" in k.lower() or "key" in k.lower() else v
+            for k, v in dict(value).items()
+        }
     return value
 
 

@@ -36,7 +36,9 @@ class Streams:
             except (ValueError, OSError):
                 return False
 
-        return cls(sys.stdin, sys.stdout, sys.stderr, tty(sys.stdin), tty(sys.stdout), tty(sys.stderr))
+        return cls(
+            sys.stdin, sys.stdout, sys.stderr, tty(sys.stdin), tty(sys.stdout), tty(sys.stderr)
+        )
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,12 +12,14 @@ from .options import JsonOpt
 from .output import Column, emit_json, render_table
 
 app = typer.Typer(
-    name='keys',
+    name="keys",
     help="Store API keys in an owner-only file (environment variables win over it).",
     no_args_is_help=True,
 )
 
-ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", help="A provider name, e.g. openai.")]
+ProviderArg = Annotated[
+    str, typer.Argument(metavar="PROVIDER", help="A provider name, e.g. openai.")
+]
 
 
 @app.command("set")
@@ -37,7 +39,10 @@ def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
         key = streams.stdin.readline()
     key = key.strip()
     if not key:
-        raise UsageError("No key given.", f"Pipe it in (tokencli keys set {provider} < file) or type it at the prompt.")
+        raise UsageError(
+            "No key given.",
+            f"Pipe it in (tokencli keys set {provider} < file) or type it at the prompt.",
+        )
     if any(ch.isspace() for ch in key) or not key.isprintable():
         raise UsageError("The key contains spaces or control characters.", "Paste the key alone.")
     store = KeyStore(settings.paths.keys)
@@ -54,7 +59,7 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
     store = KeyStore(settings.paths.keys)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, provider in sorted(settings.providers.items()):
         found = resolve_key(provider, settings.env, store)
         if found is None and not provider.key_required and name not in store.names():
@@ -74,7 +79,10 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     render_table(
         app_ctx.streams,
         [Column("PROVIDER"), Column("KEY"), Column("SOURCE"), Column("VARIABLE")],
-        [[r["provider"], r["key"] or "missing", r["source"] or "-", ", ".join(r["env"]) or "-"] for r in rows],
+        [
+            [r["provider"], r["key"] or "missing", r["source"] or "-", ", ".join(r["env"]) or "-"]
+            for r in rows
+        ],
     )
 
 
@@ -86,7 +94,9 @@ def remove_key(ctx: typer.Context, provider: ProviderArg) -> None:
     app_ctx = app_context(ctx)
     store = KeyStore(app_ctx.settings.paths.keys)
     if not store.remove(provider):
-        raise UsageError(f"No stored key for {provider!r}.", "'tokencli keys list' shows the stored keys.")
+        raise UsageError(
+            f"No stored key for {provider!r}.", "'tokencli keys list' shows the stored keys."
+        )
     app_ctx.err(f"tokencli: removed the key for {provider}.")
 
 

@@ -8,11 +8,18 @@ import typer
 
 from ..errors import UsageError
 from .context import app_context
-from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt, SinceOpt, UntilOpt
+from .options import (
+    JsonOpt,
+    ModelFilterOpt,
+    ProjectFilterOpt,
+    ProviderFilterOpt,
+    SinceOpt,
+    UntilOpt,
+)
 from .output import Column, count, duration, emit_json, local_time, render_table
 
 app = typer.Typer(
-    name='logs',
+    name="logs",
     help="Recent calls from the ledger (newest first); 'logs show ID' for one call.",
     invoke_without_command=True,
     no_args_is_help=False,
@@ -28,12 +35,24 @@ def logs(
     provider: ProviderFilterOpt = None,
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only calls with this status: " + ", ".join(STATUS_CHOICES) + ".")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only calls with this status: " + ", ".join(STATUS_CHOICES) + "."
+        ),
+    ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only calls with this KEY=VALUE tag (repeatable).", metavar="KEY=VALUE")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", help="Only calls with this KEY=VALUE tag (repeatable).", metavar="KEY=VALUE"
+        ),
+    ] = None,
     json_out: JsonOpt = False,
-    text: Annotated[bool, typer.Option("--text", help="Include prompt and response text in --json output.")] = False,
+    text: Annotated[
+        bool, typer.Option("--text", help="Include prompt and response text in --json output.")
+    ] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -43,7 +62,9 @@ def logs(
 
     app_ctx = app_context(ctx)
     if status is not None and status not in STATUS_CHOICES:
-        raise UsageError(f"--status {status!r} is not a status.", f"Use one of: {', '.join(STATUS_CHOICES)}.")
+        raise UsageError(
+            f"--status {status!r} is not a status.", f"Use one of: {', '.join(STATUS_CHOICES)}."
+        )
     now = utc_now()
     flt = CallFilter(
         provider=provider,
@@ -62,7 +83,11 @@ def logs(
         emit_json(app_ctx.streams, [call_json(c, with_text=text) for c in calls])
         return
     if not calls:
-        app_ctx.err("tokencli: no calls recorded yet." if ledger is None or not ledger.count_calls() else "tokencli: no calls match.")
+        app_ctx.err(
+            "tokencli: no calls recorded yet."
+            if ledger is None or not ledger.count_calls()
+            else "tokencli: no calls match."
+        )
         return
     from ..money import format_money
 
@@ -97,7 +122,9 @@ def logs(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    call_id: Annotated[str, typer.Argument(metavar="ID", help="A call id (or its first characters).")],
+    call_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A call id (or its first characters).")
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Show one call: usage, cost, timing, error, and its texts."""
@@ -107,7 +134,9 @@ def show(
     app_ctx = app_context(ctx)
     ledger = app_ctx.ledger(create=False)
     if ledger is None:
-        raise UsageError(f"No call with id {call_id!r}: the ledger is empty.", "Run something first.")
+        raise UsageError(
+            f"No call with id {call_id!r}: the ledger is empty.", "Run something first."
+        )
     call = ledger.get_call(call_id)
     if json_out:
         emit_json(app_ctx.streams, call_json(call, with_text=True))
@@ -116,13 +145,28 @@ def show(
     lines = [
         ("id", call.id),
         ("time", f"{local_time(call.ts)} (UTC {call.ts})"),
-        ("model", f"{call.provider}:{call.model}" + (f" (as {call.response_model})" if call.response_model and call.response_model != call.model else "")),
+        (
+            "model",
+            f"{call.provider}:{call.model}"
+            + (
+                f" (as {call.response_model})"
+                if call.response_model and call.response_model != call.model
+                else ""
+            ),
+        ),
         ("alias", call.alias or "-"),
         ("project", call.project or "-"),
         ("tags", ", ".join(f"{k}={v}" for k, v in call.tags.items()) or "-"),
-        ("status", call.status + (f" ({call.error_kind}: {call.error_message})" if call.error_kind else "")),
-        ("tokens", f"{u.input_tokens:,} in ({u.cached_input_tokens:,} cached, {u.cache_write_tokens:,} cache write), "
-                   f"{u.output_tokens:,} out ({u.reasoning_tokens:,} reasoning), {u.total_tokens:,} total [{u.source}]"),
+        (
+            "status",
+            call.status
+            + (f" ({call.error_kind}: {call.error_message})" if call.error_kind else ""),
+        ),
+        (
+            "tokens",
+            f"{u.input_tokens:,} in ({u.cached_input_tokens:,} cached, {u.cache_write_tokens:,} cache write), "
+            f"{u.output_tokens:,} out ({u.reasoning_tokens:,} reasoning), {u.total_tokens:,} total [{u.source}]",
+        ),
         ("cost", f"{format_money(call.cost, call.currency)} ({call.price_source or 'no price'})"),
         ("duration", f"{duration(call.duration_ms)}, first token after {duration(call.ttft_ms)}"),
         ("finish", call.finish_reason or "-"),
@@ -137,7 +181,11 @@ def show(
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         out.write(f"{key.ljust(width)}  {value}\n")
-    for title, body in (("system", call.system_text), ("prompt", call.prompt_text), ("response", call.response_text)):
+    for title, body in (
+        ("system", call.system_text),
+        ("prompt", call.prompt_text),
+        ("response", call.response_text),
+    ):
         if body:
             out.write(f"\n--- {title} ---\n{body.rstrip()}\n")
     out.flush()

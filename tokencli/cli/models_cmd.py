@@ -24,10 +24,17 @@ def register(app: typer.Typer) -> None:
 
 def models(
     ctx: typer.Context,
-    search: Annotated[str | None, typer.Argument(help="Only models whose name contains this.", show_default=False)] = None,
+    search: Annotated[
+        str | None, typer.Argument(help="Only models whose name contains this.", show_default=False)
+    ] = None,
     provider: ProviderFilterOpt = None,
-    all_tables: Annotated[bool, typer.Option("--all", help="Also list price-table providers tokencli has no preset for.")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Rebuild the cached price index now.")] = False,
+    all_tables: Annotated[
+        bool,
+        typer.Option("--all", help="Also list price-table providers tokencli has no preset for."),
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Rebuild the cached price index now.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     from ..errors import UsageError
@@ -36,12 +43,17 @@ def models(
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
-    rows = list_models(settings, include_all=all_tables or bool(provider and provider not in settings.providers), refresh=refresh)
+    rows = list_models(
+        settings,
+        include_all=all_tables or bool(provider and provider not in settings.providers),
+        refresh=refresh,
+    )
     if provider:
         rows = [r for r in rows if r.provider == provider]
         if not rows and provider not in settings.providers:
             raise UsageError(
-                f"Unknown provider {provider!r}.", f"Known providers: {', '.join(sorted(settings.providers))}."
+                f"Unknown provider {provider!r}.",
+                f"Known providers: {', '.join(sorted(settings.providers))}.",
             )
     if search:
         needle = search.lower()

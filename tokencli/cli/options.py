@@ -16,6 +16,10 @@ ModelFilterOpt = Annotated[str | None, typer.Option("--model", "-m", help="Only 
 ProjectFilterOpt = Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")]
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="From this date (YYYY-MM-DD, ISO time) or this long ago (30m, 12h, 7d, 2w)."),
+    typer.Option(
+        "--since", help="From this date (YYYY-MM-DD, ISO time) or this long ago (30m, 12h, 7d, 2w)."
+    ),
 ]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Before this date or time (same forms as --since).")]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Before this date or time (same forms as --since).")
+]

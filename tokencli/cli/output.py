@@ -19,7 +19,9 @@ class Column:
 def emit_json(streams: Streams, data: Any) -> None:
     import json
 
-    streams.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+    streams.stdout.write(
+        json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n"
+    )
     streams.stdout.flush()
 
 
@@ -34,14 +36,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def render_table(streams: Streams, columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None = None) -> None:
+def render_table(
+    streams: Streams,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+) -> None:
     if streams.stdout_isatty:
         _rich_table(streams, columns, rows, title)
     else:
         _plain_table(streams, columns, rows)
 
 
-def _plain_table(streams: Streams, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+def _plain_table(
+    streams: Streams, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> None:
     """Aligned columns, two spaces apart: readable, and easy for awk and cut."""
     widths = [len(c.header) for c in columns]
     for row in rows:
@@ -65,7 +75,9 @@ def _plain_table(streams: Streams, columns: Sequence[Column], rows: Sequence[Seq
     streams.stdout.flush()
 
 
-def _rich_table(streams: Streams, columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None) -> None:
+def _rich_table(
+    streams: Streams, columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -28,17 +28,47 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ctx: typer.Context,
-    prompt: Annotated[str | None, typer.Argument(help="The prompt (or the instruction, with stdin).", show_default=False)] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Argument(help="The prompt (or the instruction, with stdin).", show_default=False),
+    ] = None,
     model: ModelOpt = None,
     system: Annotated[str | None, typer.Option("-s", "--system", help="System prompt.")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")] = None,
-    project: Annotated[str | None, typer.Option("-p", "--project", help="Project to record the call under.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE label on the call (repeatable).", metavar="KEY=VALUE")] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Wait for the whole answer instead of streaming it.")] = False,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("-p", "--project", help="Project to record the call under.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", help="KEY=VALUE label on the call (repeatable).", metavar="KEY=VALUE"
+        ),
+    ] = None,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Wait for the whole answer instead of streaming it.")
+    ] = False,
     json_out: JsonOpt = False,
-    usage: Annotated[bool, typer.Option("-u", "--usage", help="Print tokens and cost on stderr (default when stderr is a terminal).")] = False,
-    price_as: Annotated[str | None, typer.Option("--price-as", metavar="PROVIDER:MODEL", help="Price a mock or self-hosted call as this model would cost.")] = None,
+    usage: Annotated[
+        bool,
+        typer.Option(
+            "-u",
+            "--usage",
+            help="Print tokens and cost on stderr (default when stderr is a terminal).",
+        ),
+    ] = False,
+    price_as: Annotated[
+        str | None,
+        typer.Option(
+            "--price-as",
+            metavar="PROVIDER:MODEL",
+            help="Price a mock or self-hosted call as this model would cost.",
+        ),
+    ] = None,
 ) -> None:
     from ..engine import RunOptions
     from .render import call_json, usage_line
@@ -118,14 +148,22 @@ def read_prompt(prompt: str | None, streams: Streams) -> str:
     if not streams.stdin_isatty:
         material = read_stdin_text(streams)
     if prompt is not None and not prompt.strip():
-        raise UsageError("The prompt is empty.", "Give a non-empty PROMPT, or leave it out and pipe text on stdin.")
+        raise UsageError(
+            "The prompt is empty.",
+            "Give a non-empty PROMPT, or leave it out and pipe text on stdin.",
+        )
     if material is not None and material.strip():
         return f"{material.rstrip()}\n\n{prompt}" if prompt else material
     if prompt:
         return prompt
     if material is not None:
-        raise UsageError("Stdin was empty and no PROMPT was given.", "Pipe some text, or pass the prompt as an argument.")
-    raise UsageError("No prompt given.", 'Pass one as an argument (tokencli run "…") or pipe text on stdin.')
+        raise UsageError(
+            "Stdin was empty and no PROMPT was given.",
+            "Pipe some text, or pass the prompt as an argument.",
+        )
+    raise UsageError(
+        "No prompt given.", 'Pass one as an argument (tokencli run "…") or pipe text on stdin.'
+    )
 
 
 def read_stdin_text(streams: Streams) -> str | None:
@@ -134,15 +172,23 @@ def read_stdin_text(streams: Streams) -> str | None:
         return None
     buffer = getattr(stream, "buffer", None)
     try:
-        data = buffer.read() if buffer is not None else stream.read().encode("utf-8", "surrogateescape")
+        data = (
+            buffer.read()
+            if buffer is not None
+            else stream.read().encode("utf-8", "surrogateescape")
+        )
     except (OSError, ValueError):
         return None
     if b"\x00" in data:
-        raise UsageError("Stdin holds binary data, not text.", "Pipe a text file, or convert it to text first.")
+        raise UsageError(
+            "Stdin holds binary data, not text.", "Pipe a text file, or convert it to text first."
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError("Stdin is not UTF-8 text.", "Convert it first, e.g. with iconv -t UTF-8.") from None
+        raise UsageError(
+            "Stdin is not UTF-8 text.", "Convert it first, e.g. with iconv -t UTF-8."
+        ) from None
 
 
 def parse_tags(values: list[str]) -> dict[str, str]:
@@ -154,4 +200,3 @@ def parse_tags(values: list[str]) -> dict[str, str]:
             raise UsageError(f"--tag {value!r} is not KEY=VALUE.", "e.g. --tag client=acme.")
         tags[key] = val.strip()
     return tags
-

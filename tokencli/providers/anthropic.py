@@ -15,7 +15,17 @@ import httpx
 
 from ..usage import Usage, as_count
 from . import http
-from .base import CONTENT_FILTER, LENGTH, STOP, ChatRequest, Event, Finished, ResponseStarted, TextDelta, UsageUpdate
+from .base import (
+    CONTENT_FILTER,
+    LENGTH,
+    STOP,
+    ChatRequest,
+    Event,
+    Finished,
+    ResponseStarted,
+    TextDelta,
+    UsageUpdate,
+)
 from .registry import ProviderConfig
 
 API_VERSION = "2023-06-01"
@@ -27,12 +37,26 @@ def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
     (a `message_delta` may carry only `output_tokens`)."""
     prev = previous or Usage()
     uncached = as_count(u["input_tokens"]) if u.get("input_tokens") is not None else None
-    read = as_count(u["cache_read_input_tokens"]) if u.get("cache_read_input_tokens") is not None else None
-    write = as_count(u["cache_creation_input_tokens"]) if u.get("cache_creation_input_tokens") is not None else None
+    read = (
+        as_count(u["cache_read_input_tokens"])
+        if u.get("cache_read_input_tokens") is not None
+        else None
+    )
+    write = (
+        as_count(u["cache_creation_input_tokens"])
+        if u.get("cache_creation_input_tokens") is not None
+        else None
+    )
     cached = prev.cached_input_tokens if read is None else read
     written = prev.cache_write_tokens if write is None else write
     if uncached is None:
-        input_tokens = prev.input_tokens - prev.cached_input_tokens - prev.cache_write_tokens + cached + written
+        input_tokens = (
+            prev.input_tokens
+            - prev.cached_input_tokens
+            - prev.cache_write_tokens
+            + cached
+            + written
+        )
     else:
         input_tokens = uncached + cached + written
     output = prev.output_tokens if u.get("output_tokens") is None else as_count(u["output_tokens"])
@@ -48,7 +72,13 @@ def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
 
 
 class AnthropicProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None, *, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        config: ProviderConfig,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.config = config
         self.api_key = api_key
         self.url = f"{(config.base_url or '').rstrip('/')}/v1/messages"
@@ -80,17 +110,21 @@ class AnthropicProvider:
 
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         name = self.config.name
-        with http.transport_errors(name, self.url) as state:
-            with self.client.stream("POST", self.url, json=self.body(request), headers=self.headers()) as response:
-                request_id = response.headers.get("request-id")
-                state["request_id"] = request_id
-                http.raise_for_status(name, response, request_id)
-                state["started"] = "yes"
-                yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-                if request.stream:
-                    yield from self._stream(response, request_id)
-                else:
-                    yield from self._whole(http.read_json(name, response, request_id), request_id)
+        with (
+            http.transport_errors(name, self.url) as state,
+            self.client.stream(
+                "POST", self.url, json=self.body(request), headers=self.headers()
+            ) as response,
+        ):
+            request_id = response.headers.get("request-id")
+            state["request_id"] = request_id
+            http.raise_for_status(name, response, request_id)
+            state["started"] = "yes"
+            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
+            if request.stream:
+                yield from self._stream(response, request_id)
+            else:
+                yield from self._whole(http.read_json(name, response, request_id), request_id)
 
     def _whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
         name = self.config.name
@@ -101,14 +135,18 @@ class AnthropicProvider:
         if not isinstance(data.get("content"), list):
             raise http.bad_response_error(name, "a message without content", request_id=request_id)
         text = "".join(
-            str(block.get("text", "")) for block in data["content"] if isinstance(block, dict) and block.get("type") == "text"
+            str(block.get("text", ""))
+            for block in data["content"]
+            if isinstance(block, dict) and block.get("type") == "text"
         )
         if text:
             yield TextDelta(text)
         if isinstance(data.get("usage"), dict):
             yield UsageUpdate(parse_usage(data["usage"]))
         raw = data.get("stop_reason")
-        yield Finished(_FINISH.get(raw, raw), raw, data.get("model"), data.get("id"))
+        yield Finished(
+            _FINISH.get(raw, raw) if raw else None, raw, data.get("model"), data.get("id")
+        )
 
     def _stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
         name = self.config.name
@@ -119,7 +157,11 @@ class AnthropicProvider:
             try:
                 data = http.loads(event.data)
             except ValueError:
-                raise http.bad_response_error(name, f"a stream event that is not JSON ({event.data[:60]!r})", request_id=request_id) from None
+                raise http.bad_response_error(
+                    name,
+                    f"a stream event that is not JSON ({event.data[:60]!r})",
+                    request_id=request_id,
+                ) from None
             if not isinstance(data, dict):
                 continue
             kind = data.get("type") or event.event
@@ -146,5 +188,4 @@ class AnthropicProvider:
             # ping, content_block_start/stop and future event types: nothing to do.
         if not stopped:
             raise http.stream_cut_error(name, request_id=request_id)
-        yield Finished(_FINISH.get(stop or "", stop), stop, model, message_id)
-
+        yield Finished(_FINISH.get(stop, stop) if stop else None, stop, model, message_id)

@@ -16,7 +16,17 @@ import httpx
 
 from ..usage import Usage, as_count
 from . import http
-from .base import CONTENT_FILTER, LENGTH, STOP, ChatRequest, Event, Finished, ResponseStarted, TextDelta, UsageUpdate
+from .base import (
+    CONTENT_FILTER,
+    LENGTH,
+    STOP,
+    ChatRequest,
+    Event,
+    Finished,
+    ResponseStarted,
+    TextDelta,
+    UsageUpdate,
+)
 from .registry import ProviderConfig
 
 _FINISH = {
@@ -35,7 +45,8 @@ def parse_usage(u: Mapping[str, Any]) -> Usage:
     thoughts = as_count(u.get("thoughtsTokenCount"))
     return Usage(
         # Tool-use prompt tokens are input the model read, billed as input.
-        input_tokens=as_count(u.get("promptTokenCount")) + as_count(u.get("toolUsePromptTokenCount")),
+        input_tokens=as_count(u.get("promptTokenCount"))
+        + as_count(u.get("toolUsePromptTokenCount")),
         cached_input_tokens=as_count(u.get("cachedContentTokenCount")),
         output_tokens=as_count(u.get("candidatesTokenCount")) + thoughts,
         reasoning_tokens=thoughts,
@@ -43,7 +54,13 @@ def parse_usage(u: Mapping[str, Any]) -> Usage:
 
 
 class GeminiProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None, *, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        config: ProviderConfig,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.config = config
         self.api_key = api_key
         self.base = (config.base_url or "").rstrip("/")
@@ -60,7 +77,8 @@ class GeminiProvider:
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         contents = [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]} for m in request.messages
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in request.messages
         ]
         body: dict[str, Any] = {"contents": contents}
         if request.system:
@@ -83,23 +101,29 @@ class GeminiProvider:
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         name = self.config.name
         url = self.url(request)
-        with http.transport_errors(name, url) as state:
-            with self.client.stream("POST", url, json=self.body(request), headers=self.headers()) as response:
-                request_id = response.headers.get("x-goog-request-id")
-                state["request_id"] = request_id
-                http.raise_for_status(name, response, request_id)
-                state["started"] = "yes"
-                yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-                if request.stream:
-                    yield from self._stream(response, request_id)
-                else:
-                    data = http.read_json(name, response, request_id)
-                    if not isinstance(data, dict):
-                        raise http.bad_response_error(name, "JSON that is not a response", request_id=request_id)
-                    finish, finish_raw, meta = yield from self._chunk(data, request_id)
-                    yield Finished(finish, finish_raw, meta[0], meta[1])
+        with (
+            http.transport_errors(name, url) as state,
+            self.client.stream(
+                "POST", url, json=self.body(request), headers=self.headers()
+            ) as response,
+        ):
+            request_id = response.headers.get("x-goog-request-id")
+            state["request_id"] = request_id
+            http.raise_for_status(name, response, request_id)
+            state["started"] = "yes"
+            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
+            if request.stream:
+                yield from self._stream(response, request_id)
+            else:
+                data = http.read_json(name, response, request_id)
+                if not isinstance(data, dict):
+                    raise http.bad_response_error(
+                        name, "JSON that is not a response", request_id=request_id
+                    )
+                finish, finish_raw, meta = yield from self._chunk(data, request_id)
+                yield Finished(finish, finish_raw, meta[0], meta[1])
 
-    def _chunk(self, data: Mapping[str, Any], request_id: str | None):  # type: ignore[no-untyped-def]
+    def _chunk(self, data: Mapping[str, Any], request_id: str | None):
         """Events of one GenerateContentResponse; returns (finish, raw finish, (model, id))."""
         name = self.config.name
         if "error" in data:
@@ -128,15 +152,20 @@ class GeminiProvider:
             try:
                 data = http.loads(event.data)
             except ValueError:
-                raise http.bad_response_error(name, f"a stream event that is not JSON ({event.data[:60]!r})", request_id=request_id) from None
+                raise http.bad_response_error(
+                    name,
+                    f"a stream event that is not JSON ({event.data[:60]!r})",
+                    request_id=request_id,
+                ) from None
             if isinstance(data, list):  # a bare error array
                 data = data[0] if data else {}
             if not isinstance(data, dict):
                 continue
-            chunk_finish, chunk_raw, (chunk_model, chunk_id) = yield from self._chunk(data, request_id)
+            chunk_finish, chunk_raw, (chunk_model, chunk_id) = yield from self._chunk(
+                data, request_id
+            )
             finish, raw = chunk_finish or finish, chunk_raw or raw
             model, response_id = model or chunk_model, response_id or chunk_id
         if finish is None:
             raise http.stream_cut_error(name, request_id=request_id)
         yield Finished(finish, raw, model, response_id)
-

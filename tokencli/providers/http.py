@@ -48,7 +48,9 @@ def check_url_safety(config: ProviderConfig, url: str) -> None:
     )
 
 
-def build_client(config: ProviderConfig, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+def build_client(
+    config: ProviderConfig, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
     timeout = httpx.Timeout(
         connect=config.connect_timeout,
         read=config.read_timeout,
@@ -171,8 +173,13 @@ _BILLING_WORDS = re.compile(
     r"account is not in good standing|余额不足|欠费",
     re.IGNORECASE,
 )
-_CONTENT_WORDS = re.compile(r"content[_ ]?(?:filter|policy|management)|data_inspection_failed|1301|moderation", re.I)
-_MODEL_WORDS = re.compile(r"model[_ ]not[_ ]found|does not exist|unknown model|no such model|invalid model|not a valid model", re.I)
+_CONTENT_WORDS = re.compile(
+    r"content[_ ]?(?:filter|policy|management)|data_inspection_failed|1301|moderation", re.I
+)
+_MODEL_WORDS = re.compile(
+    r"model[_ ]not[_ ]found|does not exist|unknown model|no such model|invalid model|not a valid model",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,9 @@ def parse_error_body(text: str) -> ErrorBody:
             value = node.get(key)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 codes.append(str(value).lower())
-        message = message or str(err.get("message") or node.get("message") or node.get("detail") or "")
+        message = message or str(
+            err.get("message") or node.get("message") or node.get("detail") or ""
+        )
         for detail in err.get("details") or []:
             if isinstance(detail, dict) and "retryDelay" in detail:
                 retry_delay = parse_duration(str(detail["retryDelay"]))
@@ -277,7 +286,7 @@ def classify(
     codes = set(body.codes)
     said = f"{provider} answered {status}" if status else f"{provider} reported an error"
     detail = f"{said}: {message.rstrip('.')}."
-    common = {"status_code": status or None, "request_id": request_id}
+    common: dict[str, Any] = {"status_code": status or None, "request_id": request_id}
 
     if status == 402 or codes & _BILLING_CODES or _BILLING_WORDS.search(body.message):
         return ProviderRefused(
@@ -294,9 +303,23 @@ def classify(
             **common,
         )
     if status == 403:
-        return ProviderRefused(detail, f"The key for {provider} is not allowed to do this.", kind="permission", **common)
-    if _CONTENT_WORDS.search(body.message) or codes & {"content_filter", "1301", "data_inspection_failed"}:
-        return ProviderRefused(detail, "The provider's content filter blocked the request.", kind="content_filter", **common)
+        return ProviderRefused(
+            detail,
+            f"The key for {provider} is not allowed to do this.",
+            kind="permission",
+            **common,
+        )
+    if _CONTENT_WORDS.search(body.message) or codes & {
+        "content_filter",
+        "1301",
+        "data_inspection_failed",
+    }:
+        return ProviderRefused(
+            detail,
+            "The provider's content filter blocked the request.",
+            kind="content_filter",
+            **common,
+        )
     if _MODEL_WORDS.search(body.message) and status in (400, 404, 422):
         error = ProviderRefused(
             detail,
@@ -338,9 +361,26 @@ def classify(
             **common,
         )
     if 400 <= status < 500:
-        return ProviderRefused(detail, "The request was not accepted; check the flags and the model.", kind="bad_request", **common)
+        return ProviderRefused(
+            detail,
+            "The request was not accepted; check the flags and the model.",
+            kind="bad_request",
+            **common,
+        )
     # An error object inside a successful stream, with no status to go by.
-    retryable = bool(codes & {"overloaded_error", "api_error", "server_error", "503", "500", "502", "unavailable", "internal"})
+    retryable = bool(
+        codes
+        & {
+            "overloaded_error",
+            "api_error",
+            "server_error",
+            "503",
+            "500",
+            "502",
+            "unavailable",
+            "internal",
+        }
+    )
     return ProviderUnavailable(
         detail,
         f"{provider} stopped the answer with an error; try again.",
@@ -350,7 +390,9 @@ def classify(
     )
 
 
-def bad_response_error(provider: str, what: str, *, request_id: str | None = None) -> ProviderUnavailable:
+def bad_response_error(
+    provider: str, what: str, *, request_id: str | None = None
+) -> ProviderUnavailable:
     who = provider or "the provider"
     return ProviderUnavailable(
         f"{who} sent {what}.",
@@ -433,4 +475,6 @@ def read_json(provider: str, response: httpx.Response, request_id: str | None) -
         return loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace")
-        raise bad_response_error(provider, _describe_non_json(text) or "an empty answer", request_id=request_id) from None
+        raise bad_response_error(
+            provider, _describe_non_json(text) or "an empty answer", request_id=request_id
+        ) from None

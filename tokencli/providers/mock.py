@@ -19,7 +19,16 @@ from collections.abc import Iterator
 from ..errors import ConfigError
 from ..ids import new_id
 from ..usage import COUNTED, Usage
-from .base import LENGTH, STOP, ChatRequest, Event, Finished, ResponseStarted, TextDelta, UsageUpdate
+from .base import (
+    LENGTH,
+    STOP,
+    ChatRequest,
+    Event,
+    Finished,
+    ResponseStarted,
+    TextDelta,
+    UsageUpdate,
+)
 from .registry import ProviderConfig
 
 MODELS = {
@@ -28,15 +37,81 @@ MODELS = {
 }
 DEFAULT_LOREM_WORDS = 50
 
-_TOKEN = re.compile(r"\s*(?:[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+|[^\w\s])", re.UNICODE)
+_TOKEN = re.compile(
+    r"\s*(?:[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+|[^\w\s])", re.UNICODE
+)
 
-_LOREM = (
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
-    "et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco laboris nisi ut "
-    "aliquip ex ea commodo consequat duis aute irure dolor in reprehenderit in voluptate velit esse "
-    "cillum dolore eu fugiat nulla pariatur excepteur sint occaecat cupidatat non proident sunt in "
-    "culpa qui officia deserunt mollit anim id est laborum"
-).split()
+_LOREM = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "ut",
+    "enim",
+    "ad",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
+    "laboris",
+    "nisi",
+    "ut",
+    "aliquip",
+    "ex",
+    "ea",
+    "commodo",
+    "consequat",
+    "duis",
+    "aute",
+    "irure",
+    "dolor",
+    "in",
+    "reprehenderit",
+    "in",
+    "voluptate",
+    "velit",
+    "esse",
+    "cillum",
+    "dolore",
+    "eu",
+    "fugiat",
+    "nulla",
+    "pariatur",
+    "excepteur",
+    "sint",
+    "occaecat",
+    "cupidatat",
+    "non",
+    "proident",
+    "sunt",
+    "in",
+    "culpa",
+    "qui",
+    "officia",
+    "deserunt",
+    "mollit",
+    "anim",
+    "id",
+    "est",
+    "laborum",
+]
 
 
 def tokenize(text: str) -> list[str]:
@@ -94,7 +169,9 @@ class MockProvider:
                     time.sleep(self.delay)
                 yield TextDelta(piece)
                 sent += 1
-                yield UsageUpdate(Usage(input_tokens=input_tokens, output_tokens=sent, source=COUNTED))
+                yield UsageUpdate(
+                    Usage(input_tokens=input_tokens, output_tokens=sent, source=COUNTED)
+                )
         else:
             if self.delay:
                 time.sleep(self.delay * len(pieces))

@@ -16,7 +16,17 @@ import httpx
 
 from ..usage import Usage, as_count
 from . import http
-from .base import CONTENT_FILTER, LENGTH, STOP, ChatRequest, Event, Finished, ResponseStarted, TextDelta, UsageUpdate
+from .base import (
+    CONTENT_FILTER,
+    LENGTH,
+    STOP,
+    ChatRequest,
+    Event,
+    Finished,
+    ResponseStarted,
+    TextDelta,
+    UsageUpdate,
+)
 from .registry import ProviderConfig
 
 _FINISH = {"stop": STOP, "length": LENGTH, "content_filter": CONTENT_FILTER, "eos": STOP}
@@ -36,7 +46,9 @@ def parse_usage(u: Mapping[str, Any]) -> Usage:
     else:
         # OpenAI nests cached_tokens; Moonshot also puts it at the top level.
         cached = as_count(details.get("cached_tokens")) or as_count(u.get("cached_tokens"))
-    reasoning = as_count(completion_details.get("reasoning_tokens")) or as_count(u.get("reasoning_tokens"))
+    reasoning = as_count(completion_details.get("reasoning_tokens")) or as_count(
+        u.get("reasoning_tokens")
+    )
     return Usage(
         input_tokens=input_tokens,
         cached_input_tokens=cached,
@@ -61,11 +73,21 @@ def reported_cost(u: Mapping[str, Any]) -> Decimal | None:
 
 def _usage_event(u: Mapping[str, Any]) -> UsageUpdate:
     cost = reported_cost(u)
-    return UsageUpdate(parse_usage(u), provider_cost=cost, provider_cost_currency="USD" if cost is not None else None)
+    return UsageUpdate(
+        parse_usage(u),
+        provider_cost=cost,
+        provider_cost_currency="USD" if cost is not None else None,
+    )
 
 
 class OpenAIProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None, *, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        config: ProviderConfig,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.config = config
         self.api_key = api_key
         self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
@@ -80,7 +102,11 @@ class OpenAIProvider:
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.extend({"role": m.role, "content": m.content} for m in request.messages)
-        body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": request.stream}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "stream": request.stream,
+        }
         if request.stream and self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
         if request.max_tokens is not None:
@@ -97,27 +123,35 @@ class OpenAIProvider:
 
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         name = self.config.name
-        with http.transport_errors(name, self.url) as state:
-            with self.client.stream("POST", self.url, json=self.body(request), headers=self.headers()) as response:
-                request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
-                state["request_id"] = request_id
-                http.raise_for_status(name, response, request_id)
-                state["started"] = "yes"
-                yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-                if request.stream:
-                    yield from self._stream(response, request_id)
-                else:
-                    yield from self._whole(http.read_json(name, response, request_id), request_id)
+        with (
+            http.transport_errors(name, self.url) as state,
+            self.client.stream(
+                "POST", self.url, json=self.body(request), headers=self.headers()
+            ) as response,
+        ):
+            request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+            state["request_id"] = request_id
+            http.raise_for_status(name, response, request_id)
+            state["started"] = "yes"
+            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
+            if request.stream:
+                yield from self._stream(response, request_id)
+            else:
+                yield from self._whole(http.read_json(name, response, request_id), request_id)
 
     def _whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
         name = self.config.name
         if not isinstance(data, dict):
-            raise http.bad_response_error(name, "JSON that is not a chat completion", request_id=request_id)
+            raise http.bad_response_error(
+                name, "JSON that is not a chat completion", request_id=request_id
+            )
         if "error" in data and not data.get("choices"):
             raise http.classify(name, 0, http.dumps(data), request_id=request_id)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise http.bad_response_error(name, "a completion without choices", request_id=request_id)
+            raise http.bad_response_error(
+                name, "a completion without choices", request_id=request_id
+            )
         message = choices[0].get("message") or {}
         text = message.get("content") or message.get("refusal") or ""
         if text:
@@ -127,7 +161,7 @@ class OpenAIProvider:
             yield _usage_event(usage)
         raw = choices[0].get("finish_reason")
         yield Finished(
-            finish_reason=_FINISH.get(raw, raw),
+            finish_reason=_FINISH.get(raw, raw) if raw else None,
             raw_finish_reason=raw,
             response_model=data.get("model"),
             response_id=data.get("id"),
@@ -146,7 +180,11 @@ class OpenAIProvider:
             try:
                 chunk = http.loads(event.data)
             except ValueError:
-                raise http.bad_response_error(name, f"a stream event that is not JSON ({event.data[:60]!r})", request_id=request_id) from None
+                raise http.bad_response_error(
+                    name,
+                    f"a stream event that is not JSON ({event.data[:60]!r})",
+                    request_id=request_id,
+                ) from None
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error") or chunk.get("object") == "error":
@@ -169,9 +207,8 @@ class OpenAIProvider:
         if not done and finish is None:
             raise http.stream_cut_error(name, request_id=request_id)
         yield Finished(
-            finish_reason=_FINISH.get(finish or "", finish),
+            finish_reason=_FINISH.get(finish, finish) if finish else None,
             raw_finish_reason=finish,
             response_model=model,
             response_id=response_id,
         )
-

@@ -62,7 +62,9 @@ class ProviderConfig:
         return self.name in PRESETS
 
 
-def _remote(name: str, type_: str, base_url: str, env: str | tuple[str, ...], **kw: Any) -> ProviderConfig:
+def _remote(
+    name: str, type_: str, base_url: str, env: str | tuple[str, ...], **kw: Any
+) -> ProviderConfig:
     envs = (env,) if isinstance(env, str) else env
     return ProviderConfig(name=name, type=type_, base_url=base_url, api_key_env=envs, **kw)
 
@@ -212,7 +214,9 @@ def custom_provider(name: str, type_: str) -> ProviderConfig:
     return ProviderConfig(name=name, type=type_, api_key_env=(env,), key_required=False)
 
 
-def with_overrides(base: ProviderConfig, values: Mapping[str, Any], sources: Mapping[str, str]) -> ProviderConfig:
+def with_overrides(
+    base: ProviderConfig, values: Mapping[str, Any], sources: Mapping[str, str]
+) -> ProviderConfig:
     """A preset with the user's `[providers.NAME]` values laid over it."""
     common = {k: v for k, v in values.items() if k in COMMON_FIELDS}
     options = {k: v for k, v in values.items() if k not in COMMON_FIELDS}
