@@ -1,4 +1,4 @@
-"""The ledger: one SQLite file, the only module that speaks SQL.
+"""The ledger store: opening, migrating, writing and reading calls.
 
 - WAL mode, a long busy timeout and `BEGIN IMMEDIATE` for every write, so
   many tokencli processes write at once without "database is locked";
@@ -28,14 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ConfigError, UsageError
-from .money import from_picos, to_picos
-from .usage import Usage
-
-if TYPE_CHECKING:
-    from sqlite_utils import Database
+from ..errors import ConfigError, UsageError
+from ..money import from_picos, to_picos
+from ..usage import Usage
+from .migrations import MIGRATION_SET, MIGRATIONS
 
 BUSY_TIMEOUT_S = 60.0
 STATUSES = ("pending", "ok", "error", "interrupted", "blocked", "cached")
@@ -210,80 +208,6 @@ class CallFilter:
     since: str | None = None  # formatted UTC timestamp
     until: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
-
-
-# --------------------------------------------------------------- migrations
-
-
-def _m001_calls(db: Database) -> None:
-    for statement in (
-        """
-        CREATE TABLE calls (
-            id TEXT PRIMARY KEY,
-            ts TEXT NOT NULL,
-            host TEXT NOT NULL,
-            pid INTEGER,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            response_model TEXT,
-            alias TEXT,
-            project TEXT,
-            tags TEXT,
-            prompt_name TEXT,
-            prompt_version INTEGER,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
-            total_tokens INTEGER NOT NULL DEFAULT 0,
-            usage_source TEXT,
-            cost_pico INTEGER,
-            currency TEXT,
-            price_source TEXT,
-            duration_ms INTEGER,
-            ttft_ms INTEGER,
-            status TEXT NOT NULL,
-            error_kind TEXT,
-            error_message TEXT,
-            request_id TEXT,
-            finish_reason TEXT,
-            stream INTEGER,
-            params TEXT,
-            extra TEXT
-        )
-        """,
-        "CREATE INDEX calls_ts ON calls(ts)",
-        "CREATE INDEX calls_provider_model_ts ON calls(provider, model, ts)",
-        "CREATE INDEX calls_project_ts ON calls(project, ts)",
-        "CREATE INDEX calls_pending ON calls(host, pid) WHERE status = 'pending'",
-        """
-        CREATE TABLE call_texts (
-            call_id TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
-            system_text TEXT,
-            prompt_text TEXT,
-            response_text TEXT
-        )
-        """,
-        """
-        CREATE TABLE call_tags (
-            call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            PRIMARY KEY (call_id, key)
-        )
-        """,
-        "CREATE INDEX call_tags_key_value ON call_tags(key, value)",
-        "CREATE TABLE notices (key TEXT PRIMARY KEY, ts TEXT NOT NULL)",
-    ):
-        db.execute(statement)
-
-
-# Append only: each (name, function) runs once, in order, in its own transaction.
-MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
-    ("m001_calls", _m001_calls),
-]
-MIGRATION_SET = "tokencli"
 
 
 # ------------------------------------------------------------------- ledger
