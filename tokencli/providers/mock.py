@@ -141,12 +141,16 @@ class MockProvider:
     def close(self) -> None:
         pass
 
-    def generate(self, request: ChatRequest) -> Iterator[Event]:
+    def validate(self, request: ChatRequest) -> None:
+        """Unknown mock models fail before anything is recorded."""
         if request.model not in MODELS:
             raise ConfigError(
                 f"Unknown model {self.config.name}:{request.model}.",
                 "Known models: " + ", ".join(f"{self.config.name}:{m}" for m in MODELS) + ".",
             )
+
+    def generate(self, request: ChatRequest) -> Iterator[Event]:
+        self.validate(request)
         prompt = request.prompt_text
         input_tokens = count_tokens(request.system or "") + count_tokens(prompt)
         yield ResponseStarted(request_id=f"mock-{new_id()}")
@@ -167,11 +171,13 @@ class MockProvider:
             for piece in pieces:
                 if self.delay:
                     time.sleep(self.delay)
-                yield TextDelta(piece)
+                # Counted when generated, then delivered: like a real model, a token
+                # interrupted on its way to the screen was still produced.
                 sent += 1
                 yield UsageUpdate(
                     Usage(input_tokens=input_tokens, output_tokens=sent, source=COUNTED)
                 )
+                yield TextDelta(piece)
         else:
             if self.delay:
                 time.sleep(self.delay * len(pieces))
