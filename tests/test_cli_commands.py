@@ -78,7 +78,10 @@ def test_logs_json_and_filters(cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["logs", "--status", "weird"], "--status 'weird' is not a status."),
+        (
+            ["logs", "--status", "weird"],
+            "'weird' is not one of 'pending', 'ok', 'error', 'interrupted', 'blocked', 'cached'.",
+        ),
         (
             ["logs", "--since", "yesterday-ish"],
             "--since 'yesterday-ish' is not a date, a time or a duration.",

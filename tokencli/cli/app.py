@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "models": "tokencli.cli.models_cmd",
     "config": "tokencli.cli.config_cmd",
     "keys": "tokencli.cli.keys_cmd",
+    "completion": "tokencli.cli.completion_cmd",
 }
 _VALUE_OPTIONS = ("--config", "--db")
 

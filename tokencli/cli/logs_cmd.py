@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -25,7 +26,14 @@ app = typer.Typer(
     no_args_is_help=False,
 )
 
-STATUS_CHOICES = ("pending", "ok", "error", "interrupted", "blocked", "cached")
+
+class Status(str, Enum):
+    pending = "pending"
+    ok = "ok"
+    error = "error"
+    interrupted = "interrupted"
+    blocked = "blocked"
+    cached = "cached"
 
 
 @app.callback()
@@ -36,10 +44,8 @@ def logs(
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only calls with this status: " + ", ".join(STATUS_CHOICES) + "."
-        ),
+        Status | None,
+        typer.Option("--status", help="Only calls with this status."),
     ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -61,16 +67,12 @@ def logs(
     from .run_cmd import parse_tags
 
     app_ctx = app_context(ctx)
-    if status is not None and status not in STATUS_CHOICES:
-        raise UsageError(
-            f"--status {status!r} is not a status.", f"Use one of: {', '.join(STATUS_CHOICES)}."
-        )
     now = utc_now()
     flt = CallFilter(
         provider=provider,
         model=model,
         project=project,
-        status=status,
+        status=status.value if status else None,
         since=format_ts(parse_point(since, now)) if since else None,
         until=format_ts(parse_point(until, now, option="--until")) if until else None,
         tags=tuple(parse_tags(tag or []).items()),
