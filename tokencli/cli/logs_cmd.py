@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     pending = "pending"
     ok = "ok"
     error = "error"
