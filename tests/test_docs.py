@@ -1,0 +1,37 @@
+"""The README's commands stay true: CI runs the same install and test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fenced_commands(text: str) -> list[str]:
+    return [line for block in re.findall(r"```sh\n(.*?)```", text, re.S) for line in block.splitlines()]
+
+
+def test_readme_test_command_matches_ci():
+    readme = fenced_commands((ROOT / "README.md").read_text())
+    test_command = next(line for line in readme if "pytest" in line)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install torch==2.13.0" in test_command and "python -m pip install -q torch==2.13.0" in ci
+    assert "pip install -e '.[dev,local]'" in test_command and "python -m pip install -q -e '.[dev,local]'" in ci
+    assert "OMP_NUM_THREADS=1 python -m pytest" in test_command
+    assert "export OMP_NUM_THREADS=1" in ci and "python -m pytest" in ci
+
+
+def test_readme_quick_start_runs_the_mock_offline(cli):
+    """The tokencli steps of the README's first command work with no key and no network."""
+    import shlex
+
+    quick = fenced_commands((ROOT / "README.md").read_text())[0]
+    assert quick.startswith("python3 -m venv .venv") and "pip install ." in quick
+    steps = [shlex.split(step) for step in quick.split("&&")]
+    tokencli_steps = [words[1:] for words in steps if words[0] == "tokencli"]
+    assert [words[0] for words in tokencli_steps] == ["run", "logs"]
+    for words in tokencli_steps:
+        result = cli(*words)
+        assert result.exit_code == 0, result.stderr
+    assert "mock:echo" in cli("logs").stdout
