@@ -33,7 +33,7 @@ declare -gA _tokencli_options=(
     ["tokencli logs"]="-n --count --provider --model -m --project -p --status --since --until --tag --json --text -h --help"
     ["tokencli logs show"]="--json -h --help"
     ["tokencli models"]="--provider --all --refresh --json -h --help"
-    ["tokencli run"]="-m --model -s --system --max-tokens --temperature -p --project --tag --no-stream --json -u --usage --price-as -h --help"
+    ["tokencli run"]="-m --model -s --system --max-tokens --temperature -p --project --tag --no-stream --json -u --usage --price-as --cache --no-cache -h --help"
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"

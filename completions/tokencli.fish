@@ -61,4 +61,5 @@ complete -c tokencli -n '__fish_seen_subcommand_from run' -l no-stream -d 'Wait 
 complete -c tokencli -n '__fish_seen_subcommand_from run' -l json -d 'Print one JSON document on stdout'
 complete -c tokencli -n '__fish_seen_subcommand_from run' -s u -l usage -d 'Print tokens and cost on stderr (default when stderr is a terminal)'
 complete -c tokencli -n '__fish_seen_subcommand_from run' -l price-as -r -d 'Price a mock or self-hosted call as this model would cost'
+complete -c tokencli -n '__fish_seen_subcommand_from run' -l cache -l no-cache -d 'Answer an identical earlier request from the ledger (default: the provider\'s cache setting)'
 complete -c tokencli -n '__fish_seen_subcommand_from run' -s h -l help -d 'Show help and exit'

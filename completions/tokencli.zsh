@@ -178,6 +178,7 @@ _tokencli_run() {
         '--json[Print one JSON document on stdout]' \
         '(-u --usage)'{-u,--usage}'[Print tokens and cost on stderr (default when stderr is a terminal)]' \
         '--price-as[Price a mock or self-hosted call as this model would cost]:value: ' \
+        '(--cache --no-cache)'{--cache,--no-cache}'[Answer an identical earlier request from the ledger (default\: the provider'\''s cache setting)]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

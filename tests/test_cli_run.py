@@ -349,7 +349,7 @@ def test_version(cli):
     ],
 )
 def test_provider_failures_are_recorded(cli, home, server, reply, code, kind, message):
-    fake_openai(home, server, api_key_env="FAKE_KEY", key_required=True)
+    fake_openai(home, server, api_key_env="FAKE_KEY", key_required=True, max_retries=0)
     server.queue(reply)
     import os
 

@@ -53,6 +53,16 @@ class Defaults:
     store_text: bool = True
     max_tokens: int | None = None
     temperature: float | None = None
+    max_input_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """`[models."PROVIDER:MODEL"]`: limits for one model, over its provider's."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_input_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class Settings:
     aliases: dict[str, tuple[str, ...]]
     providers: dict[str, ProviderConfig]
     prices: dict[str, PriceOverride]
+    models: dict[str, ModelSettings]
     currencies: Currencies
     # dotted key → where its value came from, for `config show`.
     sources: dict[str, str]
@@ -185,6 +196,12 @@ DEFAULTS_FIELDS: dict[str, FieldSpec] = {
     "store_text": FieldSpec("bool", "keep prompt and response text in the ledger"),
     "max_tokens": FieldSpec("int", "default --max-tokens"),
     "temperature": FieldSpec("number", "default --temperature"),
+    "max_input_tokens": FieldSpec("int", "refuse prompts larger than this before sending"),
+}
+MODEL_FIELDS: dict[str, FieldSpec] = {
+    "rpm": FieldSpec("int", "requests per minute"),
+    "tpm": FieldSpec("int", "tokens per minute"),
+    "max_input_tokens": FieldSpec("int", "refuse prompts larger than this before sending"),
 }
 PRICE_FIELDS: dict[str, FieldSpec] = {
     "input": FieldSpec("number", "per 1M input tokens"),
@@ -193,7 +210,7 @@ PRICE_FIELDS: dict[str, FieldSpec] = {
     "cache_write": FieldSpec("number", "per 1M input tokens written to a cache"),
     "currency": FieldSpec("str", "ISO currency code, e.g. USD or CNY"),
 }
-SECTIONS = ("defaults", "aliases", "providers", "prices", "currency")
+SECTIONS = ("defaults", "aliases", "providers", "models", "prices", "currency")
 
 
 def _currency_code(checker: _Checker, key_path: tuple[str, ...], value: str) -> str:
@@ -270,6 +287,7 @@ def settings_from_doc(
         store_text=values.get("store_text", True),
         max_tokens=values.get("max_tokens"),
         temperature=float(values["temperature"]) if "temperature" in values else None,
+        max_input_tokens=values.get("max_input_tokens"),
     )
 
     # [providers.NAME]
@@ -308,7 +326,13 @@ def settings_from_doc(
             raise check.fail(
                 (*key_path, "max_tokens_field"), "must be max_tokens or max_completion_tokens"
             )
-        for numeric in ("connect_timeout", "read_timeout"):
+        for numeric in (
+            "connect_timeout",
+            "read_timeout",
+            "retry_max_wait",
+            "retry_backoff",
+            "cache_ttl",
+        ):
             if numeric in values:
                 values[numeric] = float(values[numeric])
         if "base_url" in values:
@@ -364,6 +388,21 @@ def settings_from_doc(
         )
         sources[f"prices.{ref}"] = check.where(key_path)
 
+    # [models."PROVIDER:MODEL"]
+    models: dict[str, ModelSettings] = {}
+    for ref, table in check.table(("models",), doc.get("models", {})).items():
+        key_path = ("models", ref)
+        table = check.table(key_path, table)
+        if ":" not in ref or ref.partition(":")[0] not in providers:
+            raise check.fail(
+                key_path,
+                "must be named PROVIDER:MODEL with a known provider",
+                'e.g. [models."openai:gpt-4o"].',
+            )
+        values, found = check.fields(key_path, table, MODEL_FIELDS)
+        models[ref] = ModelSettings(**values)
+        sources.update({f"models.{ref}.{k}": v for k, v in found.items()})
+
     # [currency]
     currency_raw = check.table(("currency",), doc.get("currency", {}))
     report = "USD"
@@ -394,6 +433,7 @@ def settings_from_doc(
         aliases=aliases,
         providers=providers,
         prices=prices,
+        models=models,
         currencies=Currencies(report=report, rates=rates),
         sources=sources,
         config_exists=exists,

@@ -1,5 +1,6 @@
-"""The call pipeline: resolve the model → write the pending row → call the
-provider → price → complete the row.
+"""The call pipeline: resolve the model (or a fallback chain) → guard and
+cache → wait for the shared rate limit → write the pending row → call the
+provider → price → complete the row; retry what is worth retrying.
 
 The row exists before the request leaves, and every way out of a call
 (success, provider error, cut stream, Ctrl-C, SIGTERM, a closed stdout, a bug)
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from .config import Settings
@@ -31,6 +33,7 @@ from .errors import (
 from .ids import new_id
 from .keys import KeyStore, require_key
 from .ledger import Call, Ledger, format_ts, parse_ts, utc_now
+from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
 from .pricing import Cost, prefetch, price_call
 from .providers.base import (
     CONTENT_FILTER,
@@ -44,6 +47,8 @@ from .providers.base import (
 )
 from .providers.registry import ProviderConfig, load_protocol
 from .redact import redact
+from .response_cache import request_key
+from .retry import RetryPolicy
 from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens
 
 
@@ -71,25 +76,36 @@ class RunOptions:
     price_as: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
+    # None: the provider's `cache` setting decides.
+    cache: bool | None = None
+    batch_id: str | None = None
+    batch_item: str | None = None
 
 
 @dataclass
 class RunResult:
     call: Call
     text: str
-    notices: list[str] = field(default_factory=list)
 
 
-def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
-    """`-m` value (alias or PROVIDER:MODEL) → provider config and model name."""
+def resolve_chain(settings: Settings, spec: str | None) -> list[ResolvedModel]:
+    """`-m` value → the models to try in order (an alias may name a fallback chain)."""
     spec = (spec or settings.defaults.model or "").strip()
     if not spec:
         raise UsageError(
             "No model given.", "Pass -m PROVIDER:MODEL or set [defaults] model in the config."
         )
-    alias = None
     if spec in settings.aliases:
-        alias, spec = spec, settings.aliases[spec][0]
+        return [_resolve_ref(settings, target, alias=spec) for target in settings.aliases[spec]]
+    return [_resolve_ref(settings, spec)]
+
+
+def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
+    """`-m` value (alias or PROVIDER:MODEL) → the first model it names."""
+    return resolve_chain(settings, spec)[0]
+
+
+def _resolve_ref(settings: Settings, spec: str, alias: str | None = None) -> ResolvedModel:
     provider_name, sep, model = spec.partition(":")
     if not sep or not model or not provider_name:
         known = ", ".join(sorted(settings.aliases)) or "none defined"
@@ -101,6 +117,8 @@ def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
 
 
 class Engine:
+    """Runs calls. One per process (or per batch); safe to share between threads."""
+
     def __init__(
         self,
         settings: Settings,
@@ -108,78 +126,157 @@ class Engine:
         ledger: Callable[[], Ledger],
         clock: Callable[[], datetime] = utc_now,
         providers: dict[str, Provider] | None = None,
+        notify: Callable[[str], None] = lambda _: None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
         self._ledger_factory = ledger
-        self._ledger: Ledger | None = None
+        self._local = threading.local()  # one SQLite connection per thread
+        self._ledgers: list[Ledger] = []
+        self._lock = threading.Lock()
         self.clock = clock
+        self.notify = notify
+        self.sleep = sleep
+        self.rng = rng
         # A provider built once serves every call of this process (batch, compare).
         self._providers: dict[str, Provider] = providers if providers is not None else {}
         self.keys = KeyStore(settings.paths.keys)
+        self.limiter = RateLimiter(settings, lambda: self.ledger, now)
 
     @property
     def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = self._ledger_factory()
-        return self._ledger
+        ledger = getattr(self._local, "ledger", None)
+        if ledger is None:
+            ledger = self._ledger_factory()
+            self._local.ledger = ledger
+            with self._lock:
+                self._ledgers.append(ledger)
+        return ledger
 
     def close(self) -> None:
         for provider in self._providers.values():
             with contextlib.suppress(Exception):
                 provider.close()
         self._providers.clear()
+        for ledger in self._ledgers:
+            with contextlib.suppress(Exception):
+                ledger.close()
+        self._ledgers.clear()
+        self._local = threading.local()
 
     def provider_for(self, config: ProviderConfig) -> Provider:
-        found = self._providers.get(config.name)
-        if found is None:
-            key = require_key(config, self.settings.env, self.keys)
-            found = load_protocol(config.type)(config, key)
-            self._providers[config.name] = found
-        return found
+        with self._lock:
+            found = self._providers.get(config.name)
+            if found is None:
+                key = require_key(config, self.settings.env, self.keys)
+                found = load_protocol(config.type)(config, key)
+                self._providers[config.name] = found
+            return found
 
     # ------------------------------------------------------------------- run
 
     def run(self, opts: RunOptions, on_text: Callable[[str], None] = lambda _: None) -> RunResult:
+        """Run one prompt on the first model of its chain that answers."""
         if not opts.prompt.strip():
             raise UsageError(
                 "The prompt is empty.", "Pass a prompt argument or pipe text on stdin."
             )
-        resolved = resolve_model(self.settings, opts.model)
-        price_as = self._price_as(resolved, opts.price_as)
-        provider = self.provider_for(resolved.provider)
-        request = ChatRequest(
-            model=resolved.model,
+        chain = resolve_chain(self.settings, opts.model)
+        for index, target in enumerate(chain):
+            try:
+                return self._run_on(target, opts, on_text)
+            except ProviderError as exc:
+                nxt = chain[index + 1] if index + 1 < len(chain) else None
+                if nxt is None or not exc.retryable or exc.had_output:
+                    raise
+                self.notify(f"{target.ref} failed ({exc.kind}); falling back to {nxt.ref}.")
+        raise AssertionError("unreachable: a chain has at least one model")
+
+    def request_for(self, target: ResolvedModel, opts: RunOptions) -> ChatRequest:
+        defaults = self.settings.defaults
+        return ChatRequest(
+            model=target.model,
             messages=(Message("user", opts.prompt),),
             system=opts.system,
-            max_tokens=opts.max_tokens
-            if opts.max_tokens is not None
-            else self.settings.defaults.max_tokens,
-            temperature=opts.temperature
-            if opts.temperature is not None
-            else self.settings.defaults.temperature,
+            max_tokens=opts.max_tokens if opts.max_tokens is not None else defaults.max_tokens,
+            temperature=opts.temperature if opts.temperature is not None else defaults.temperature,
             stream=opts.stream,
         )
+
+    def _run_on(
+        self, target: ResolvedModel, opts: RunOptions, on_text: Callable[[str], None]
+    ) -> RunResult:
+        price_as = self._price_as(target, opts.price_as)
+        provider = self.provider_for(target.provider)
+        request = self.request_for(target, opts)
         validate = getattr(provider, "validate", None)
         if validate is not None:
             validate(request)
+        estimated_input = self._guard_input(target, request)
+
+        use_cache = opts.cache if opts.cache is not None else target.provider.cache
+        cache_key = request_key(target.provider.name, request) if use_cache else None
+        if cache_key:
+            hit = self._cached(target, cache_key)
+            if hit is not None:
+                return self._answer_from_cache(hit, target, request, opts, cache_key, on_text)
+
         if price_as is not None or (
-            resolved.provider.prices_from and not resolved.provider.self_hosted
+            target.provider.prices_from and not target.provider.self_hosted
         ):
             prefetch()  # import the price table while the request is in flight
+        policy = RetryPolicy.of(target.provider)
+        attempt, waited, first_id = 1, 0.0, None
+        while True:
+            reservation = self._wait_for_rate_limit(
+                target, estimated_input + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
+            )
+            call = self._new_call(target, request, opts, cache_key)
+            if attempt > 1:
+                call.extra.update({"attempt": attempt, "retry_of": first_id})
+            with deferred_signals():
+                self.ledger.insert_call(call)
+            try:
+                result = self._execute(call, provider, request, target, price_as, on_text)
+            except ProviderError as exc:
+                self._learn_from_failure(target, exc)
+                delay = policy.delay(attempt, exc, waited, self.rng)
+                if delay is None:
+                    if attempt > 1 or exc.retryable:
+                        exc.hint = _give_up_hint(exc, attempt, policy)
+                    raise
+                self.notify(
+                    f"{target.provider.name} {_reason(exc)}; retrying in {delay:.1f} s "
+                    f"(attempt {attempt + 1} of {policy.max_retries + 1})."
+                )
+                self.sleep(delay)
+                waited += delay
+                attempt += 1
+                first_id = first_id or call.id
+                continue
+            self.limiter.settle(
+                target.provider.name, target.model, reservation, result.call.usage.total_tokens
+            )
+            return result
 
+    def _new_call(
+        self, target: ResolvedModel, request: ChatRequest, opts: RunOptions, cache_key: str | None
+    ) -> Call:
         store_text = self.settings.defaults.store_text
         params = {
             k: v
             for k, v in (("max_tokens", request.max_tokens), ("temperature", request.temperature))
             if v is not None
         }
-        call = Call(
+        return Call(
             id=new_id(),
             ts=format_ts(self.clock()),
-            provider=resolved.provider.name,
-            model=resolved.model,
+            provider=target.provider.name,
+            model=target.model,
             pid=os.getpid(),
-            alias=resolved.alias,
+            alias=target.alias,
             project=opts.project if opts.project is not None else self.settings.defaults.project,
             tags=dict(opts.tags),
             prompt_name=opts.prompt_name,
@@ -187,11 +284,11 @@ class Engine:
             stream=request.stream,
             params=params,
             system_text=request.system if store_text else None,
-            prompt_text=opts.prompt if store_text else None,
+            prompt_text=request.prompt_text if store_text else None,
+            cache_key=cache_key,
+            batch_id=opts.batch_id,
+            batch_item=opts.batch_item,
         )
-        with deferred_signals():
-            self.ledger.insert_call(call)
-        return self._execute(call, provider, request, resolved, price_as, on_text, store_text)
 
     def _price_as(
         self, resolved: ResolvedModel, spec: str | None
@@ -206,6 +303,86 @@ class Engine:
         target = resolve_model(self.settings, spec)
         return target.provider, target.model
 
+    # ---------------------------------------------------------------- guards
+
+    def _guard_input(self, target: ResolvedModel, request: ChatRequest) -> int:
+        """Refuse an oversized prompt before paying for it; return the estimate."""
+        estimate = estimate_tokens(request.system or "") + estimate_tokens(request.prompt_text)
+        per_model = self.settings.models.get(target.ref)
+        limit = (
+            (per_model.max_input_tokens if per_model else None)
+            or target.provider.max_input_tokens
+            or self.settings.defaults.max_input_tokens
+        )
+        if limit and estimate > limit:
+            raise UsageError(
+                f"The prompt is about {estimate:,} tokens, over the {limit:,}-token limit (max_input_tokens) for {target.ref}.",
+                "Shorten it, or raise max_input_tokens in the config.",
+            )
+        return estimate
+
+    def _wait_for_rate_limit(self, target: ResolvedModel, estimated_tokens: int) -> Reservation:
+        reservation = self.limiter.acquire(target.provider.name, target.model, estimated_tokens)
+        if reservation.wait > 0.05:
+            rpm, tpm = self.limiter.limits(target.provider.name, target.model)
+            what = ", ".join(
+                x
+                for x in (
+                    f"{rpm} requests/min" if rpm else "",
+                    f"{tpm:,} tokens/min" if tpm else "",
+                )
+                if x
+            )
+            self.notify(
+                f"waiting {reservation.wait:.1f} s for {target.ref}'s rate limit"
+                + (f" ({what})." if what else ".")
+            )
+        if reservation.wait > 0:
+            self.sleep(reservation.wait)
+        return reservation
+
+    def _learn_from_failure(self, target: ResolvedModel, exc: ProviderError) -> None:
+        if exc.headers:
+            self.limiter.learn(target.provider.name, target.model, exc.headers)
+        if exc.kind == "rate_limit" and exc.retry_after:
+            # Everyone on this machine waits, not only this process.
+            self.limiter.hold(target.provider.name, target.model, exc.retry_after)
+
+    # ----------------------------------------------------------------- cache
+
+    def _cached(self, target: ResolvedModel, cache_key: str) -> Call | None:
+        ttl = target.provider.cache_ttl
+        not_before = format_ts(self.clock() - timedelta(seconds=float(ttl))) if ttl else None
+        return self.ledger.cached_answer(cache_key, not_before)
+
+    def _answer_from_cache(
+        self,
+        hit: Call,
+        target: ResolvedModel,
+        request: ChatRequest,
+        opts: RunOptions,
+        cache_key: str,
+        on_text: Callable[[str], None],
+    ) -> RunResult:
+        """No call is made: the row records what the answer would have cost (the saving)."""
+        text = hit.response_text or ""
+        call = self._new_call(target, request, opts, cache_key)
+        call.status = "cached"
+        call.usage = hit.usage
+        call.cost, call.currency = hit.cost, hit.currency
+        call.price_source = f"saved: cached answer of {hit.id}"
+        call.finish_reason, call.response_model = hit.finish_reason, hit.response_model
+        call.duration_ms, call.ttft_ms = 0, 0
+        call.extra = {"cached_from": hit.id}
+        call.response_text = text if self.settings.defaults.store_text else None
+        with deferred_signals():
+            self.ledger.insert_call(call)
+        if text:
+            on_text(text)
+        return RunResult(call=call, text=text)
+
+    # -------------------------------------------------------------- one call
+
     def _execute(
         self,
         call: Call,
@@ -214,7 +391,6 @@ class Engine:
         resolved: ResolvedModel,
         price_as: tuple[ProviderConfig, str] | None,
         on_text: Callable[[str], None],
-        store_text: bool,
     ) -> RunResult:
         parts: list[str] = []
         usage: Usage | None = None
@@ -240,12 +416,15 @@ class Engine:
                         )
                 elif isinstance(event, ResponseStarted):
                     call.request_id = event.request_id
+                    if event.headers:
+                        self.limiter.learn(resolved.provider.name, resolved.model, event.headers)
                 elif isinstance(event, Finished):
                     finished = event
         except (KeyboardInterrupt, Interrupted, BrokenPipeError) as exc:
             failure = exc
         except ProviderError as exc:
             failure = exc
+            exc.had_output = bool(parts)
             call.request_id = call.request_id or exc.request_id
         except TokencliError as exc:
             failure = exc
@@ -256,11 +435,10 @@ class Engine:
         text = "".join(parts)
         call.duration_ms = int((ended - started) * 1000)
         call.ttft_ms = int((first_token - started) * 1000) if first_token is not None else None
-        call.response_text = text if store_text else None
+        call.response_text = text if self.settings.defaults.store_text else None
         call.usage = settle_usage(
             usage, request, text, complete=finished is not None and failure is None
         )
-        notices: list[str] = []
 
         if finished is not None:
             call.finish_reason = finished.finish_reason
@@ -271,7 +449,7 @@ class Engine:
 
         error = self._classify_outcome(call, failure, finished)
 
-        cost = self._cost(call, resolved, price_as, provider_cost, provider_cost_currency, notices)
+        cost = self._cost(call, resolved, price_as, provider_cost, provider_cost_currency)
         call.cost, call.currency, call.price_source = cost.amount, cost.currency, cost.source
 
         with deferred_signals():
@@ -280,7 +458,7 @@ class Engine:
             # The CLI reports the recorded call (and --json prints it) on failure too.
             error.call = call  # type: ignore[attr-defined]
             raise error
-        return RunResult(call=call, text=text, notices=notices)
+        return RunResult(call=call, text=text)
 
     def _classify_outcome(
         self, call: Call, failure: BaseException | None, finished: Finished | None
@@ -326,7 +504,6 @@ class Engine:
         price_as: tuple[ProviderConfig, str] | None,
         provider_cost: Decimal | None,
         provider_cost_currency: str | None,
-        notices: list[str],
     ) -> Cost:
         try:
             cost = price_call(
@@ -341,7 +518,7 @@ class Engine:
                 price_as=price_as,
             )
         except Exception as exc:  # a broken price table must not lose the call
-            notices.append(
+            self.notify(
                 f"Could not price this call ({type(exc).__name__}); cost recorded as unknown."
             )
             return Cost(None, None, "unknown")
@@ -355,11 +532,35 @@ class Engine:
             except Exception:
                 first = False
             if first:
-                notices.append(
+                self.notify(
                     f"No price known for {ref}; its cost is recorded as unknown. "
                     f'Add [prices."{ref}"] with input and output per 1M tokens to the config to price it.'
                 )
         return cost
+
+
+def _reason(exc: ProviderError) -> str:
+    reasons = {
+        "rate_limit": "is rate limiting",
+        "overloaded": "is overloaded",
+        "server": f"answered {exc.status_code}" if exc.status_code else "failed",
+        "timeout": "timed out",
+        "network": "could not be reached",
+        "stream_cut": "closed the connection",
+    }
+    return reasons.get(exc.kind, f"failed ({exc.kind})")
+
+
+def _give_up_hint(exc: ProviderError, attempts: int, policy: RetryPolicy) -> str:
+    if exc.had_output:
+        return "What arrived was printed and recorded; run again for the rest."
+    if exc.retry_after is not None and exc.retry_after > policy.max_wait:
+        return (
+            f"It asked to wait {exc.retry_after:.0f} s, more than retry_max_wait ({policy.max_wait:.0f} s); "
+            "run again later."
+        )
+    tries = f"Gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
+    return f"{tries}; try again later, or raise max_retries/retry_max_wait for this provider."
 
 
 def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, complete: bool) -> Usage:

@@ -75,6 +75,10 @@ class ProviderError(TokencliError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.retryable = retryable
+        # Response headers, when the failure came with a response.
+        self.headers: dict[str, str] = {}
+        # Whether any answer text had arrived before the failure (then never retried).
+        self.had_output = False
 
 
 class ProviderRefused(ProviderError):

@@ -60,11 +60,18 @@ class AppContext:
         return Ledger.open(self.settings.paths.db, create=create)
 
     def engine(self) -> Engine:
+        """An engine whose notices (retries, waits, price hints) go to stderr."""
         from ..engine import Engine
         from ..ledger import Ledger
 
         path = self.settings.paths.db
-        return Engine(self.settings, ledger=lambda: Ledger.open(path))  # type: ignore[arg-type,return-value]
+
+        def open_ledger() -> Ledger:
+            ledger = Ledger.open(path)
+            assert ledger is not None  # create=True always opens
+            return ledger
+
+        return Engine(self.settings, ledger=open_ledger, notify=lambda m: self.err(f"tokencli: {m}"))
 
     def err(self, message: str) -> None:
         print(message, file=self.streams.stderr, flush=True)

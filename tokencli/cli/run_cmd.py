@@ -69,6 +69,14 @@ def run(
             help="Price a mock or self-hosted call as this model would cost.",
         ),
     ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Answer an identical earlier request from the ledger (default: the provider's cache setting).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     from ..engine import RunOptions
     from .render import call_json, usage_line
@@ -86,6 +94,7 @@ def run(
         project=project,
         tags=parse_tags(tag or []),
         price_as=price_as,
+        cache=cache,
     )
     printer = TextPrinter(streams, enabled=not json_out)
     engine = app_ctx.engine()
@@ -100,8 +109,6 @@ def run(
     finally:
         engine.close()
     printer.finish()
-    for notice in result.notices:
-        app_ctx.err(f"tokencli: {notice}")
     if json_out:
         emit_json(streams, call_json(result.call, text=result.text))
     if usage or streams.stderr_isatty:

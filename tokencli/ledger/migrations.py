@@ -80,6 +80,22 @@ def _m001_calls(db: Database) -> None:
         db.execute(statement)
 
 
+def _m010_cache_batch_rate_limits(db: Database) -> None:
+    """Response cache keys, batch item identity, and shared rate-limit state."""
+    for statement in (
+        "ALTER TABLE calls ADD COLUMN cache_key TEXT",
+        "ALTER TABLE calls ADD COLUMN batch_id TEXT",
+        "ALTER TABLE calls ADD COLUMN batch_item TEXT",
+        "CREATE INDEX calls_cache_key ON calls(cache_key, ts) WHERE cache_key IS NOT NULL",
+        "CREATE INDEX calls_batch ON calls(batch_id, batch_item) WHERE batch_id IS NOT NULL",
+        # One row per (provider, model, dimension): the GCRA "theoretical arrival
+        # time" as epoch seconds, shared by every tokencli process on the machine.
+        "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL)",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
+    ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
 ]

@@ -95,6 +95,10 @@ class Call:
     system_text: str | None = None
     prompt_text: str | None = None
     response_text: str | None = None
+    # sha256 of the request, for the response cache (None: not cacheable).
+    cache_key: str | None = None
+    batch_id: str | None = None
+    batch_item: str | None = None
 
     def columns(self) -> dict[str, Any]:
         """The `calls` row (texts and tags go to their own tables)."""
@@ -134,6 +138,9 @@ class Call:
             "stream": None if self.stream is None else int(self.stream),
             "params": json.dumps(self.params, sort_keys=True) if self.params else None,
             "extra": json.dumps(self.extra, sort_keys=True, default=str) if self.extra else None,
+            "cache_key": self.cache_key,
+            "batch_id": self.batch_id,
+            "batch_item": self.batch_item,
         }
 
 
@@ -153,6 +160,9 @@ _START_COLUMNS = {
     "prompt_version",
     "stream",
     "params",
+    "cache_key",
+    "batch_id",
+    "batch_item",
 }
 RESULT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _START_COLUMNS)
 
@@ -196,6 +206,9 @@ def _row_to_call(row: sqlite3.Row, with_text: bool) -> Call:
         system_text=row["system_text"] if with_text and "system_text" in keys else None,
         prompt_text=row["prompt_text"] if with_text and "prompt_text" in keys else None,
         response_text=row["response_text"] if with_text and "response_text" in keys else None,
+        cache_key=row["cache_key"],
+        batch_id=row["batch_id"],
+        batch_item=row["batch_item"],
     )
 
 
@@ -436,6 +449,32 @@ class Ledger:
                 f"Call id {id_prefix!r} is ambiguous.", "Give more characters of the id."
             )
         return _row_to_call(rows[0], True)
+
+    def cached_answer(self, cache_key: str, not_before: str | None = None) -> Call | None:
+        """The newest successful call with this request key whose text was kept."""
+        row = self.conn.execute(
+            """
+            SELECT c.*, t.system_text, t.prompt_text, t.response_text
+            FROM calls c JOIN call_texts t ON t.call_id = c.id
+            WHERE c.cache_key = ? AND c.status = 'ok' AND t.response_text IS NOT NULL AND c.ts >= ?
+            ORDER BY c.ts DESC LIMIT 1
+            """,
+            (cache_key, not_before or ""),
+        ).fetchone()
+        return _row_to_call(row, True) if row else None
+
+    def batch_results(self, batch_id: str) -> dict[str, Call]:
+        """The latest finished call of each item of a batch (a rerun's skip list)."""
+        rows = self.conn.execute(
+            """
+            SELECT c.*, t.system_text, t.prompt_text, t.response_text
+            FROM calls c LEFT JOIN call_texts t ON t.call_id = c.id
+            WHERE c.batch_id = ? AND c.status IN ('ok', 'cached')
+            ORDER BY c.ts
+            """,
+            (batch_id,),
+        ).fetchall()
+        return {row["batch_item"]: _row_to_call(row, True) for row in rows}
 
     def count_calls(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM calls").fetchone()[0])

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ import httpx
 from .. import __version__
 from ..errors import ConfigError, ExitCode, ProviderError, ProviderRefused, ProviderUnavailable
 from ..redact import redact
+from .http_headers import parse_duration, retry_after_seconds
 from .registry import ProviderConfig
 
 USER_AGENT = f"tokencli/{__version__}"
@@ -238,39 +238,6 @@ def _describe_non_json(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float | None:
-    """`38s`, `1.5s`, `6m0s`, `250ms` → seconds."""
-    total, found = 0.0, False
-    for number, unit in _DURATION.findall(text.strip()):
-        found = True
-        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    return total if found else None
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms:
-        with contextlib.suppress(ValueError):
-            return max(float(ms) / 1000, 0.0)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        from datetime import UTC, datetime
-
-        when = parsedate_to_datetime(value)
-        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
 def classify(
     provider: str,
     status: int,
@@ -466,7 +433,9 @@ def raise_for_status(provider: str, response: httpx.Response, request_id: str | 
         body = response.read().decode("utf-8", "replace")
     except httpx.HTTPError:
         body = ""
-    raise classify(provider, response.status_code, body, response.headers, request_id=request_id)
+    error = classify(provider, response.status_code, body, response.headers, request_id=request_id)
+    error.headers = dict(response.headers)  # rate-limit state for the engine to learn from
+    raise error
 
 
 def read_json(provider: str, response: httpx.Response, request_id: str | None) -> Any:

@@ -52,6 +52,17 @@ class ProviderConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     allow_http: bool = False
+    # Retries of 429s, 5xx, overloads and connection errors (never of billing errors).
+    max_retries: int = 2
+    retry_max_wait: float = 60.0
+    retry_backoff: float = 0.5
+    # Client-side limits shared by every tokencli process, per model.
+    rpm: int | None = None
+    tpm: int | None = None
+    # Answer identical requests from the ledger (opt-in), for cache_ttl seconds.
+    cache: bool = False
+    cache_ttl: float | None = None
+    max_input_tokens: int | None = None
     # Type-specific settings (mock's delay_ms, a local model's device ...).
     options: Mapping[str, Any] = field(default_factory=dict)
     # Where each explicitly set field came from ("preset", "config.toml:12").
@@ -185,6 +196,14 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
     "connect_timeout": FieldSpec("number", "seconds to wait for a connection"),
     "read_timeout": FieldSpec("number", "seconds to wait between bytes of a response"),
     "allow_http": FieldSpec("bool", "allow plain http to a non-loopback host"),
+    "max_retries": FieldSpec("int", "retries of rate limits, overloads, 5xx and network errors"),
+    "retry_max_wait": FieldSpec("number", "most seconds spent waiting between retries of one call"),
+    "retry_backoff": FieldSpec("number", "first backoff in seconds (doubles, up to 8 s)"),
+    "rpm": FieldSpec("int", "requests per minute per model, shared by all tokencli processes"),
+    "tpm": FieldSpec("int", "tokens per minute per model, shared by all tokencli processes"),
+    "cache": FieldSpec("bool", "answer identical requests from the ledger"),
+    "cache_ttl": FieldSpec("number", "seconds a cached answer stays usable (default: forever)"),
+    "max_input_tokens": FieldSpec("int", "refuse prompts larger than this before sending"),
 }
 
 # Settings that only one protocol understands.
