@@ -2,7 +2,8 @@
 # Source it from ~/.bashrc, or put it in ~/.local/share/bash-completion/completions/tokencli.
 
 declare -gA _tokencli_subcommands=(
-    ["tokencli"]="completion config keys logs models run"
+    ["tokencli"]="batch completion config keys logs models run"
+    ["tokencli batch"]=""
     ["tokencli completion"]=""
     ["tokencli config"]="init path show validate"
     ["tokencli config init"]=""
@@ -20,6 +21,7 @@ declare -gA _tokencli_subcommands=(
 )
 declare -gA _tokencli_options=(
     ["tokencli"]="--config --db --version -h --help"
+    ["tokencli batch"]="-m --model -s --system --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id --cache --no-cache -h --help"
     ["tokencli completion"]="-h --help"
     ["tokencli config"]="-h --help"
     ["tokencli config init"]="--force -h --help"
@@ -37,6 +39,7 @@ declare -gA _tokencli_options=(
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"
+    ["tokencli batch"]="-m --model -s --system --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id"
     ["tokencli completion"]=""
     ["tokencli config"]=""
     ["tokencli config init"]=""
@@ -54,6 +57,7 @@ declare -gA _tokencli_value_options=(
 )
 declare -gA _tokencli_file_options=(
     ["tokencli"]="--config --db"
+    ["tokencli batch"]="-o --output"
     ["tokencli completion"]=""
     ["tokencli config"]=""
     ["tokencli config init"]=""

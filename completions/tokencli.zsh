@@ -14,10 +14,11 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
+                batch) _tokencli_batch ;;
                 completion) _tokencli_completion ;;
                 config) _tokencli_config ;;
                 keys) _tokencli_keys ;;
@@ -26,6 +27,22 @@ _tokencli() {
                 run) _tokencli_run ;;
             esac ;;
     esac
+}
+
+_tokencli_batch() {
+    _arguments \
+        '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (default\: \[defaults\] model)]:value: ' \
+        '(-s --system)'{-s,--system}'[System prompt for every item]:value: ' \
+        '--max-tokens[Most tokens per answer]:value: ' \
+        '--temperature[Sampling temperature]:value: ' \
+        '(-p --project)'{-p,--project}'[Project to record the calls under]:value: ' \
+        '--tag[Label every call (repeatable)]:value: ' \
+        '(-c --concurrency)'{-c,--concurrency}'[Calls in flight at once]:value: ' \
+        '(-o --output)'{-o,--output}'[Write results here instead of stdout]:path:_files' \
+        '--batch-id[Name the batch (default\: derived from the file and options)]:value: ' \
+        '(--cache --no-cache)'{--cache,--no-cache}'[Answer identical requests from the ledger]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
 }
 
 _tokencli_completion() {

@@ -9,15 +9,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fenced_commands(text: str) -> list[str]:
-    return [line for block in re.findall(r"```sh\n(.*?)```", text, re.S) for line in block.splitlines()]
+    return [
+        line for block in re.findall(r"```sh\n(.*?)```", text, re.S) for line in block.splitlines()
+    ]
 
 
 def test_readme_test_command_matches_ci():
     readme = fenced_commands((ROOT / "README.md").read_text())
     test_command = next(line for line in readme if "pytest" in line)
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install torch==2.13.0" in test_command and "python -m pip install -q torch==2.13.0" in ci
-    assert "pip install -e '.[dev,local]'" in test_command and "python -m pip install -q -e '.[dev,local]'" in ci
+    assert (
+        "pip install torch==2.13.0" in test_command
+        and "python -m pip install -q torch==2.13.0" in ci
+    )
+    assert (
+        "pip install -e '.[dev,local]'" in test_command
+        and "python -m pip install -q -e '.[dev,local]'" in ci
+    )
     assert "OMP_NUM_THREADS=1 python -m pytest" in test_command
     assert "export OMP_NUM_THREADS=1" in ci and "python -m pytest" in ci
 

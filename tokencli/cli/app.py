@@ -28,6 +28,7 @@ Start with:  tokencli run -m mock:echo "hello"   then   tokencli logs
 # command being run; --help and unknown commands get the whole tree.
 COMMANDS: dict[str, str] = {
     "run": "tokencli.cli.run_cmd",
+    "batch": "tokencli.cli.batch_cmd",
     "logs": "tokencli.cli.logs_cmd",
     "models": "tokencli.cli.models_cmd",
     "config": "tokencli.cli.config_cmd",

@@ -71,7 +71,9 @@ class AppContext:
             assert ledger is not None  # create=True always opens
             return ledger
 
-        return Engine(self.settings, ledger=open_ledger, notify=lambda m: self.err(f"tokencli: {m}"))
+        return Engine(
+            self.settings, ledger=open_ledger, notify=lambda m: self.err(f"tokencli: {m}")
+        )
 
     def err(self, message: str) -> None:
         print(message, file=self.streams.stderr, flush=True)

@@ -1,0 +1,245 @@
+"""`tokencli batch FILE`: many prompts, concurrently, resumable."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
+
+import typer
+
+from ..errors import UsageError
+from .context import AppContext, app_context
+from .options import ModelOpt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..batch import BatchSummary, ItemResult
+
+HELP = """Run every prompt in FILE and write results as JSON lines.
+
+FILE holds JSON lines ({"id": "a1", "prompt": "...", "model": "...", "system": "...",
+"max_tokens": 200, "temperature": 0.2, "tags": {...}, "project": "..."}) or one prompt per
+line; '-' reads stdin. Options give the defaults for every item. Results go to stdout or
+--output as they finish, one JSON object per item. Running the same batch again (same file,
+same options) skips the items already answered instead of paying twice, and reports them
+with "skipped": true. Exit code: 0 when every item succeeded, else that of the first failed
+item; 130 when interrupted.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch", help=HELP)(batch)
+
+
+def batch(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE", help="JSON lines or one prompt per line; '-' for stdin."),
+    ],
+    model: ModelOpt = None,
+    system: Annotated[
+        str | None, typer.Option("-s", "--system", help="System prompt for every item.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("-p", "--project", help="Project to record the calls under.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", metavar="KEY=VALUE", help="Label every call (repeatable)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("-c", "--concurrency", min=1, max=64, help="Calls in flight at once.")
+    ] = 4,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="Write results here instead of stdout."
+        ),
+    ] = None,
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-id", help="Name the batch (default: derived from the file and options)."
+        ),
+    ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Answer identical requests from the ledger.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from ..batch import BatchRunner, batch_id_for, parse_items
+    from ..engine import RunOptions
+    from .run_cmd import parse_tags
+
+    app_ctx = app_context(ctx)
+    content = _read_input(file, app_ctx)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{file} is not UTF-8 text.", "Convert it first, e.g. with iconv -t UTF-8."
+        ) from None
+    defaults = RunOptions(
+        prompt="",
+        model=model,
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        project=project,
+        tags=parse_tags(tag or []),
+        cache=cache,
+    )
+    items = parse_items(text, defaults)
+    bid = batch_id or batch_id_for(content, defaults)
+
+    sink, close = _open_output(output, app_ctx)
+    progress = Progress(app_ctx, len(items), bid)
+    lock = threading.Lock()
+
+    def on_result(result: ItemResult) -> None:
+        with lock:
+            sink.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+            sink.flush()
+            progress.advance(result)
+
+    engine = app_ctx.engine()
+    engine.notify = progress.note
+    try:
+        with progress:
+            summary = BatchRunner(
+                engine, items, bid, concurrency=concurrency, on_result=on_result
+            ).run()
+    finally:
+        engine.close()
+        close()
+    _report(app_ctx, summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _read_input(file: str, app_ctx: AppContext) -> bytes:
+    if file == "-":
+        stream = app_ctx.streams.stdin
+        buffer = getattr(stream, "buffer", None)
+        return buffer.read() if buffer is not None else stream.read().encode()
+    try:
+        return Path(file).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"No such file: {file}.", "Check the path.") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file} is a directory.", "Give a file of prompts.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read {file}: {exc.strerror}.", None) from None
+
+
+def _open_output(output: str | None, app_ctx: AppContext) -> tuple[TextIO, Callable[[], None]]:
+    if output is None:
+        return app_ctx.streams.stdout, lambda: None
+    try:
+        handle = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise UsageError(f"Cannot write {output}: {exc.strerror}.", None) from None
+    return handle, handle.close
+
+
+class Progress:
+    """A progress bar on a terminal's stderr; silence in a pipe (the summary still prints)."""
+
+    def __init__(self, app_ctx: AppContext, total: int, batch_id: str) -> None:
+        self.app_ctx = app_ctx
+        self.total = total
+        self.batch_id = batch_id
+        self.failed = 0
+        self._progress: Any = None
+        self._task: Any = None
+        if app_ctx.streams.stderr_isatty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._progress = RichProgress(
+                TextColumn("batch"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=app_ctx.streams.stderr),
+                transient=True,
+            )
+
+    def __enter__(self) -> Progress:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("batch", total=self.total, failed=0)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, result: ItemResult) -> None:
+        self.failed += 0 if result.ok else 1
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=1, failed=self.failed)
+
+    def note(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(f"tokencli: {message}", markup=False, highlight=False)
+        else:
+            self.app_ctx.err(f"tokencli: {message}")
+
+
+def _report(app_ctx: AppContext, summary: BatchSummary) -> None:
+    from ..money import format_money
+
+    ok = sum(1 for r in summary.results if r.ok and not r.skipped)
+    failed = summary.failed
+    spent = (
+        ", ".join(
+            format_money(amount, currency)
+            for currency, amount in summary.cost_by_currency().items()
+        )
+        or "nothing"
+    )
+    parts = [f"{ok} done"]
+    if summary.skipped:
+        parts.append(f"{summary.skipped} skipped (answered before)")
+    if failed:
+        parts.append(f"{len(failed)} failed")
+    left = summary.total - len(summary.results)
+    if left:
+        parts.append(f"{left} not started")
+    state = "interrupted" if summary.interrupted else "finished"
+    app_ctx.err(
+        f"tokencli: batch {summary.batch_id} {state}: {', '.join(parts)} of {summary.total}; spent {spent}."
+    )
+    for result in failed[:20]:
+        app_ctx.err(f"tokencli:   line {result.item.line} ({result.item.key}): {result.error}")
+    if len(failed) > 20:
+        app_ctx.err(
+            f"tokencli:   … and {len(failed) - 20} more (see the error objects in the output)."
+        )
+    if failed or summary.interrupted:
+        app_ctx.err(
+            "tokencli: run the same command again to retry what is left; answered items are skipped."
+        )
