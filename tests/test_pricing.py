@@ -166,3 +166,108 @@ def test_a_million_micro_dollar_calls_sum_to_exactly_one_dollar(tmp_path):
     assert count == 1_000_000
     assert from_picos(total) == Decimal(1)
     assert sum([0.000001] * 1_000_000) != 1.0  # what floats would have done
+
+
+# ------------------------------------------------------------- the flat path
+
+
+def test_flat_prices_equal_genai_prices_for_every_eligible_model():
+    """Every model priced without importing genai-prices gets genai-prices' exact answer."""
+    from genai_prices import Usage as GPUsage
+    from genai_prices import calc_price, data_snapshot
+
+    from tokencli.money import to_picos
+    from tokencli.price_index import flat_price
+    from tokencli.pricing import MILLION
+
+    usages = [
+        Usage(input_tokens=1000, output_tokens=500),
+        Usage(
+            input_tokens=10_000,
+            cached_input_tokens=8000,
+            cache_write_tokens=1000,
+            output_tokens=500,
+            reasoning_tokens=200,
+        ),
+        Usage(input_tokens=1, output_tokens=0),
+        Usage(input_tokens=90_000, cached_input_tokens=30_000, output_tokens=7),
+    ]
+    snapshot = data_snapshot.get_snapshot()
+    checked, mismatches = 0, []
+    for provider in snapshot.providers:
+        for model in provider.models:
+            record = flat_price(provider, model, snapshot.providers)
+            if record is None:
+                continue
+            inp, out, cache_read, cache_write, tier_at, valid_from = record
+            when = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+            if valid_from:
+                from datetime import date
+
+                when = max(
+                    when,
+                    datetime.combine(
+                        date.fromisoformat(valid_from), datetime.min.time(), tzinfo=UTC
+                    ),
+                )
+            for usage in usages:
+                if tier_at is not None and usage.input_tokens > tier_at:
+                    continue
+                if (usage.cached_input_tokens and cache_read is None) or (
+                    usage.cache_write_tokens and cache_write is None
+                ):
+                    continue
+                uncached = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
+                flat = (
+                    uncached * Decimal(inp)
+                    + usage.cached_input_tokens * Decimal(cache_read or 0)
+                    + usage.cache_write_tokens * Decimal(cache_write or 0)
+                    + usage.output_tokens * Decimal(out)
+                ) / MILLION
+                table = calc_price(
+                    GPUsage(
+                        input_tokens=usage.input_tokens,
+                        cache_read_tokens=usage.cached_input_tokens,
+                        cache_write_tokens=usage.cache_write_tokens,
+                        output_tokens=usage.output_tokens,
+                        output_reasoning_tokens=usage.reasoning_tokens,
+                    ),
+                    model.id,
+                    provider_id=provider.id,
+                    genai_request_timestamp=when,
+                ).total_price
+                checked += 1
+                if to_picos(flat) != to_picos(table):
+                    mismatches.append((provider.id, model.id, usage, flat, table))
+    assert checked > 3000
+    assert mismatches == []
+
+
+def test_run_prices_from_the_index_without_importing_the_table(home, server):
+    import subprocess
+    import sys
+
+    from tests.conftest import provider_config, subprocess_env, write_config
+    from tests.fakes import json_reply, openai_completion, openai_usage
+
+    write_config(home, provider_config("fake", "openai", server.url + "/v1", prices_from="openai"))
+    for _ in range(2):
+        server.queue(json_reply(openai_completion("x", openai_usage(1000, 500))))
+    env = subprocess_env(home)
+    code = (
+        "import sys, json\n"
+        "from tokencli.cli.app import main\n"
+        "try:\n    main(['run', '-m', 'fake:gpt-4o', '--no-stream', '--json', 'q'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('GENAI' if 'genai_prices' in sys.modules else 'FLAT', file=sys.stderr)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "tokencli", "models"], env=env, capture_output=True, check=True
+    )  # builds the index
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert first.stderr.strip().endswith("GENAI") and second.stderr.strip().endswith("FLAT")
+    import json as _json
+
+    costs = [_json.loads(r.stdout)["cost"] for r in (first, second)]
+    assert costs[0] == costs[1] == "0.0075"  # gpt-4o: $2.50/M in, $10/M out

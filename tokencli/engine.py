@@ -34,7 +34,7 @@ from .ids import new_id
 from .keys import KeyStore, require_key
 from .ledger import Call, Ledger, format_ts, parse_ts, utc_now
 from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
-from .pricing import Cost, prefetch, price_call
+from .pricing import Cost, needs_table, prefetch, price_call
 from .providers.base import (
     CONTENT_FILTER,
     ChatRequest,
@@ -223,10 +223,8 @@ class Engine:
             if hit is not None:
                 return self._answer_from_cache(hit, target, request, opts, cache_key, on_text)
 
-        if price_as is not None or (
-            target.provider.prices_from and not target.provider.self_hosted
-        ):
-            prefetch()  # import the price table while the request is in flight
+        if needs_table(self.settings, target.provider, target.model, price_as):
+            prefetch(self.settings)  # import the price table while the request is in flight
         policy = RetryPolicy.of(target.provider)
         attempt, waited, first_id = 1, 0.0, None
         while True:

@@ -23,7 +23,7 @@ from typing import Any
 from . import __version__
 from .config import Settings
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 MAX_AGE = timedelta(days=1)
 
 
@@ -89,10 +89,15 @@ def build_index() -> dict[str, Any]:
 
     # Noon UTC: the standard (peak) price where a table has time-of-day prices.
     noon = datetime.combine(datetime.now(UTC).date(), time(12, 0), tzinfo=UTC)
+    snapshot = data_snapshot.get_snapshot()
     providers: dict[str, list[list[Any]]] = {}
-    for provider in data_snapshot.get_snapshot().providers:
+    flat: dict[str, dict[str, list[Any]]] = {}
+    for provider in snapshot.providers:
         rows = []
         for model in provider.models:
+            record = flat_price(provider, model, snapshot.providers)
+            if record is not None:
+                flat.setdefault(provider.id, {})[model.id] = record
             try:
                 price = model.get_prices(noon)
             except Exception:
@@ -114,24 +119,104 @@ def build_index() -> dict[str, Any]:
         "built": datetime.now(UTC).isoformat(),
         "table_version": str(gp.__version__),
         "providers": providers,
+        "flat": flat,
     }
+
+
+# Price keys a text call's usage never sets: their count is zero, so their price
+# cannot change the total. Anything else (per-request fees, per-character or
+# separate reasoning prices) sends the call to genai-prices itself.
+_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+_ZERO_COUNT_KEYS = {
+    "web_searches_kcount",
+    "storage_searches_kcount",
+    "input_audio_mtok",
+    "output_audio_mtok",
+    "cache_audio_read_mtok",
+    "input_image_mtok",
+    "output_image_mtok",
+    "cache_image_read_mtok",
+    "input_video_mtok",
+    "output_video_mtok",
+    "input_document_kpages",
+    "input_annotated_document_kpages",
+    "audio_hours",
+    "input_audio_hours",
+    "cache_write_1h_mtok",
+}
+
+
+def flat_price(provider: Any, model: Any, all_providers: Any) -> list[Any] | None:
+    """The model's per-token prices when they do not depend on the call's time or size.
+
+    Returns [input, output, cache_read, cache_write, tier_at, valid_from] (prices as
+    strings per 1M tokens), or None when only genai-prices itself can price it:
+    time-of-day prices, per-request or per-character fees, or a model whose id
+    genai-prices would resolve to another model. `tier_at`: long-context tiers
+    re-price every token past this many input tokens, so the flat base prices hold
+    up to it. `valid_from`: the latest dated price change, before which older
+    prices applied.
+    """
+    from genai_prices import types as gp_types
+
+    if provider.find_model(model.id, all_providers=all_providers) is not model:
+        return None
+    valid_from = None
+    if isinstance(model.prices, list):
+        last = model.prices[-1]
+        if last.constraint is not None:
+            if not isinstance(last.constraint, gp_types.StartDateConstraint):
+                return None
+            valid_from = last.constraint.start_date.isoformat()
+        if any(isinstance(p.constraint, gp_types.TimeOfDateConstraint) for p in model.prices):
+            return None
+        price = last.prices
+    else:
+        price = model.prices
+    values = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+    if set(values) - set(_TOKEN_KEYS) - _ZERO_COUNT_KEYS:
+        return None
+    tier_at = None
+    out: list[Any] = []
+    for key in _TOKEN_KEYS:
+        value = values.get(key)
+        if isinstance(value, gp_types.TieredPrices):
+            start = min(t.start for t in value.tiers) if value.tiers else None
+            if start is not None:
+                tier_at = start if tier_at is None else min(tier_at, start)
+            value = value.base
+        out.append(str(value) if value is not None else None)
+    if out[0] is None or out[1] is None:
+        return None
+    return [*out, tier_at, valid_from]
 
 
 def _cache_file(settings: Settings) -> Path:
     return settings.paths.cache_dir / "price-index.json"
 
 
+def cached_index(settings: Settings) -> dict[str, Any] | None:
+    """The index if a current one is on disk; never builds (never imports genai-prices)."""
+    fingerprint = _table_fingerprint()
+    if not fingerprint:
+        return None
+    try:
+        cached = json.loads(_cache_file(settings).read_text("utf-8"))
+        built = datetime.fromisoformat(cached["built"])
+        if cached.get("fingerprint") == fingerprint and datetime.now(UTC) - built < MAX_AGE:
+            return dict(cached)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def load_index(settings: Settings, *, refresh: bool = False) -> dict[str, Any]:
+    if not refresh:
+        cached = cached_index(settings)
+        if cached is not None:
+            return cached
     path = _cache_file(settings)
     fingerprint = _table_fingerprint()
-    if not refresh and fingerprint:
-        try:
-            cached = json.loads(path.read_text("utf-8"))
-            built = datetime.fromisoformat(cached["built"])
-            if cached.get("fingerprint") == fingerprint and datetime.now(UTC) - built < MAX_AGE:
-                return dict(cached)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
     index = build_index()
     index["fingerprint"] = fingerprint
     try:

@@ -7,7 +7,11 @@ Where a price comes from, first match wins:
 3. a `[prices."PROVIDER:MODEL"]` table in the config (any currency);
 4. self-hosted providers: `hourly_cost` × call time, else zero;
 5. the bundled genai-prices table (USD), at the call's timestamp, so dated
-   price changes, off-peak hours and long-context tiers apply;
+   price changes, off-peak hours and long-context tiers apply. Models whose
+   price does not depend on the time or the call's size are priced from the
+   flattened copy in the price index (`price_index.flat_price`), exactly as
+   genai-prices would (a test compares the two for every such model), without
+   importing it;
 6. otherwise the cost is unknown (recorded as NULL, never guessed).
 
 genai-prices takes ~0.25 s to import, so it loads only here, and `prefetch()`
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -59,20 +63,29 @@ def _load_table() -> Any:
     return genai_prices
 
 
-def prefetch() -> None:
-    """Start importing the price table in the background (idempotent)."""
+def prefetch(settings: Settings | None = None) -> None:
+    """Start importing the price table in the background (idempotent).
+
+    With settings, also refresh the on-disk price index if it is missing or old,
+    so that later calls of flat-priced models need no import at all.
+    """
     global _prefetch_thread
     with _prefetch_lock:
         if _prefetch_thread is None:
             _prefetch_thread = threading.Thread(
-                target=_safe_load, name="tokencli-prices", daemon=True
+                target=_safe_load, args=(settings,), name="tokencli-prices", daemon=True
             )
             _prefetch_thread.start()
 
 
-def _safe_load() -> None:
+def _safe_load(settings: Settings | None) -> None:
     try:
         _load_table()
+        if settings is not None:
+            from .price_index import cached_index, load_index
+
+            if cached_index(settings) is None:
+                load_index(settings)
     except Exception:  # reported by the foreground import, which raises again
         pass
 
@@ -86,6 +99,73 @@ def genai_prices_module() -> Any:
 
 def table_version() -> str:
     return str(genai_prices_module().__version__)
+
+
+_flat_tables: dict[str, tuple[str, dict[str, dict[str, list[Any]]]] | None] = {}
+
+
+def _flat_table(settings: Settings) -> tuple[str, dict[str, dict[str, list[Any]]]] | None:
+    """(table version, flat prices) from the price index on disk, loaded once per process."""
+    key = str(settings.paths.cache_dir)
+    if key not in _flat_tables:
+        from .price_index import cached_index
+
+        index = cached_index(settings)
+        _flat_tables[key] = (str(index["table_version"]), index.get("flat", {})) if index else None
+    return _flat_tables[key]
+
+
+def flat_record(settings: Settings, prices_from: str, model: str) -> tuple[str, list[Any]] | None:
+    table = _flat_table(settings)
+    if table is None:
+        return None
+    version, flat = table
+    record = flat.get(prices_from, {}).get(model.lower())
+    return (version, record) if record is not None else None
+
+
+def flat_quote(
+    settings: Settings, prices_from: str, model: str, usage: Usage, when: datetime
+) -> Cost | None:
+    """The table's price without importing the table, when that price is flat for this call."""
+    found = flat_record(settings, prices_from, model)
+    if found is None:
+        return None
+    version, (inp, out, cache_read, cache_write, tier_at, valid_from) = found
+    if tier_at is not None and usage.input_tokens > tier_at:
+        return None  # past a long-context tier every token is re-priced
+    if valid_from and when.astimezone(UTC).date() < date.fromisoformat(valid_from):
+        return None  # an older price was in force then (changes start on UTC dates)
+    if (usage.cached_input_tokens and cache_read is None) or (
+        usage.cache_write_tokens and cache_write is None
+    ):
+        return None
+    uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
+    total = (
+        uncached * Decimal(inp)
+        + usage.cached_input_tokens * Decimal(cache_read or 0)
+        + usage.cache_write_tokens * Decimal(cache_write or 0)
+        + usage.output_tokens * Decimal(out)
+    )
+    return Cost(total / MILLION, "USD", f"genai-prices {version}")
+
+
+def needs_table(
+    settings: Settings,
+    provider: ProviderConfig,
+    model: str,
+    price_as: tuple[ProviderConfig, str] | None,
+) -> bool:
+    """Whether pricing this call will probably import genai-prices (then prefetch it)."""
+    if price_as is not None:
+        provider, model = price_as
+    if (
+        provider.self_hosted
+        or not provider.prices_from
+        or find_override(settings, provider.name, model)
+    ):
+        return False
+    return flat_record(settings, provider.prices_from, model) is None
 
 
 def genai_quote(prices_from: str, model: str, usage: Usage, when: datetime) -> Cost | None:
@@ -170,7 +250,9 @@ def price_call(
         return Cost(Decimal(0), provider.currency, "self-hosted (free)")
 
     if provider.prices_from:
-        table_cost = genai_quote(provider.prices_from, model, usage, when)
+        table_cost = flat_quote(settings, provider.prices_from, model, usage, when) or genai_quote(
+            provider.prices_from, model, usage, when
+        )
         if table_cost is not None:
             return table_cost
     return UNKNOWN
