@@ -92,7 +92,7 @@ def _safe_load(settings: Settings | None) -> None:
 
 def genai_prices_module() -> Any:
     thread = _prefetch_thread
-    if thread is not None:
+    if thread is not None and thread is not threading.current_thread():
         thread.join()
     return _load_table()
 
