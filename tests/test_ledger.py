@@ -212,3 +212,22 @@ def test_interrupt_mid_stream_keeps_text_and_exits_130(home, tokencli_exe, sig):
         and row["usage_source"] == "counted"
     )
     assert ledger_rows(home, "SELECT response_text FROM call_texts")[0][0].split() == printed
+
+
+def test_closed_stdout_stops_quietly_and_is_recorded(home, tokencli_exe):
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{' '.join(tokencli_exe)} run -m mock:lorem --max-tokens 100000 x | head -c 10; exit ${{PIPESTATUS[0]}}",
+        ],
+        env=subprocess_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 130
+    assert proc.stderr == "" and len(proc.stdout) == 10
+    row = ledger_rows(home)[0]
+    assert (row["status"], row["error_kind"]) == ("interrupted", "stdout_closed")
+    assert 0 < row["output_tokens"] < 100_001

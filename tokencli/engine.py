@@ -484,7 +484,12 @@ class Engine:
                 call.error_kind, call.error_message = "terminated", failure.message
             else:
                 call.error_kind, call.error_message = "interrupted", "Interrupted by Ctrl-C."
-            return failure if isinstance(failure, Interrupted) else Interrupted(call.error_message)
+            if isinstance(failure, Interrupted):
+                return failure
+            interrupted = Interrupted(call.error_message)
+            # A reader that went away (`| head`) needs no message: like SIGPIPE, stay quiet.
+            interrupted.quiet = isinstance(failure, BrokenPipeError)
+            return interrupted
         call.status = "error"
         if isinstance(failure, ProviderError):
             call.error_kind = failure.kind

@@ -97,3 +97,5 @@ class Interrupted(TokencliError):
     """Ctrl-C, SIGTERM or a closed stdout stopped the work (exit 130)."""
 
     exit_code = ExitCode.INTERRUPTED
+    # True when nobody is listening (stdout closed): exit without a message.
+    quiet = False

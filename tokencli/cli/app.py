@@ -131,7 +131,10 @@ def _invoke(args: list[str], context: AppContext) -> int:
         result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
         return result if isinstance(result, int) else 0
     except TokencliError as exc:
-        _report(streams, exc.message, exc.hint)
+        if isinstance(exc, Interrupted) and exc.quiet:
+            _silence_stdout()
+        else:
+            _report(streams, exc.message, exc.hint)
         return int(exc.exit_code)
     except typer.Exit as exc:
         return int(exc.exit_code)
