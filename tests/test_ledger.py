@@ -231,3 +231,12 @@ def test_closed_stdout_stops_quietly_and_is_recorded(home, tokencli_exe):
     row = ledger_rows(home)[0]
     assert (row["status"], row["error_kind"]) == ("interrupted", "stdout_closed")
     assert 0 < row["output_tokens"] < 100_001
+
+
+def test_day_old_pending_call_is_abandoned_even_if_its_pid_lives(tmp_path):
+    ledger = Ledger.open(tmp_path / "l.db")
+    old = make_call(1, pid=os.getpid())
+    old.ts = "2020-01-01T00:00:00.000000Z"
+    ledger.insert_call(old)
+    ledger.close()
+    assert Ledger.open(tmp_path / "l.db").list_calls()[0].status == "interrupted"

@@ -18,6 +18,10 @@ def reserve(ledger: Ledger, key: str, cost: float, rate: float | None, now: floa
     With `rate=None` the bucket only holds a "blocked until" time learnt from
     the provider (a 429's Retry-After, remaining=0 headers): wait for it, book nothing.
     """
+    if not rate:
+        # Nothing to book: a plain read, no write lock for the many calls without limits.
+        row = ledger.conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+        return max(float(row[0]) - now, 0.0) if row else 0.0
     with ledger.write() as conn:
         row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
         tat = max(float(row[0]) if row else now, now)

@@ -25,7 +25,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -385,9 +385,13 @@ class Ledger:
         the request may have been paid for, so the row stays, marked.
         """
         rows = self.conn.execute(
-            "SELECT id, pid FROM calls WHERE status = 'pending' AND host = ?", (host,)
+            "SELECT id, pid, ts FROM calls WHERE status = 'pending' AND host = ?", (host,)
         ).fetchall()
-        dead = [r["id"] for r in rows if r["pid"] is None or not alive(int(r["pid"]))]
+        # A day-old pending call is abandoned whatever its pid says: pids get reused.
+        stale = format_ts(utc_now() - timedelta(days=1))
+        dead = [
+            r["id"] for r in rows if r["pid"] is None or r["ts"] < stale or not alive(int(r["pid"]))
+        ]
         if not dead:
             return 0
         with self.write() as conn:
