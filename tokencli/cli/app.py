@@ -3,8 +3,6 @@
 Only `cli/` imports typer and rich. Commands parse, call the core, render.
 """
 
-from __future__ import annotations
-
 import importlib
 import os
 import signal
@@ -23,6 +21,8 @@ HELP = """One interface for every AI model; every call's tokens and money in a l
 Start with:  tokencli run -m mock:echo "hello"   then   tokencli logs
 """
 
+# Command modules avoid `from __future__ import annotations`: typer would eval every
+# string annotation of every command on each start.
 # Each command module registers itself. Typer builds every registered command's
 # parameters on each run (~1 ms per command), so main() registers only the
 # command being run; --help and unknown commands get the whole tree.

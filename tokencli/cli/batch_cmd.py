@@ -1,7 +1,5 @@
 """`tokencli batch FILE`: many prompts, concurrently, resumable."""
 
-from __future__ import annotations
-
 import json
 import threading
 from pathlib import Path
@@ -110,7 +108,7 @@ def batch(
     progress = Progress(app_ctx, len(items), bid)
     lock = threading.Lock()
 
-    def on_result(result: ItemResult) -> None:
+    def on_result(result: "ItemResult") -> None:
         with lock:
             sink.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
             sink.flush()
@@ -145,7 +143,7 @@ def _read_input(file: str, app_ctx: AppContext) -> bytes:
         raise UsageError(f"Cannot read {file}: {exc.strerror}.", None) from None
 
 
-def _open_output(output: str | None, app_ctx: AppContext) -> tuple[TextIO, Callable[[], None]]:
+def _open_output(output: str | None, app_ctx: AppContext) -> "tuple[TextIO, Callable[[], None]]":
     if output is None:
         return app_ctx.streams.stdout, lambda: None
     try:
@@ -187,7 +185,7 @@ class Progress:
                 transient=True,
             )
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> "Progress":
         if self._progress is not None:
             self._progress.start()
             self._task = self._progress.add_task("batch", total=self.total, failed=0)
@@ -197,7 +195,7 @@ class Progress:
         if self._progress is not None:
             self._progress.stop()
 
-    def advance(self, result: ItemResult) -> None:
+    def advance(self, result: "ItemResult") -> None:
         self.failed += 0 if result.ok else 1
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=1, failed=self.failed)
@@ -209,7 +207,7 @@ class Progress:
             self.app_ctx.err(f"tokencli: {message}")
 
 
-def _report(app_ctx: AppContext, summary: BatchSummary) -> None:
+def _report(app_ctx: AppContext, summary: "BatchSummary") -> None:
     from ..money import format_money
 
     ok = sum(1 for r in summary.results if r.ok and not r.skipped)

@@ -1,7 +1,5 @@
 """`tokencli completion SHELL`: print a completion script (see completions/)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

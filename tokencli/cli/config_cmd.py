@@ -1,7 +1,5 @@
 """`tokencli config init/path/show/validate`: set-up, and where each value came from."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`tokencli keys set/list/rm`: API keys in an owner-only file, never printed."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

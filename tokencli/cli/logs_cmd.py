@@ -1,7 +1,5 @@
 """`tokencli logs`: recent calls, filtered; `tokencli logs show ID`: one call whole."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`tokencli models`: known models, their prices per 1M tokens, and where each price comes from."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`tokencli run`: one prompt, streamed to stdout, recorded in the ledger."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -115,7 +113,7 @@ def run(
         app_ctx.err(usage_line(result.call))
 
 
-def _after_failure(app_ctx: AppContext, call: Call, json_out: bool, usage: bool) -> None:
+def _after_failure(app_ctx: AppContext, call: "Call", json_out: bool, usage: bool) -> None:
     from .render import call_json, usage_line
 
     if json_out:
