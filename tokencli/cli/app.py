@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "run": "tokencli.cli.run_cmd",
     "logs": "tokencli.cli.logs_cmd",
     "models": "tokencli.cli.models_cmd",
+    "count": "tokencli.cli.count_cmd",
     "config": "tokencli.cli.config_cmd",
     "keys": "tokencli.cli.keys_cmd",
 }
