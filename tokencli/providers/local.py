@@ -229,6 +229,12 @@ def load_error(source: ModelSource, exc: Exception) -> ConfigError:
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
     hint = "Check the model name or path."
     if source.kind == "hub":
+        # transformers' own messages run to several sentences and links; say it in one.
+        lowered = text.lower()
+        if "couldn't connect" in lowered or "offline" in lowered:
+            text = "it is not in the Hugging Face cache and could not be downloaded"
+        elif "not a valid model identifier" in lowered or "repository not found" in lowered:
+            text = "there is no such model on the Hugging Face Hub (or it needs a login)"
         hint = (
             "A hub id is downloaded on first use and then read from the Hugging Face cache; "
             "offline (HF_HUB_OFFLINE=1 or no network) it must already be cached. "
