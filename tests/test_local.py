@@ -240,7 +240,7 @@ def test_gguf_without_the_gguf_package(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gguf", None)
     r = cli("run", "-m", f"local:{file}", PROMPT)
     assert r.exit_code == 6
-    assert "gguf" in r.stderr and "pip install gguf" in r.stderr
+    assert "needs the gguf package" in r.stderr and "pip install 'tokencli[local,gguf]'" in r.stderr
 
 
 def test_quantize_without_bitsandbytes(cli, home, tiny_model, monkeypatch):

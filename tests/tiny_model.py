@@ -40,8 +40,14 @@ def build(
     vocab: int = 400,
     context: int = 512,
     seed: int = 0,
+    never_stop: bool = False,
 ) -> Path:
-    """Write a tokenizer and a random Llama model into `folder`; return it."""
+    """Write a tokenizer and a random Llama model into `folder`; return it.
+
+    `never_stop` zeroes the end-of-turn token's (tied) embedding, so its logit
+    is 0 and greedy decoding practically never picks it: benchmarks then time
+    exactly the tokens they ask for.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -78,6 +84,9 @@ def build(
         initializer_range=0.5,
     )
     model = LlamaForCausalLM(config)
+    if never_stop:
+        with torch.no_grad():
+            model.get_input_embeddings().weight[tokenizer.eos_token_id].zero_()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     folder.mkdir(parents=True, exist_ok=True)

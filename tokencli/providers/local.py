@@ -254,7 +254,8 @@ def load_model(source: ModelSource, settings: LocalSettings) -> LoadedModel:
     dtype = pick_dtype(torch, device, settings.dtype)
     common: dict[str, Any] = {"trust_remote_code": settings.trust_remote_code}
     if source.gguf_file:
-        _require("gguf", "Loading a .gguf file", "pip install gguf")
+        for module in ("gguf", "accelerate"):  # transformers needs both for GGUF
+            _require(module, "Loading a .gguf file", "pip install 'tokencli[local,gguf]'")
         common["gguf_file"] = source.gguf_file
     model_kwargs: dict[str, Any] = {"dtype": dtype}
     if settings.quantize:
