@@ -280,3 +280,34 @@ def test_unknown_hub_model_offline(home, tmp_path, tokencli_exe):
     assert proc.returncode == 6, proc.stderr
     assert "Cannot load local model nobody/no-such-model" in proc.stderr
     assert "HF_HUB_OFFLINE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_in_a_real_process_exits_and_records(home, tmp_path, tokencli_exe):
+    """SIGINT mid-generation: the generate thread stops, the process exits 130 promptly."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import subprocess_env
+    from tests.tiny_model import build
+
+    folder = build(tmp_path / "long", context=100_000, never_stop=True)  # would run for minutes
+    proc = subprocess.Popen(
+        [*tokencli_exe, "run", "-m", f"local:{folder}", "--temperature", "0", PROMPT],
+        env=subprocess_env(home, OMP_NUM_THREADS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)  # generation has started
+    assert first, proc.stderr.read() if proc.stderr else ""
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert code == 130
+    (row,) = ledger_rows(home)
+    assert row["status"] == "interrupted" and row["usage_source"] == "counted"
+    assert row["output_tokens"] > 0
