@@ -14,13 +14,14 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
                 batch) _tokencli_batch ;;
                 completion) _tokencli_completion ;;
                 config) _tokencli_config ;;
+                count) _tokencli_count ;;
                 keys) _tokencli_keys ;;
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
@@ -95,6 +96,16 @@ _tokencli_config_show() {
 
 _tokencli_config_validate() {
     _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_count() {
+    _arguments \
+        '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (default\: \[defaults\] model)]:value: ' \
+        '(-s --system)'{-s,--system}'[System prompt]:value: ' \
+        '--raw[Count the text alone, without the chat format]' \
+        '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }
@@ -196,6 +207,7 @@ _tokencli_run() {
         '(-u --usage)'{-u,--usage}'[Print tokens and cost on stderr (default when stderr is a terminal)]' \
         '--price-as[Price a mock or self-hosted call as this model would cost]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer an identical earlier request from the ledger (default\: the provider'\''s cache setting)]' \
+        '--dry-run[Show what would be sent, its tokens and input cost; call nothing]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

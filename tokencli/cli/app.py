@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "batch": "tokencli.cli.batch_cmd",
     "logs": "tokencli.cli.logs_cmd",
     "models": "tokencli.cli.models_cmd",
+    "count": "tokencli.cli.count_cmd",
     "config": "tokencli.cli.config_cmd",
     "keys": "tokencli.cli.keys_cmd",
     "completion": "tokencli.cli.completion_cmd",

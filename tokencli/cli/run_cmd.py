@@ -10,6 +10,7 @@ from .options import JsonOpt, ModelOpt
 from .output import emit_json
 
 if TYPE_CHECKING:
+    from ..engine import RunOptions
     from ..ledger import Call
 
 RUN_HELP = """Run one prompt and record the call.
@@ -75,6 +76,12 @@ def run(
             show_default=False,
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show what would be sent, its tokens and input cost; call nothing."
+        ),
+    ] = False,
 ) -> None:
     from ..engine import RunOptions
     from .render import call_json, usage_line
@@ -94,6 +101,9 @@ def run(
         price_as=price_as,
         cache=cache,
     )
+    if dry_run:
+        _dry_run(app_ctx, options, json_out)
+        return
     printer = TextPrinter(streams, enabled=not json_out)
     engine = app_ctx.engine()
     try:
@@ -111,6 +121,49 @@ def run(
         emit_json(streams, call_json(result.call, text=result.text))
     if usage or streams.stderr_isatty:
         app_ctx.err(usage_line(result.call))
+
+
+def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None:
+    """The request, counted and priced offline; no call, no ledger row."""
+    from ..counting import dry_run
+    from .count_cmd import count_json, count_lines
+
+    plan = dry_run(app_ctx.settings, options)
+    request, result = plan.request, plan.count
+    for note in result.notes:
+        app_ctx.err(f"tokencli: {note}")
+    if json_out:
+        emit_json(
+            app_ctx.streams,
+            {
+                "dry_run": True,
+                **count_json(result),
+                "alias": plan.alias,
+                "request": {
+                    "system": request.system,
+                    "prompt": request.prompt_text,
+                    "max_tokens": request.max_tokens,
+                    "temperature": request.temperature,
+                    "stream": request.stream,
+                },
+            },
+        )
+        return
+
+    def shown(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    lines = [
+        f"dry run: nothing was sent to {result.ref}"
+        + (f" (alias {plan.alias})" if plan.alias else ""),
+        f"max_tokens: {shown(request.max_tokens)} · temperature: {shown(request.temperature)}",
+    ]
+    if request.system:
+        lines += ["--- system", request.system]
+    lines += ["--- prompt", request.prompt_text, "---", *count_lines(result)]
+    out = app_ctx.streams.stdout
+    out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _after_failure(app_ctx: AppContext, call: "Call", json_out: bool, usage: bool) -> None:

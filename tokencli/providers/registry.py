@@ -24,6 +24,8 @@ PROTOCOLS: dict[str, str] = {
     "anthropic": "tokencli.providers.anthropic:AnthropicProvider",
     "gemini": "tokencli.providers.gemini:GeminiProvider",
     "mock": "tokencli.providers.mock:MockProvider",
+    "ollama": "tokencli.providers.ollama:OllamaProvider",
+    "transformers": "tokencli.providers.local:LocalProvider",
 }
 
 
@@ -148,10 +150,12 @@ PRESETS: dict[str, ProviderConfig] = {
             "OPENROUTER_API_KEY",
             prices_from="openrouter",
         ),
+        # Ollama's native API (/api/chat): its own counts and durations. Its
+        # OpenAI-compatible /v1 still works through a provider of type "openai".
         _remote(
             "ollama",
-            "openai",
-            "http://localhost:11434/v1",
+            "ollama",
+            "http://localhost:11434",
             "OLLAMA_API_KEY",
             key_required=False,
             self_hosted=True,
@@ -166,6 +170,9 @@ PRESETS: dict[str, ProviderConfig] = {
             self_hosted=True,
             allow_http=True,
         ),
+        # A Hugging Face model run in this process (the `local` extra): -m local:MODEL
+        # where MODEL is a hub id, a folder or a .gguf file.
+        ProviderConfig(name="local", type="transformers", key_required=False, self_hosted=True),
         ProviderConfig(name="mock", type="mock", key_required=False, self_hosted=True),
     ]
 }
@@ -210,6 +217,18 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
 TYPE_FIELDS: dict[str, dict[str, FieldSpec]] = {
     "mock": {
         "delay_ms": FieldSpec("int", "pause between streamed words, in milliseconds"),
+    },
+    "ollama": {
+        "num_ctx": FieldSpec("int", "context window Ollama allocates (options.num_ctx)"),
+        "keep_alive": FieldSpec("str", "how long Ollama keeps the model loaded, e.g. 5m or 1h"),
+    },
+    "transformers": {
+        "device": FieldSpec("str", "auto (CUDA, then MPS, then CPU), cuda, cuda:N, mps or cpu"),
+        "dtype": FieldSpec("str", "auto, bf16, fp16 or fp32"),
+        "quantize": FieldSpec("str", "8bit or 4bit (bitsandbytes); unset: no quantization"),
+        "trust_remote_code": FieldSpec(
+            "bool", "run a model's own Python code (only if you trust it)"
+        ),
     },
 }
 
