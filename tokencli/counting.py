@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
-from .engine import ResolvedModel, RunOptions, resolve_model
+from .engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
 from .errors import ConfigError, UsageError
 from .ledger import utc_now
 from .pricing import Cost, price_call
@@ -140,26 +140,8 @@ def dry_run(settings: Settings, opts: RunOptions, *, when: datetime | None = Non
     if not opts.prompt.strip():
         raise UsageError("The prompt is empty.", "Pass a prompt argument or pipe text on stdin.")
     resolved = resolve_model(settings, opts.model)
-    price_as = None
-    if opts.price_as:
-        if not resolved.provider.self_hosted:
-            raise UsageError(
-                f"--price-as only applies to mock and self-hosted providers, not {resolved.provider.name}.",
-                f"{resolved.provider.name} calls are priced as what they are.",
-            )
-        target = resolve_model(settings, opts.price_as)
-        price_as = (target.provider, target.model)
-    # The same defaults Engine.run applies.
-    request = ChatRequest(
-        model=resolved.model,
-        messages=(Message("user", opts.prompt),),
-        system=opts.system,
-        max_tokens=opts.max_tokens if opts.max_tokens is not None else settings.defaults.max_tokens,
-        temperature=opts.temperature
-        if opts.temperature is not None
-        else settings.defaults.temperature,
-        stream=opts.stream,
-    )
+    price_as = resolve_price_as(settings, resolved, opts.price_as)
+    request = build_request(settings, resolved, opts)
     count = count_request(settings, resolved, request, price_as=price_as, when=when)
     return DryRun(request=request, count=count, alias=resolved.alias)
 

@@ -105,6 +105,34 @@ def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
     return resolve_chain(settings, spec)[0]
 
 
+def build_request(settings: Settings, target: ResolvedModel, opts: RunOptions) -> ChatRequest:
+    """The request a run sends: the options, with the config's defaults filled in."""
+    defaults = settings.defaults
+    return ChatRequest(
+        model=target.model,
+        messages=(Message("user", opts.prompt),),
+        system=opts.system,
+        max_tokens=opts.max_tokens if opts.max_tokens is not None else defaults.max_tokens,
+        temperature=opts.temperature if opts.temperature is not None else defaults.temperature,
+        stream=opts.stream,
+    )
+
+
+def resolve_price_as(
+    settings: Settings, target: ResolvedModel, spec: str | None
+) -> tuple[ProviderConfig, str] | None:
+    """`--price-as PROVIDER:MODEL`: only mock and self-hosted calls may be priced as another model."""
+    if not spec:
+        return None
+    if not target.provider.self_hosted:
+        raise UsageError(
+            f"--price-as only applies to mock and self-hosted providers, not {target.provider.name}.",
+            f"{target.provider.name} calls are priced as what they are.",
+        )
+    other = resolve_model(settings, spec)
+    return other.provider, other.model
+
+
 def _resolve_ref(settings: Settings, spec: str, alias: str | None = None) -> ResolvedModel:
     provider_name, sep, model = spec.partition(":")
     if not sep or not model or not provider_name:
@@ -194,23 +222,12 @@ class Engine:
                 self.notify(f"{target.ref} failed ({exc.kind}); falling back to {nxt.ref}.")
         raise AssertionError("unreachable: a chain has at least one model")
 
-    def request_for(self, target: ResolvedModel, opts: RunOptions) -> ChatRequest:
-        defaults = self.settings.defaults
-        return ChatRequest(
-            model=target.model,
-            messages=(Message("user", opts.prompt),),
-            system=opts.system,
-            max_tokens=opts.max_tokens if opts.max_tokens is not None else defaults.max_tokens,
-            temperature=opts.temperature if opts.temperature is not None else defaults.temperature,
-            stream=opts.stream,
-        )
-
     def _run_on(
         self, target: ResolvedModel, opts: RunOptions, on_text: Callable[[str], None]
     ) -> RunResult:
-        price_as = self._price_as(target, opts.price_as)
+        price_as = resolve_price_as(self.settings, target, opts.price_as)
         provider = self.provider_for(target.provider)
-        request = self.request_for(target, opts)
+        request = build_request(self.settings, target, opts)
         validate = getattr(provider, "validate", None)
         if validate is not None:
             validate(request)
@@ -287,19 +304,6 @@ class Engine:
             batch_id=opts.batch_id,
             batch_item=opts.batch_item,
         )
-
-    def _price_as(
-        self, resolved: ResolvedModel, spec: str | None
-    ) -> tuple[ProviderConfig, str] | None:
-        if not spec:
-            return None
-        if not resolved.provider.self_hosted:
-            raise UsageError(
-                f"--price-as only applies to mock and self-hosted providers, not {resolved.provider.name}.",
-                f"{resolved.provider.name} calls are priced as what they are.",
-            )
-        target = resolve_model(self.settings, spec)
-        return target.provider, target.model
 
     # ---------------------------------------------------------------- guards
 

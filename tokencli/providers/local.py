@@ -401,6 +401,11 @@ class LocalProvider:
         self.config = config
         self.settings = LocalSettings.from_config(config)
         self._models: dict[tuple[str, str | None, LocalSettings], LoadedModel] = {}
+        # Batch workers share this provider: load each model once, and let one
+        # call at a time generate (parallel generate calls on one model only
+        # compete for the same device and memory).
+        self._loading = threading.Lock()
+        self._generating = threading.Lock()
 
     def close(self) -> None:
         self._models.clear()
@@ -409,9 +414,10 @@ class LocalProvider:
         """The model for `-m local:MODEL`, loaded on first use and kept."""
         source = resolve_source(model)
         key = (source.location, source.gguf_file, self.settings)
-        found = self._models.get(key)
-        if found is None:
-            found = self._models[key] = load_model(source, self.settings)
+        with self._loading:
+            found = self._models.get(key)
+            if found is None:
+                found = self._models[key] = load_model(source, self.settings)
         return found
 
     def validate(self, request: ChatRequest) -> None:
@@ -419,6 +425,10 @@ class LocalProvider:
         self.loaded(request.model)
 
     def generate(self, request: ChatRequest) -> Iterator[Event]:
+        with self._generating:
+            yield from self._generate(request)
+
+    def _generate(self, request: ChatRequest) -> Iterator[Event]:
         loaded = self.loaded(request.model)
         inputs = encode_prompt(loaded.tokenizer, request)
         input_ids = inputs["input_ids"].to(loaded.device)
