@@ -13,10 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -48,7 +47,8 @@ from .providers.base import (
 from .providers.registry import ProviderConfig, load_protocol
 from .redact import redact
 from .response_cache import request_key
-from .retry import RetryPolicy
+from .retry import RetryPolicy, describe_failure, give_up_hint
+from .signals import deferred_signals
 from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens
 
 
@@ -260,10 +260,10 @@ class Engine:
                 delay = policy.delay(attempt, exc, waited, self.rng)
                 if delay is None:
                     if attempt > 1 or exc.retryable:
-                        exc.hint = _give_up_hint(exc, attempt, policy)
+                        exc.hint = give_up_hint(exc, attempt, policy)
                     raise
                 self.notify(
-                    f"{target.provider.name} {_reason(exc)}; retrying in {delay:.1f} s "
+                    f"{target.provider.name} {describe_failure(exc)}; retrying in {delay:.1f} s "
                     f"(attempt {attempt + 1} of {policy.max_retries + 1})."
                 )
                 self.sleep(delay)
@@ -546,30 +546,6 @@ class Engine:
         return cost
 
 
-def _reason(exc: ProviderError) -> str:
-    reasons = {
-        "rate_limit": "is rate limiting",
-        "overloaded": "is overloaded",
-        "server": f"answered {exc.status_code}" if exc.status_code else "failed",
-        "timeout": "timed out",
-        "network": "could not be reached",
-        "stream_cut": "closed the connection",
-    }
-    return reasons.get(exc.kind, f"failed ({exc.kind})")
-
-
-def _give_up_hint(exc: ProviderError, attempts: int, policy: RetryPolicy) -> str:
-    if exc.had_output:
-        return "What arrived was printed and recorded; run again for the rest."
-    if exc.retry_after is not None and exc.retry_after > policy.max_wait:
-        return (
-            f"It asked to wait {exc.retry_after:.0f} s, more than retry_max_wait ({policy.max_wait:.0f} s); "
-            "run again later."
-        )
-    tries = f"Gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
-    return f"{tries}; try again later, or raise max_retries/retry_max_wait for this provider."
-
-
 def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, complete: bool) -> Usage:
     """The usage to record: reported when complete, else marked estimated.
 
@@ -592,31 +568,3 @@ def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, comple
         reasoning_tokens=usage.reasoning_tokens,
         source=ESTIMATED,
     )
-
-
-# ------------------------------------------------------------------ signals
-
-
-@contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until a ledger write is done, then deliver them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[signal.Signals] = []
-
-    def hold(signum: int, _frame: object) -> None:
-        caught.append(signal.Signals(signum))
-
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught:
-        handler = previous[caught[0]]
-        if callable(handler):
-            handler(caught[0], None)
-        elif caught[0] == signal.SIGINT and handler != signal.SIG_IGN:
-            raise KeyboardInterrupt

@@ -47,3 +47,29 @@ class RetryPolicy:
         if waited + wait > self.max_wait:
             return None
         return wait
+
+
+def describe_failure(exc: ProviderError) -> str:
+    """What went wrong, as the end of "PROVIDER ...; retrying"."""
+    reasons = {
+        "rate_limit": "is rate limiting",
+        "overloaded": "is overloaded",
+        "server": f"answered {exc.status_code}" if exc.status_code else "failed",
+        "timeout": "timed out",
+        "network": "could not be reached",
+        "stream_cut": "closed the connection",
+    }
+    return reasons.get(exc.kind, f"failed ({exc.kind})")
+
+
+def give_up_hint(exc: ProviderError, attempts: int, policy: RetryPolicy) -> str:
+    """The hint on the error raised once the retries are over."""
+    if exc.had_output:
+        return "What arrived was printed and recorded; run again for the rest."
+    if exc.retry_after is not None and exc.retry_after > policy.max_wait:
+        return (
+            f"It asked to wait {exc.retry_after:.0f} s, more than retry_max_wait ({policy.max_wait:.0f} s); "
+            "run again later."
+        )
+    tries = f"Gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
+    return f"{tries}; try again later, or raise max_retries/retry_max_wait for this provider."
