@@ -100,7 +100,9 @@ def main() -> None:
         Path(home, "config.toml").write_text(
             f'[providers.loop]\ntype = "openai"\nbase_url = "{url}"\nprices_from = "openai"\n'
         )
-        tk = [PY, "-m", "tokencli"]
+        # The installed console script, as users start it (`python -m` adds runpy's cost).
+        script = Path(PY).parent / "tokencli"
+        tk = [str(script)] if script.exists() else [PY, "-m", "tokencli"]
         for i in range(50):  # a ledger with some history, and a warm price index
             subprocess.run(
                 [*tk, "run", "-m", "mock:echo", f"call {i}"],

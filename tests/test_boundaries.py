@@ -107,3 +107,24 @@ def test_every_command_has_help():
         if not (c.help or "").strip()
     ]
     assert missing == []
+
+
+def test_root_help_from_summaries_equals_the_full_tree(cli):
+    """The fast root help (names and summaries only) prints exactly what the full tree would."""
+    import typer.main
+
+    from tokencli.cli.app import COMMANDS, build_app, summary_app
+
+    full = typer.main.get_command(build_app())
+    for name, (_, summary) in COMMANDS.items():
+        first_paragraph = " ".join((full.commands[name].help or "").strip().split("\n\n")[0].split())
+        assert summary == first_paragraph, name
+
+    def root_help(app):
+        command = typer.main.get_command(app)
+        ctx = command.make_context("tokencli", [], resilient_parsing=True)
+        return command.get_help(ctx)
+
+    assert root_help(summary_app()) == root_help(build_app())
+    assert cli("--help").stdout == cli().stdout
+    assert "count" in cli("--help").stdout

@@ -1,4 +1,4 @@
-from tokencli.cli.app import main
+from tokencli.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -25,21 +25,25 @@ Start with:  tokencli run -m mock:echo "hello"   then   tokencli logs
 # string annotation of every command on each start.
 # Each command module registers itself. Typer builds every registered command's
 # parameters on each run (~1 ms per command), so main() registers only the
-# command being run; --help and unknown commands get the whole tree.
-COMMANDS: dict[str, str] = {
-    "run": "tokencli.cli.run_cmd",
-    "batch": "tokencli.cli.batch_cmd",
-    "logs": "tokencli.cli.logs_cmd",
-    "models": "tokencli.cli.models_cmd",
-    "count": "tokencli.cli.count_cmd",
-    "config": "tokencli.cli.config_cmd",
-    "keys": "tokencli.cli.keys_cmd",
-    "completion": "tokencli.cli.completion_cmd",
+# command being run; the root --help lists commands from their summaries alone.
+# name → (module, summary: the first paragraph of the command's help; a test
+# keeps the two equal, and the root help identical to the full tree's).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("tokencli.cli.run_cmd", "Run one prompt and record the call."),
+    "batch": ("tokencli.cli.batch_cmd", "Run every prompt in FILE and write results as JSON lines."),
+    "logs": ("tokencli.cli.logs_cmd", "Recent calls from the ledger (newest first); 'logs show ID' for one call."),
+    "models": ("tokencli.cli.models_cmd", "Known models with prices per million tokens and the source of each price."),
+    "count": ("tokencli.cli.count_cmd", "Count the input tokens of a text for a model, offline, and price them."),
+    "config": ("tokencli.cli.config_cmd", "Set up tokencli and see where each setting comes from."),
+    "keys": ("tokencli.cli.keys_cmd", "Store API keys in an owner-only file (environment variables win over it)."),
+    "completion": ("tokencli.cli.completion_cmd", "Print the shell completion script for bash, zsh or fish."),
 }
+GROUPS = {"logs", "config", "keys"}
 _VALUE_OPTIONS = ("--config", "--db")
+_HELP_ONLY = ([], ["--help"], ["-h"])
 
 
-def build_app(only: str | None = None) -> typer.Typer:
+def _new_app() -> typer.Typer:
     app = typer.Typer(
         name="tokencli",
         help=HELP,
@@ -51,9 +55,32 @@ def build_app(only: str | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
     app.callback()(root)
-    for name, module in COMMANDS.items():
+    return app
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The command tree: every command, or only the one named (with the root options)."""
+    app = _new_app()
+    for name, (module, _) in COMMANDS.items():
         if only is None or name == only:
             importlib.import_module(module).register(app)
+    return app
+
+
+def summary_app() -> typer.Typer:
+    """Just enough of the tree for the root help: each command's name and summary."""
+    app = _new_app()
+
+    def stub() -> None:
+        pass
+
+    for name, (_, summary) in COMMANDS.items():
+        if name in GROUPS:
+            group = typer.Typer(name=name, help=summary)
+            group.command("-", hidden=True)(stub)
+            app.add_typer(group, name=name)
+        else:
+            app.command(name, help=summary)(stub)
     return app
 
 
@@ -128,7 +155,7 @@ def _invoke(args: list[str], context: AppContext) -> int:
     streams = context.streams
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        app = build_app(command_name(args))
+        app = summary_app() if args in _HELP_ONLY else build_app(command_name(args))
         result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
         return result if isinstance(result, int) else 0
     except TokencliError as exc:
