@@ -30,13 +30,31 @@ Start with:  tokencli run -m mock:echo "hello"   then   tokencli logs
 # keeps the two equal, and the root help identical to the full tree's).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("tokencli.cli.run_cmd", "Run one prompt and record the call."),
-    "batch": ("tokencli.cli.batch_cmd", "Run every prompt in FILE and write results as JSON lines."),
-    "logs": ("tokencli.cli.logs_cmd", "Recent calls from the ledger (newest first); 'logs show ID' for one call."),
-    "models": ("tokencli.cli.models_cmd", "Known models with prices per million tokens and the source of each price."),
-    "count": ("tokencli.cli.count_cmd", "Count the input tokens of a text for a model, offline, and price them."),
+    "batch": (
+        "tokencli.cli.batch_cmd",
+        "Run every prompt in FILE and write results as JSON lines.",
+    ),
+    "logs": (
+        "tokencli.cli.logs_cmd",
+        "Recent calls from the ledger (newest first); 'logs show ID' for one call.",
+    ),
+    "models": (
+        "tokencli.cli.models_cmd",
+        "Known models with prices per million tokens and the source of each price.",
+    ),
+    "count": (
+        "tokencli.cli.count_cmd",
+        "Count the input tokens of a text for a model, offline, and price them.",
+    ),
     "config": ("tokencli.cli.config_cmd", "Set up tokencli and see where each setting comes from."),
-    "keys": ("tokencli.cli.keys_cmd", "Store API keys in an owner-only file (environment variables win over it)."),
-    "completion": ("tokencli.cli.completion_cmd", "Print the shell completion script for bash, zsh or fish."),
+    "keys": (
+        "tokencli.cli.keys_cmd",
+        "Store API keys in an owner-only file (environment variables win over it).",
+    ),
+    "completion": (
+        "tokencli.cli.completion_cmd",
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
 }
 GROUPS = {"logs", "config", "keys"}
 _VALUE_OPTIONS = ("--config", "--db")

@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -354,6 +354,59 @@ class Ledger:
                 )
                 self._write_tags(conn, call)
             self._write_texts(conn, call)
+
+    def import_calls(self, calls: Iterable[Call], *, chunk: int = 5000) -> tuple[int, int]:
+        """Insert calls that are not in the ledger yet; (inserted, already present).
+
+        Ids are global (ULIDs), so a row seen before is the same call: it is
+        skipped, never duplicated. Written in chunks of one transaction each;
+        the rollup triggers count each new finished row.
+        """
+        inserted = skipped = 0
+        batch: list[Call] = []
+        for call in calls:
+            batch.append(call)
+            if len(batch) >= chunk:
+                added = self._import_chunk(batch)
+                inserted, skipped = inserted + added, skipped + len(batch) - added
+                batch = []
+        if batch:
+            added = self._import_chunk(batch)
+            inserted, skipped = inserted + added, skipped + len(batch) - added
+        return inserted, skipped
+
+    def _import_chunk(self, batch: list[Call]) -> int:
+        names = ", ".join(CALL_COLUMNS)
+        marks = ", ".join("?" for _ in CALL_COLUMNS)
+        with self.write() as conn:
+            present = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM calls WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps([c.id for c in batch]),),
+                )
+            }
+            fresh = {c.id: c for c in batch if c.id not in present}  # last copy wins in a file
+            conn.executemany(
+                f"INSERT INTO calls ({names}) VALUES ({marks})",
+                [tuple(c.columns().values()) for c in fresh.values()],
+            )
+            conn.executemany(
+                "INSERT INTO call_texts (call_id, system_text, prompt_text, response_text)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (c.id, c.system_text, c.prompt_text, c.response_text)
+                    for c in fresh.values()
+                    if c.system_text is not None
+                    or c.prompt_text is not None
+                    or c.response_text is not None
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)",
+                [(c.id, k, v) for c in fresh.values() for k, v in c.tags.items()],
+            )
+        return len(fresh)
 
     @staticmethod
     def _write_texts(conn: sqlite3.Connection, call: Call) -> None:
