@@ -1,0 +1,8 @@
+"""Reports over the ledger: periods, the report model, building and formats.
+
+- `period`: what `--month/--since/--until/--last/--tz` mean, as exact UTC bounds;
+- `model`: the report as plain dataclasses (what every format renders);
+- `build`: the report from the ledger's hourly rollups (plus the raw rows of
+  partial hours), never a Python scan of every call;
+- `formats`: JSON, CSV, Markdown and self-contained HTML with inline SVG.
+"""

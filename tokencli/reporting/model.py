@@ -1,0 +1,129 @@
+"""The report, as data. Every format (table, JSON, CSV, Markdown, HTML) renders this.
+
+Money is `Decimal` in the report's one currency. Spend excludes answers served
+from the response cache: a `cached` row's cost is what it saved, shown apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+# What `--by` accepts; `tag:KEY` too.
+DIMENSIONS = ("provider", "model", "project", "prompt", "day", "week", "month", "hour", "status")
+TIME_DIMENSIONS = ("hour", "day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) as aware UTC datetimes, described in the zone the user reads it in."""
+
+    start: datetime
+    end: datetime
+    label: str  # "2026-11", "2026-11-01 → 2026-11-15", "last 7d"
+    tz: str  # IANA zone name (or a fixed offset like "UTC+05:30")
+
+
+@dataclass(frozen=True)
+class Totals:
+    calls: int = 0  # every finished call: ok, error, interrupted, blocked, cached
+    ok: int = 0
+    errors: int = 0  # error + interrupted
+    blocked: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal = Decimal(0)  # spend: every status but cached
+    savings: Decimal = Decimal(0)  # what cached answers would have cost
+    unpriced_calls: int = 0  # calls with unknown cost (not in `cost`)
+    duration_ms: int = 0  # summed, for the mean
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def price_per_1k(self) -> Decimal | None:
+        """Effective price per 1,000 tokens (input and output together)."""
+        priced = self.calls - self.unpriced_calls - self.cached
+        if not self.total_tokens or priced <= 0:
+            return None
+        return self.cost * 1000 / self.total_tokens
+
+
+@dataclass(frozen=True)
+class Group:
+    """One row of a `--by` breakdown: its key (one value per dimension) and totals."""
+
+    key: tuple[str, ...]
+    totals: Totals
+    previous_cost: Decimal | None = None  # the same key in the previous period
+
+
+@dataclass(frozen=True)
+class TopCall:
+    id: str
+    ts: str  # UTC, as in the ledger
+    provider: str
+    model: str
+    project: str | None
+    status: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal  # in the report currency
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Per model: effective price and latency percentiles of its successful calls."""
+
+    provider: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    price_per_1k: Decimal | None
+    p50_ms: int | None
+    p95_ms: int | None
+    p99_ms: int | None
+
+
+@dataclass(frozen=True)
+class HourStat:
+    """A local hour of the day (0-23) across the period."""
+
+    hour: int
+    calls: int
+    cost: Decimal
+
+
+@dataclass
+class Report:
+    period: Period
+    currency: str
+    by: tuple[str, ...]
+    totals: Totals
+    groups: list[Group] = field(default_factory=list)
+    previous_period: Period | None = None
+    previous: Totals | None = None
+    daily: list[tuple[date, Decimal]] = field(default_factory=list)  # spend per local day
+    top_calls: list[TopCall] = field(default_factory=list)
+    models: list[ModelStats] = field(default_factory=list)
+    busiest_hours: list[HourStat] = field(default_factory=list)
+    # Currencies found in the period with no rate to the report currency:
+    # their amounts are left out of `cost` and named here.
+    unconverted: list[str] = field(default_factory=list)
+    generated_at: datetime | None = None
+
+    @property
+    def change(self) -> Decimal | None:
+        """Spend against the previous period as a fraction (0.25 = +25%); None without a base."""
+        if self.previous is None or not self.previous.cost:
+            return None
+        return (self.totals.cost - self.previous.cost) / self.previous.cost
