@@ -95,122 +95,63 @@ def _m010_cache_batch_rate_limits(db: Database) -> None:
         db.execute(statement)
 
 
-# The hourly rollup: one row per UTC hour and (provider, model, project, tags,
-# prompt, status, currency), kept by triggers in the same transaction as the
-# call, so reports read thousands of rollup rows instead of a million calls.
-# NULLs become '' / 0 in the key (NULLs would never conflict in a UNIQUE key).
-# Pending rows are not counted; an update moves a row's numbers from its old
-# key to its new one. Deleting calls (ledger prune) leaves the rollup alone:
-# the totals of pruned months survive their rows.
-ROLLUP_KEY = (
-    "hour",
-    "provider",
-    "model",
-    "project",
-    "tags",
-    "prompt_name",
-    "prompt_version",
-    "status",
-    "currency",
-)
+# Rollups for reports: sums per time block, so a year of calls is read as
+# thousands of rows. Blocks are UTC hours, days or months (epoch seconds of
+# their start); every report period is covered by whole blocks plus raw calls
+# at its edges (see `report_queries`). Statuses are folded into columns.
+# NULLs are stored as '' / 0 (NULLs never conflict in a primary key).
 ROLLUP_SUMS = (
-    "calls",
+    "calls",  # every finished call (not pending)
+    "ok",
+    "errors",  # error + interrupted
+    "blocked",
+    "cached",
+    # Tokens and cost: calls that reached a model (cached answers excluded).
     "input_tokens",
     "cached_input_tokens",
     "cache_write_tokens",
     "output_tokens",
     "reasoning_tokens",
     "cost_pico",
-    "unpriced_calls",
-    "duration_ms",
+    "unpriced",  # calls with an unknown cost, left out of cost_pico
+    "savings_pico",  # what cached answers would have cost
+    "duration_ms",  # summed over ok calls, for the mean
 )
-
-
-def _rollup_key(row: str) -> str:
-    """The rollup key of one call row (`NEW`, `OLD` or a table alias)."""
-    return (
-        f"CAST(strftime('%s', substr({row}.ts, 1, 13) || ':00:00') AS INTEGER), "
-        f"{row}.provider, {row}.model, coalesce({row}.project, ''), coalesce({row}.tags, ''), "
-        f"coalesce({row}.prompt_name, ''), coalesce({row}.prompt_version, 0), {row}.status, "
-        f"coalesce({row}.currency, '')"
-    )
-
-
-def _rollup_values(row: str, sign: str) -> str:
-    """The VALUES of one call row for the rollup, signed."""
-    sums = (
-        f"{sign}1, {sign}{row}.input_tokens, {sign}{row}.cached_input_tokens, "
-        f"{sign}{row}.cache_write_tokens, {sign}{row}.output_tokens, {sign}{row}.reasoning_tokens, "
-        f"{sign}coalesce({row}.cost_pico, 0), {sign}({row}.cost_pico IS NULL), "
-        f"{sign}coalesce({row}.duration_ms, 0)"
-    )
-    return f"({_rollup_key(row)}, {sums})"
-
-
-def _rollup_upsert(row: str, sign: str) -> str:
-    columns = ", ".join(ROLLUP_KEY + ROLLUP_SUMS)
-    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in ROLLUP_SUMS)
-    return (
-        f"INSERT INTO rollup_hourly ({columns}) VALUES {_rollup_values(row, sign)} "
-        f"ON CONFLICT DO UPDATE SET {updates};"
-    )
+ROLLUP_TABLES = {
+    # table: (block column, key columns after the block)
+    "rollup_hour": ("hour", ("currency",)),
+    "rollup_hour_model": ("hour", ("provider", "model", "currency")),
+    "rollup_day_detail": (
+        "day",
+        ("provider", "model", "project", "prompt_name", "prompt_version", "tags", "currency"),
+    ),
+}
+# Latency histograms of ok calls: `bucket` is the duration rounded down to two
+# significant digits (1234 ms → 1200), so percentiles are exact to that.
+LATENCY_TABLES = {"latency_day": "day", "latency_month": "month"}
 
 
 def _m020_rollups(db: Database) -> None:
-    """Hourly rollups for reports, and indexes for top calls and latency."""
-    key_columns = """
-            hour INTEGER NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            project TEXT NOT NULL,
-            tags TEXT NOT NULL,
-            prompt_name TEXT NOT NULL,
-            prompt_version INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            currency TEXT NOT NULL,"""
-    sum_columns = ",\n".join(f"            {c} INTEGER NOT NULL DEFAULT 0" for c in ROLLUP_SUMS)
-    # The call columns the rollup reads: an update of any other leaves it alone.
-    watched = ", ".join(
-        ["ts", *ROLLUP_KEY[1:], *(c for c in ROLLUP_SUMS if c not in ("calls", "unpriced_calls"))]
-    )
-    for statement in (
-        f"""
-        CREATE TABLE rollup_hourly ({key_columns}
-{sum_columns},
-            PRIMARY KEY ({", ".join(ROLLUP_KEY)})
-        ) WITHOUT ROWID
-        """,
-        f"""
-        CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls
-        WHEN NEW.status != 'pending'
-        BEGIN {_rollup_upsert("NEW", "")} END
-        """,
-        f"""
-        CREATE TRIGGER calls_rollup_update_old AFTER UPDATE OF {watched} ON calls
-        WHEN OLD.status != 'pending'
-        BEGIN {_rollup_upsert("OLD", "-")} END
-        """,
-        f"""
-        CREATE TRIGGER calls_rollup_update_new AFTER UPDATE OF {watched} ON calls
-        WHEN NEW.status != 'pending'
-        BEGIN {_rollup_upsert("NEW", "")} END
-        """,
-        # Existing calls: the same numbers the triggers would have written.
-        f"""
-        INSERT INTO rollup_hourly ({", ".join(ROLLUP_KEY + ROLLUP_SUMS)})
-        SELECT {_rollup_key("c")},
-            count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens),
-            sum(output_tokens), sum(reasoning_tokens), sum(coalesce(cost_pico, 0)),
-            sum(cost_pico IS NULL), sum(coalesce(duration_ms, 0))
-        FROM calls c WHERE status != 'pending'
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-        """,
-        # The most expensive calls of a period, walked from the top.
-        "CREATE INDEX calls_cost ON calls(cost_pico) WHERE cost_pico IS NOT NULL",
-        # Latency percentiles of a period from the index alone.
-        "CREATE INDEX calls_latency ON calls(ts, provider, model, duration_ms) WHERE status = 'ok'",
-    ):
-        db.execute(statement)
+    """Rollup tables and histograms for reports, filled from existing calls."""
+    text_keys = {"provider", "model", "project", "prompt_name", "tags", "currency"}
+    for table, (block, keys) in ROLLUP_TABLES.items():
+        key_sql = ", ".join(f"{k} {'TEXT' if k in text_keys else 'INTEGER'} NOT NULL" for k in keys)
+        sums_sql = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in ROLLUP_SUMS)
+        db.execute(
+            f"CREATE TABLE {table} ({block} INTEGER NOT NULL, {key_sql}, {sums_sql}, "
+            f"PRIMARY KEY ({block}, {', '.join(keys)})) WITHOUT ROWID"
+        )
+    for table, block in LATENCY_TABLES.items():
+        db.execute(
+            f"CREATE TABLE {table} ({block} INTEGER NOT NULL, provider TEXT NOT NULL, "
+            "model TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0, "
+            f"PRIMARY KEY ({block}, provider, model, bucket)) WITHOUT ROWID"
+        )
+    # The most expensive calls of a period, walked from the top.
+    db.execute("CREATE INDEX calls_cost ON calls(cost_pico) WHERE cost_pico IS NOT NULL")
+    from .rollups import rebuild
+
+    rebuild(db.conn)
 
 
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [

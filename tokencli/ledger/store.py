@@ -33,6 +33,7 @@ from typing import Any
 from ..errors import ConfigError, UsageError
 from ..money import from_picos, to_picos
 from ..usage import Usage
+from . import rollups
 from .migrations import MIGRATION_SET, MIGRATIONS
 
 BUSY_TIMEOUT_S = 60.0
@@ -336,6 +337,7 @@ class Ledger:
             conn.execute(f"INSERT INTO calls ({names}) VALUES ({marks})", tuple(row.values()))
             self._write_texts(conn, call)
             self._write_tags(conn, call)
+            rollups.add(conn, call.id)
 
     def finish_call(self, call: Call) -> None:
         """Write the outcome of a call whose pending row exists."""
@@ -343,6 +345,7 @@ class Ledger:
         updates = {k: row[k] for k in RESULT_COLUMNS}
         assignments = ", ".join(f"{k} = ?" for k in updates)
         with self.write() as conn:
+            rollups.remove(conn, call.id)  # nothing while it was pending
             cur = conn.execute(
                 f"UPDATE calls SET {assignments} WHERE id = ?", (*updates.values(), call.id)
             )
@@ -354,6 +357,7 @@ class Ledger:
                 )
                 self._write_tags(conn, call)
             self._write_texts(conn, call)
+            rollups.add(conn, call.id)
 
     def import_calls(self, calls: Iterable[Call], *, chunk: int = 5000) -> tuple[int, int]:
         """Insert calls that are not in the ledger yet; (inserted, already present).
@@ -406,6 +410,7 @@ class Ledger:
                 "INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)",
                 [(c.id, k, v) for c in fresh.values() for k, v in c.tags.items()],
             )
+            rollups.add_many(conn, json.dumps(list(fresh)))
         return len(fresh)
 
     @staticmethod
@@ -448,15 +453,18 @@ class Ledger:
         if not dead:
             return 0
         with self.write() as conn:
-            conn.executemany(
-                """
-                UPDATE calls SET status = 'interrupted', error_kind = 'killed',
-                    error_message = 'The tokencli process ended before the call finished.',
-                    usage_source = 'estimated'
-                WHERE id = ? AND status = 'pending'
-                """,
-                [(i,) for i in dead],
-            )
+            for call_id in dead:
+                cur = conn.execute(
+                    """
+                    UPDATE calls SET status = 'interrupted', error_kind = 'killed',
+                        error_message = 'The tokencli process ended before the call finished.',
+                        usage_source = 'estimated'
+                    WHERE id = ? AND status = 'pending'
+                    """,
+                    (call_id,),
+                )
+                if cur.rowcount:
+                    rollups.add(conn, call_id)
         return len(dead)
 
     def notice_once(self, key: str) -> bool:

@@ -1,0 +1,125 @@
+"""Keeping the report rollups in step with the calls table.
+
+Every write of a finished call adds its numbers to each rollup table and
+histogram in the same transaction (`add`); rewriting a finished call first
+takes its old numbers out (`remove`). The statements aggregate in SQL, so a
+bulk import of thousands of calls costs one grouped statement per table, not
+one per row. Pending rows are not counted; deleting calls (`ledger prune`)
+leaves the rollups alone, so pruned months keep their totals.
+
+The tables themselves are created by migration m020 (see `migrations`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from .migrations import LATENCY_TABLES, ROLLUP_SUMS, ROLLUP_TABLES
+
+# Start of the UTC block holding a call, as epoch seconds, from its ts text.
+BLOCK_EXPR = {
+    "hour": "CAST(strftime('%s', substr(c.ts, 1, 13) || ':00:00') AS INTEGER)",
+    "day": "CAST(strftime('%s', substr(c.ts, 1, 10)) AS INTEGER)",
+    "month": "CAST(strftime('%s', substr(c.ts, 1, 7) || '-01') AS INTEGER)",
+}
+KEY_EXPR = {
+    "provider": "c.provider",
+    "model": "c.model",
+    "project": "coalesce(c.project, '')",
+    "prompt_name": "coalesce(c.prompt_name, '')",
+    "prompt_version": "coalesce(c.prompt_version, 0)",
+    "tags": "coalesce(c.tags, '')",
+    "currency": "coalesce(c.currency, '')",
+}
+_SPENT = "c.status != 'cached'"
+# One row's contribution to each sum; summed over a group of calls.
+SUM_EXPR = {
+    "calls": "1",
+    "ok": "c.status = 'ok'",
+    "errors": "c.status IN ('error', 'interrupted')",
+    "blocked": "c.status = 'blocked'",
+    "cached": "c.status = 'cached'",
+    "input_tokens": f"CASE WHEN {_SPENT} THEN c.input_tokens ELSE 0 END",
+    "cached_input_tokens": f"CASE WHEN {_SPENT} THEN c.cached_input_tokens ELSE 0 END",
+    "cache_write_tokens": f"CASE WHEN {_SPENT} THEN c.cache_write_tokens ELSE 0 END",
+    "output_tokens": f"CASE WHEN {_SPENT} THEN c.output_tokens ELSE 0 END",
+    "reasoning_tokens": f"CASE WHEN {_SPENT} THEN c.reasoning_tokens ELSE 0 END",
+    "cost_pico": f"CASE WHEN {_SPENT} THEN coalesce(c.cost_pico, 0) ELSE 0 END",
+    "unpriced": "c.status IN ('ok', 'interrupted') AND c.cost_pico IS NULL",
+    "savings_pico": "CASE WHEN c.status = 'cached' THEN coalesce(c.cost_pico, 0) ELSE 0 END",
+    "duration_ms": "CASE WHEN c.status = 'ok' THEN coalesce(c.duration_ms, 0) ELSE 0 END",
+}
+assert tuple(SUM_EXPR) == ROLLUP_SUMS
+# Duration rounded down to two significant digits: 1234 → 1200, 87 → 87.
+BUCKET_EXPR = (
+    "CASE WHEN c.duration_ms < 100 THEN c.duration_ms ELSE "
+    "CAST(substr(c.duration_ms, 1, 2) AS INTEGER) * "
+    "CAST(substr('1000000000000000', 1, length(c.duration_ms) - 1) AS INTEGER) END"
+)
+
+
+def bucket_width(bucket: int) -> int:
+    """The span of durations a histogram bucket holds (1 ms below 100 ms)."""
+    return 1 if bucket < 100 else 10 ** (len(str(bucket)) - 2)
+
+
+def _statements(where: str, sign: str) -> list[str]:
+    out = []
+    for table, (block, keys) in ROLLUP_TABLES.items():
+        columns = ", ".join((block, *keys, *ROLLUP_SUMS))
+        group = ", ".join(str(i) for i in range(1, len(keys) + 2))
+        select = ", ".join(
+            (
+                BLOCK_EXPR[block],
+                *(KEY_EXPR[k] for k in keys),
+                *(f"{sign}sum({SUM_EXPR[s]})" for s in ROLLUP_SUMS),
+            )
+        )
+        updates = ", ".join(f"{s} = {s} + excluded.{s}" for s in ROLLUP_SUMS)
+        out.append(
+            f"INSERT INTO {table} ({columns}) SELECT {select} FROM calls c "
+            f"WHERE ({where}) AND c.status != 'pending' GROUP BY {group} "
+            f"ON CONFLICT DO UPDATE SET {updates}"
+        )
+    for table, block in LATENCY_TABLES.items():
+        out.append(
+            f"INSERT INTO {table} ({block}, provider, model, bucket, n) "
+            f"SELECT {BLOCK_EXPR[block]}, c.provider, c.model, {BUCKET_EXPR}, {sign}count(*) "
+            f"FROM calls c WHERE ({where}) AND c.status = 'ok' AND c.duration_ms IS NOT NULL "
+            "GROUP BY 1, 2, 3, 4 ON CONFLICT DO UPDATE SET n = n + excluded.n"
+        )
+    return out
+
+
+_ADD_ONE = _statements("c.id = ?", "")
+_REMOVE_ONE = _statements("c.id = ?", "-")
+_ADD_MANY = _statements("c.id IN (SELECT value FROM json_each(?))", "")
+
+
+def add(conn: sqlite3.Connection, call_id: str) -> None:
+    """Count one call (if finished) into the rollups. Inside the caller's transaction."""
+    for statement in _ADD_ONE:
+        conn.execute(statement, (call_id,))
+
+
+def remove(conn: sqlite3.Connection, call_id: str) -> None:
+    """Take one call's current numbers out of the rollups, before it is rewritten."""
+    for statement in _REMOVE_ONE:
+        conn.execute(statement, (call_id,))
+
+
+def add_many(conn: sqlite3.Connection, ids_json: str) -> None:
+    """Count many calls at once (a JSON array of ids), aggregated in SQL."""
+    for statement in _ADD_MANY:
+        conn.execute(statement, (ids_json,))
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Fill empty rollups from every call (the migration that creates them)."""
+    for statement in _statements("1", ""):
+        conn.execute(statement)
+
+
+def rollup_columns() -> Sequence[str]:
+    return ROLLUP_SUMS
