@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -355,7 +356,7 @@ def to_markdown(report: Report) -> str:
     """Headline figures, the change, then the breakdown, models, top calls and hours."""
     period = report.period
     lines = [f"# tokencli report: {md_escape(period.label)}", ""]
-    lines.append(f"{_md_dates(period)} ({md_escape(period.tz)}), amounts in {report.currency}.")
+    lines.append(f"{md_escape(period_text(period))}, amounts in {report.currency}.")
     lines.append("")
     lines.extend(f"- **{name}:** {value}" for name, value in headline(report))
     lines.extend(f"- {md_escape(note)}" for note in warnings(report))
@@ -374,8 +375,31 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_dates(period: Period) -> str:
-    return f"{_iso_utc(period.start)} to {_iso_utc(period.end)}"
+def period_text(period: Period) -> str:
+    """`2026-11-01 00:00 → 2026-12-01 00:00 Europe/Berlin`: the bounds where the user reads them."""
+    zone = _display_zone(period.tz)
+    start, end = period.start.astimezone(zone), period.end.astimezone(zone)
+    return (
+        f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} {period.tz if zone is not UTC else 'UTC'}"
+    )
+
+
+_OFFSET = re.compile(r"^UTC([+-])(\d{2}):?(\d{2})$")
+
+
+def _display_zone(name: str) -> tzinfo:
+    """The period's zone (IANA name or `UTC+05:30`); UTC when this machine does not know it."""
+    from zoneinfo import ZoneInfo
+
+    offset = _OFFSET.match(name)
+    if offset:
+        sign = 1 if offset.group(1) == "+" else -1
+        minutes = int(offset.group(2)) * 60 + int(offset.group(3))
+        return timezone(sign * timedelta(minutes=minutes), name)
+    try:
+        return ZoneInfo(name)
+    except Exception:  # an unknown or malformed name: still show the instants, in UTC
+        return UTC
 
 
 def headline(report: Report) -> list[tuple[str, str]]:
