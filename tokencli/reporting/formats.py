@@ -485,7 +485,8 @@ def daily_chart(report: Report, width: int = 72, height: int = 8) -> list[str]:
     lines.append(f"{money(report, Decimal(0)).rjust(pad)} └{'─' * (slot * len(bars))}")
     lines.append(" " * (pad + 2) + _x_labels([day for day, _ in bars], slot, columns))
     if per_bar > 1:
-        lines.append(f"{' ' * (pad + 2)}each bar sums {per_bar} days")
+        note = f"each bar: {per_bar} days"
+        lines.append(note.rjust(pad + 2 + len(note)) if pad + 2 + len(note) <= width else note)
     return [line[:width].ljust(width) for line in lines]
 
 
