@@ -541,3 +541,13 @@ def test_daily_chart_edge_cases():
     assert lines[0].rstrip() == "€4.00 ┤██████████"
     with pytest.raises(ValueError):
         daily_chart(report, width=19)
+
+
+def test_unconverted_currencies_are_named_in_every_format():
+    report = november()
+    report.unconverted = ["CNY", "JPY"]
+    assert report_to_dict(report)["unconverted"] == ["CNY", "JPY"]
+    note = "Amounts in CNY, JPY have no rate to USD and are not in the spend."
+    assert note in to_markdown(report)
+    assert f'<p class="warn">{note}</p>' in to_html(report)
+    assert "Amounts in" not in to_html(november())

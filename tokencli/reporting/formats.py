@@ -215,13 +215,19 @@ def by_title(report: Report) -> str:
     return " × ".join(report.by)
 
 
-def calls_summary(totals: Totals) -> str:
-    parts = [f"{count(totals.ok)} ok", f"{count(totals.errors)} errors"]
+def calls_breakdown(totals: Totals) -> str:
+    """`75 ok, 1 error, 1 cached`: blocked and cached only when there are some."""
+    errors = f"{count(totals.errors)} error{'' if totals.errors == 1 else 's'}"
+    parts = [f"{count(totals.ok)} ok", errors]
     if totals.blocked:
         parts.append(f"{count(totals.blocked)} blocked")
     if totals.cached:
         parts.append(f"{count(totals.cached)} cached")
-    return f"{count(totals.calls)} ({', '.join(parts)})"
+    return ", ".join(parts)
+
+
+def calls_summary(totals: Totals) -> str:
+    return f"{count(totals.calls)} ({calls_breakdown(totals)})"
 
 
 def tokens_summary(totals: Totals) -> str:

@@ -22,7 +22,7 @@ from .formats import (
     breakdown_rows,
     by_title,
     call_rows,
-    calls_summary,
+    calls_breakdown,
     count,
     day_label,
     filled_daily,
@@ -139,7 +139,7 @@ def _cards(report: Report) -> str:
         change = f"previous {money(report, report.previous.cost)}"
     cards = (
         ("Spend", money(report, totals.cost), f"{report.currency}, cached answers excluded"),
-        ("Calls", count(totals.calls), calls_summary(totals).partition(" ")[2].strip("()")),
+        ("Calls", count(totals.calls), calls_breakdown(totals)),
         ("Tokens", count(totals.total_tokens), tokens_summary(totals)),
         ("Cache savings", money(report, totals.savings), f"{count(totals.cached)} cached answers"),
         ("Change", percent(report.change), change),
