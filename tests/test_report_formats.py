@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 
 import pytest
 
+from tokencli.reporting.display import filled_daily
 from tokencli.reporting.formats import (
     BLOCKS,
     csv_header,
     daily_chart,
-    filled_daily,
     md_escape,
     report_to_dict,
     to_csv,
@@ -551,3 +551,16 @@ def test_unconverted_currencies_are_named_in_every_format():
     assert note in to_markdown(report)
     assert f'<p class="warn">{note}</p>' in to_html(report)
     assert "Amounts in" not in to_html(november())
+
+
+def test_without_a_previous_period_there_is_no_change_anywhere():
+    report = november(())
+    report.previous_period, report.previous = None, None
+    doc = report_to_dict(report)
+    assert doc["previous_period"] is None and doc["previous"] is None and doc["change"] is None
+    row = next(csv.DictReader(io.StringIO(to_csv(report))))
+    assert row["previous_cost"] == "" and row["change"] == ""
+    assert "Change" not in to_markdown(report)
+    document = to_html(report)
+    well_formed(document)
+    assert "no previous period" in document and "+38.1%" not in document

@@ -14,7 +14,7 @@ from decimal import Decimal
 from html import escape
 
 from . import svg
-from .formats import (
+from .display import (
     CALL_HEADER,
     HOUR_HEADER,
     MODEL_HEADER,
