@@ -4,5 +4,7 @@
 - `model`: the report as plain dataclasses (what every format renders);
 - `build`: the report from the ledger's hourly rollups (plus the raw rows of
   partial hours), never a Python scan of every call;
-- `formats`: JSON, CSV, Markdown and self-contained HTML with inline SVG.
+- `formats`: JSON, CSV, Markdown and a terminal chart of daily spend;
+- `html` (with `svg`): one self-contained HTML file with inline SVG charts;
+- `display`: the figures as people read them, shared by Markdown and HTML.
 """

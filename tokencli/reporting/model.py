@@ -63,6 +63,13 @@ class Group:
     totals: Totals
     previous_cost: Decimal | None = None  # the same key in the previous period
 
+    @property
+    def change(self) -> Decimal | None:
+        """Spend against the same key's previous spend, as `Report.change` measures it."""
+        if not self.previous_cost:
+            return None
+        return (self.totals.cost - self.previous_cost) / self.previous_cost
+
 
 @dataclass(frozen=True)
 class TopCall:
