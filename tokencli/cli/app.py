@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 GROUPS = {"logs", "config", "keys"}
 _VALUE_OPTIONS = ("--config", "--db")
-_HELP_ONLY = ([], ["--help"], ["-h"])
+_HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 
 
 def _new_app() -> typer.Typer:

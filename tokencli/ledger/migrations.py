@@ -117,14 +117,14 @@ ROLLUP_SUMS = (
     "savings_pico",  # what cached answers would have cost
     "duration_ms",  # summed over ok calls, for the mean
 )
+DETAIL_KEYS = ("provider", "model", "project", "prompt_name", "prompt_version", "tags", "currency")
 ROLLUP_TABLES = {
     # table: (block column, key columns after the block)
     "rollup_hour": ("hour", ("currency",)),
     "rollup_hour_model": ("hour", ("provider", "model", "currency")),
-    "rollup_day_detail": (
-        "day",
-        ("provider", "model", "project", "prompt_name", "prompt_version", "tags", "currency"),
-    ),
+    "rollup_month_model": ("month", ("provider", "model", "currency")),
+    "rollup_day_detail": ("day", DETAIL_KEYS),
+    "rollup_month_detail": ("month", DETAIL_KEYS),
 }
 # Latency histograms of ok calls: `bucket` is the duration rounded down to two
 # significant digits (1234 ms → 1200), so percentiles are exact to that.

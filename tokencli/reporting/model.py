@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 # What `--by` accepts; `tag:KEY` too.
-DIMENSIONS = ("provider", "model", "project", "prompt", "day", "week", "month", "hour", "status")
+DIMENSIONS = ("provider", "model", "project", "prompt", "day", "week", "month", "hour")
 TIME_DIMENSIONS = ("hour", "day", "week", "month")
 
 

@@ -132,6 +132,29 @@ def resolve_period(
     daily chart has no partial first bar); `--last 12h` the current hour and
     the eleven before; `--last 3m` this month and the two before.
     """
+    return _whole_seconds(
+        _resolve(now=now, tz=tz, month=month, since=since, until=until, last=last)
+    )
+
+
+def _whole_seconds(period: Period) -> Period:
+    """Bounds on whole seconds, so the rollups' blocks line up exactly (end rounded up)."""
+    start = period.start.replace(microsecond=0)
+    end = period.end
+    if end.microsecond:
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    return Period(start, end, period.label, period.tz)
+
+
+def _resolve(
+    *,
+    now: datetime,
+    tz: tzinfo,
+    month: str | None,
+    since: str | None,
+    until: str | None,
+    last: str | None,
+) -> Period:
     if sum(x is not None for x in (month, last)) + (since is not None or until is not None) > 1:
         raise UsageError(
             "--month, --last and --since/--until each name a period; give only one of them."

@@ -1,0 +1,324 @@
+"""Building a report from the ledger: sums, conversion to one currency, sections.
+
+All reading goes through `ledger.report_queries` (rollups plus raw edges);
+this module turns its integer sums into `Decimal` money in the report's
+currency and assembles the sections. Currencies without a configured rate are
+left out of money totals and named in `Report.unconverted`, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
+
+from ..config import Currencies
+from ..errors import UsageError
+from ..ledger.report_queries import (
+    Filters,
+    Segment,
+    SumRow,
+    hour_of_day_totals,
+    latency_histograms,
+    percentile,
+    sums,
+    top_calls,
+)
+from ..money import from_picos
+from .model import (
+    DIMENSIONS,
+    TIME_DIMENSIONS,
+    Group,
+    HourStat,
+    ModelStats,
+    Period,
+    Report,
+    TopCall,
+    Totals,
+)
+from .period import local_midnight, next_month, previous_period
+
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def parse_by(values: Iterable[str]) -> tuple[str, ...]:
+    """`--by provider --by day`, `--by provider,day`: validated dimensions, in order."""
+    dims: list[str] = []
+    for value in values:
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name = part.lower() if not part.lower().startswith("tag:") else "tag:" + part[4:]
+            if name.startswith("tag:"):
+                if not _TAG_KEY.match(name[4:]):
+                    raise UsageError(
+                        f"--by {part!r} needs a tag key after 'tag:'.",
+                        "Write it like --by tag:client (letters, digits, _ . -).",
+                    )
+            elif name not in DIMENSIONS:
+                raise UsageError(
+                    f"--by {part!r} is not something a report can group by.",
+                    f"Use {', '.join(DIMENSIONS)} or tag:KEY.",
+                )
+            if name not in dims:
+                dims.append(name)
+    if sum(d in TIME_DIMENSIONS for d in dims) > 1:
+        raise UsageError("--by takes one of hour, day, week and month at a time.")
+    return tuple(dims)
+
+
+@dataclass
+class _Money:
+    """Integer picos per currency → Decimal in the report currency."""
+
+    currencies: Currencies
+    unconverted: set[str] = field(default_factory=set)
+
+    def convert(self, picos: int, currency: str) -> Decimal:
+        if not picos:
+            return Decimal(0)
+        if currency in ("", self.currencies.report):
+            return from_picos(picos)
+        rate = self.currencies.rates.get(currency)
+        if rate is None:
+            self.unconverted.add(currency)
+            return Decimal(0)
+        return from_picos(picos) * rate
+
+    def totals(self, rows: Iterable[SumRow]) -> Totals:
+        counts: dict[str, int] = {}
+        cost = savings = Decimal(0)
+        for row in rows:
+            for name, value in row.sums.items():
+                counts[name] = counts.get(name, 0) + value
+            cost += self.convert(row.sums["cost_pico"], row.currency)
+            savings += self.convert(row.sums["savings_pico"], row.currency)
+        return Totals(
+            calls=counts.get("calls", 0),
+            ok=counts.get("ok", 0),
+            errors=counts.get("errors", 0),
+            blocked=counts.get("blocked", 0),
+            cached=counts.get("cached", 0),
+            input_tokens=counts.get("input_tokens", 0),
+            cached_input_tokens=counts.get("cached_input_tokens", 0),
+            cache_write_tokens=counts.get("cache_write_tokens", 0),
+            output_tokens=counts.get("output_tokens", 0),
+            reasoning_tokens=counts.get("reasoning_tokens", 0),
+            cost=cost,
+            savings=savings,
+            unpriced_calls=counts.get("unpriced", 0),
+            duration_ms=counts.get("duration_ms", 0),
+        )
+
+
+# ------------------------------------------------------------------ segments
+
+
+def time_segments(period: Period, dim: str, tz: tzinfo) -> list[Segment]:
+    """The period cut at local hour/day/week/month boundaries, labelled as people read them."""
+    cuts: list[tuple[datetime, str]] = []
+    local_start = period.start.astimezone(tz)
+    if dim == "hour":
+        at = period.start.replace(minute=0, second=0, microsecond=0)
+        while at < period.end:
+            cuts.append((at, f"{at.astimezone(tz):%Y-%m-%d %H:00}"))
+            at += timedelta(hours=1)
+    else:
+        day = local_start.date()
+        if dim == "week":
+            day -= timedelta(days=day.weekday())
+        elif dim == "month":
+            day = day.replace(day=1)
+        while (at := local_midnight(day, tz)) < period.end:
+            if dim == "day":
+                cuts.append((at, day.isoformat()))
+                day += timedelta(days=1)
+            elif dim == "week":
+                year, week, _ = day.isocalendar()
+                cuts.append((at, f"{year}-W{week:02d}"))
+                day += timedelta(days=7)
+            else:
+                cuts.append((at, f"{day:%Y-%m}"))
+                day = next_month(day)
+    segments = []
+    for i, (at, label) in enumerate(cuts):
+        end = cuts[i + 1][0] if i + 1 < len(cuts) else period.end
+        start = max(at, period.start)
+        if start < end:
+            segments.append(Segment(label, start, end))
+    return segments
+
+
+def _whole(period: Period) -> list[Segment]:
+    return [Segment("", period.start, period.end)]
+
+
+# ------------------------------------------------------------------ the report
+
+
+def build_report(
+    conn: sqlite3.Connection,
+    period: Period,
+    tz: tzinfo,
+    *,
+    by: Sequence[str] = (),
+    flt: Filters = Filters(),
+    currencies: Currencies = Currencies(),
+    top: int = 10,
+    compare: bool = True,
+    now: datetime | None = None,
+) -> Report:
+    money = _Money(currencies)
+    time_dim = next((d for d in by if d in TIME_DIMENSIONS), None)
+    other = tuple(d for d in by if d not in TIME_DIMENSIONS)
+    segments = time_segments(period, time_dim, tz) if time_dim else _whole(period)
+    rows = sums(conn, segments, other, flt)
+    totals = money.totals(rows)
+
+    previous_period_ = previous_totals = None
+    previous_by_key: dict[tuple[str, ...], Decimal] = {}
+    if compare:
+        previous_period_ = previous_period(period, tz)
+        previous_rows = sums(conn, _whole(previous_period_), other if not time_dim else (), flt)
+        previous_totals = money.totals(previous_rows)
+        if not time_dim:
+            for row in previous_rows:
+                previous_by_key[row.key] = previous_by_key.get(row.key, Decimal(0)) + money.convert(
+                    row.sums["cost_pico"], row.currency
+                )
+
+    groups: list[Group] = []
+    if by:
+        grouped: dict[tuple[str, ...], list[SumRow]] = {}
+        for row in rows:
+            values = iter(row.key)
+            key = tuple(row.label if d == time_dim else next(values) for d in by)
+            grouped.setdefault(key, []).append(row)
+        for key, members in grouped.items():
+            plain = tuple(v for d, v in zip(by, key, strict=True) if d != time_dim)
+            previous = previous_by_key.get(plain) if compare and not time_dim else None
+            if compare and not time_dim and previous is None:
+                previous = Decimal(0)
+            groups.append(Group(key, money.totals(members), previous))
+        groups.sort(key=lambda g: g.key if time_dim and by[0] == time_dim else ())
+        if not (time_dim and by[0] == time_dim):
+            groups.sort(key=lambda g: (-g.totals.cost, -g.totals.calls, g.key))
+
+    daily_rows = (
+        rows
+        if time_dim == "day" and not other
+        else sums(conn, time_segments(period, "day", tz), (), flt)
+    )
+    daily: dict[date, Decimal] = {}
+    for row in daily_rows:
+        day = date.fromisoformat(row.label)
+        daily[day] = daily.get(day, Decimal(0)) + money.convert(row.sums["cost_pico"], row.currency)
+
+    return Report(
+        period=period,
+        currency=currencies.report,
+        by=tuple(by),
+        totals=totals,
+        groups=groups,
+        previous_period=previous_period_,
+        previous=previous_totals,
+        daily=sorted(daily.items()),
+        top_calls=_top_calls(conn, period, flt, money, top, totals.calls),
+        models=_models(conn, period, flt, money),
+        busiest_hours=_busiest_hours(conn, period, flt, money, tz),
+        unconverted=sorted(money.unconverted),
+        generated_at=now or datetime.now(UTC),
+    )
+
+
+def _top_calls(
+    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, n: int, calls: int
+) -> list[TopCall]:
+    if n <= 0 or not calls:
+        return []
+    found = [
+        TopCall(
+            id=r["id"],
+            ts=r["ts"],
+            provider=r["provider"],
+            model=r["model"],
+            project=r["project"],
+            status=r["status"],
+            input_tokens=r["input_tokens"],
+            output_tokens=r["output_tokens"],
+            cost=money.convert(r["cost_pico"], r["currency"] or ""),
+            duration_ms=r["duration_ms"],
+        )
+        # Costs are ranked in their own currencies by SQL: read a few extra
+        # so a CNY call worth more dollars than a USD one is not missed.
+        for r in top_calls(conn, period.start, period.end, flt, n * 3, calls)
+    ]
+    found.sort(key=lambda c: (-c.cost, c.ts))
+    return found[:n]
+
+
+def _models(
+    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money
+) -> list[ModelStats]:
+    rows = sums(conn, _whole(period), ("provider", "model"), flt)
+    per_model: dict[tuple[str, str], list[SumRow]] = {}
+    for row in rows:
+        per_model.setdefault((row.key[0], row.key[1]), []).append(row)
+    hist = latency_histograms(conn, period.start, period.end, flt)
+    stats = []
+    for (provider, model), members in per_model.items():
+        t = money.totals(members)
+        h = hist.get((provider, model), {})
+        stats.append(
+            ModelStats(
+                provider=provider,
+                model=model,
+                calls=t.calls,
+                input_tokens=t.input_tokens,
+                output_tokens=t.output_tokens,
+                cost=t.cost,
+                price_per_1k=t.price_per_1k,
+                p50_ms=percentile(h, 0.50),
+                p95_ms=percentile(h, 0.95),
+                p99_ms=percentile(h, 0.99),
+            )
+        )
+    stats.sort(key=lambda s: (-s.cost, -s.calls, s.provider, s.model))
+    return stats
+
+
+def _busiest_hours(
+    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, tz: tzinfo
+) -> list[HourStat]:
+    """Calls and spend per local hour of the day, busiest first.
+
+    Read from the hourly rollup (UTC hours, each labelled with the local hour
+    it starts in: in a zone at a half-hour offset, 09 means 09:30-10:30).
+    """
+    calls: dict[int, int] = {}
+    cost: dict[int, Decimal] = {}
+    if flt == Filters():
+        for local, currency, n, picos in hour_of_day_totals(conn, period.start, period.end, tz):
+            calls[local] = calls.get(local, 0) + n
+            cost[local] = cost.get(local, Decimal(0)) + money.convert(picos, currency)
+    else:
+        segments = [
+            Segment(
+                str(datetime.fromtimestamp(int(s.start.timestamp()), UTC).astimezone(tz).hour),
+                s.start,
+                s.end,
+            )
+            for s in time_segments(period, "hour", tz)
+        ]
+        for row in sums(conn, segments, (), flt):
+            local = int(row.label)
+            calls[local] = calls.get(local, 0) + row.sums["calls"]
+            cost[local] = cost.get(local, Decimal(0)) + money.convert(
+                row.sums["cost_pico"], row.currency
+            )
+    hours = [HourStat(h, calls[h], cost.get(h, Decimal(0))) for h in calls if calls[h]]
+    hours.sort(key=lambda s: (-s.calls, -s.cost, s.hour))
+    return hours
