@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.models_cmd",
         "Known models with prices per million tokens and the source of each price.",
     ),
+    "report": (
+        "tokencli.cli.report_cmd",
+        "Totals of calls, tokens and spend for a period, grouped as asked.",
+    ),
     "count": (
         "tokencli.cli.count_cmd",
         "Count the input tokens of a text for a model, offline, and price them.",

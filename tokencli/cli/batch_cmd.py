@@ -81,7 +81,7 @@ def batch(
 ) -> None:
     from ..batch import BatchRunner, batch_id_for, parse_items
     from ..engine import RunOptions
-    from .run_cmd import parse_tags
+    from .options import parse_tags
 
     app_ctx = app_context(ctx)
     content = _read_input(file, app_ctx)

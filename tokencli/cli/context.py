@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ..config import Settings
     from ..engine import Engine
     from ..ledger import Ledger
@@ -74,6 +76,24 @@ class AppContext:
         return Engine(
             self.settings, ledger=open_ledger, notify=lambda m: self.err(f"tokencli: {m}")
         )
+
+    def now(self) -> datetime:
+        """The clock. TOKENCLI_NOW (an ISO time) pins it: reproducible reports, forecasts, tests."""
+        from datetime import UTC, datetime
+
+        pinned = self.env.get("TOKENCLI_NOW")
+        if pinned:
+            from ..errors import ConfigError
+
+            try:
+                when = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError(
+                    f"TOKENCLI_NOW={pinned!r} is not an ISO time.",
+                    "Use e.g. 2026-11-15T12:00:00Z, or unset it.",
+                ) from None
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return datetime.now(UTC)
 
     def err(self, message: str) -> None:
         print(message, file=self.streams.stderr, flush=True)

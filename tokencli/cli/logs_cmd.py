@@ -62,7 +62,7 @@ def logs(
         return
     from ..ledger import CallFilter, format_ts, utc_now
     from ..periods import parse_point
-    from .run_cmd import parse_tags
+    from .options import parse_tags
 
     app_ctx = app_context(ctx)
     now = utc_now()

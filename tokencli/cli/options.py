@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UsageError
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ModelOpt = Annotated[
     str | None,
@@ -23,3 +25,14 @@ SinceOpt = Annotated[
 UntilOpt = Annotated[
     str | None, typer.Option("--until", help="Before this date or time (same forms as --since).")
 ]
+
+
+def parse_tags(values: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--tag {value!r} is not KEY=VALUE.", "e.g. --tag client=acme.")
+        tags[key] = val.strip()
+    return tags

@@ -6,7 +6,7 @@ import typer
 
 from ..errors import UsageError
 from .context import AppContext, Streams, app_context
-from .options import JsonOpt, ModelOpt
+from .options import JsonOpt, ModelOpt, parse_tags
 from .output import emit_json
 
 if TYPE_CHECKING:
@@ -247,14 +247,3 @@ def read_stdin_text(streams: Streams) -> str | None:
         raise UsageError(
             "Stdin is not UTF-8 text.", "Convert it first, e.g. with iconv -t UTF-8."
         ) from None
-
-
-def parse_tags(values: list[str]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--tag {value!r} is not KEY=VALUE.", "e.g. --tag client=acme.")
-        tags[key] = val.strip()
-    return tags

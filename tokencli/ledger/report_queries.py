@@ -15,9 +15,8 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from .migrations import ROLLUP_SUMS
 from .rollups import BUCKET_EXPR, SUM_EXPR, bucket_width
@@ -26,15 +25,13 @@ from .store import format_ts
 HOUR, DAY = 3600, 86400
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     label: str
     start: datetime  # aware
     end: datetime
 
 
-@dataclass(frozen=True)
-class Filters:
+class Filters(NamedTuple):
     provider: str | None = None
     model: str | None = None
     project: str | None = None
@@ -45,8 +42,7 @@ class Filters:
         return bool(self.project or self.tags)
 
 
-@dataclass(frozen=True)
-class SumRow:
+class SumRow(NamedTuple):
     label: str
     key: tuple[str, ...]  # one value per dimension ('' for none)
     currency: str
@@ -204,11 +200,7 @@ def sums(
         )
         args = [a for _, x in dim_sql for a in x]
         _collect(out, conn.execute(sql, (*args, json.dumps(raws), *fargs)), len(dims))
-    return [
-        SumRow(label, key, currency, dict(zip(ROLLUP_SUMS, values, strict=True)))
-        for (label, key, currency), values in out.items()
-        if values[0]  # rows whose calls were all moved elsewhere
-    ]
+    return _rows(out)
 
 
 def _collect(
@@ -221,6 +213,71 @@ def _collect(
             out[key] = [x + y for x, y in zip(out[key], values, strict=True)]
         else:
             out[key] = values
+
+
+def sums_by_local_hour(
+    conn: sqlite3.Connection,
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+    dims: Sequence[str] = (),
+    flt: Filters = Filters(),
+) -> list[SumRow] | None:
+    """Sums per local hour (label: its start, epoch seconds of local wall time) over [start, end).
+
+    The fast path for `--by day` over long periods: one grouped scan of an
+    hourly rollup per stretch of constant UTC offset, instead of one lookup
+    per day. None when it does not apply (dimensions or filters that only the
+    daily detail rollup has, or a zone whose offset is not whole hours): the
+    caller then uses `sums` with segments.
+    """
+    if flt.needs_detail or not set(dims) <= {"provider", "model"}:
+        return None
+    a, b = _seconds(start), _seconds(end)
+    lo, hi = _block_bounds("hour", a, b)
+    if lo >= hi:
+        return None
+    stretches = _offset_stretches(lo, hi, tz)
+    if any(offset % HOUR for _, _, offset in stretches):
+        return None
+    table = "rollup_hour_model" if dims or flt.provider or flt.model else "rollup_hour"
+    dim_sql = ", ".join(f"r.{d}" for d in dims)
+    where, fargs = _filter_sql(flt, "r", raw=False)
+    out: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
+    for s_lo, s_hi, offset in stretches:
+        rows = conn.execute(
+            f"SELECT r.hour + ?, {dim_sql + ', ' if dims else ''}r.currency, "
+            f"{', '.join(f'sum(r.{c})' for c in ROLLUP_SUMS)} FROM {table} r "
+            f"WHERE r.hour >= ? AND r.hour < ?{where} "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(dims) + 3))}",
+            (offset, s_lo, s_hi, *fargs),
+        )
+        _collect(out, rows, len(dims))
+    # The edges before the first and after the last whole hour, from the calls.
+    edges = [
+        Segment(
+            str(_local_epoch(x, tz) // HOUR * HOUR),
+            datetime.fromtimestamp(x, UTC),
+            datetime.fromtimestamp(y, UTC),
+        )
+        for x, y in ((a, lo), (hi, b))
+        if x < y
+    ]
+    for row in sums(conn, edges, dims, flt) if edges else []:
+        _collect(out, [(row.label, *row.key, row.currency, *row.sums.values())], len(dims))
+    return _rows(out)
+
+
+def _local_epoch(epoch: int, tz: tzinfo) -> int:
+    return epoch + _offset(epoch, tz)
+
+
+def _rows(out: dict[tuple[str, tuple[str, ...], str], list[int]]) -> list[SumRow]:
+    return [
+        SumRow(label, key, currency, dict(zip(ROLLUP_SUMS, values, strict=True)))
+        for (label, key, currency), values in out.items()
+        if values[0]  # rows whose calls were all moved elsewhere
+    ]
 
 
 def hour_of_day_totals(

@@ -262,6 +262,15 @@ class Ledger:
             ) from None
         return ledger
 
+    @classmethod
+    def open_memory(cls) -> Ledger:
+        """An empty ledger in memory: what read commands show before any call."""
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        ledger = cls(conn, Path(":memory:"))
+        ledger._migrate()
+        return ledger
+
     def close(self) -> None:
         self.conn.close()
 

@@ -25,6 +25,7 @@ from ..ledger.report_queries import (
     latency_histograms,
     percentile,
     sums,
+    sums_by_local_hour,
     top_calls,
 )
 from ..money import from_picos
@@ -152,6 +153,45 @@ def time_segments(period: Period, dim: str, tz: tzinfo) -> list[Segment]:
     return segments
 
 
+def _label(local_epoch: int, dim: str) -> str:
+    """The label of a local hour (its wall-clock start as epoch seconds) under a time dimension."""
+    wall = datetime.fromtimestamp(local_epoch, UTC)
+    if dim == "hour":
+        return f"{wall:%Y-%m-%d %H:00}"
+    if dim == "day":
+        return wall.date().isoformat()
+    if dim == "week":
+        year, week, _ = wall.date().isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{wall:%Y-%m}"
+
+
+def time_sums(
+    conn: sqlite3.Connection,
+    period: Period,
+    tz: tzinfo,
+    dim: str,
+    other: Sequence[str] = (),
+    flt: Filters = Filters(),
+) -> list[SumRow]:
+    """Sums per local hour/day/week/month: the hourly fast path when it applies, else segments."""
+    hourly = sums_by_local_hour(conn, period.start, period.end, tz, other, flt)
+    if hourly is None:
+        return sums(conn, time_segments(period, dim, tz), other, flt)
+    merged: dict[tuple[str, tuple[str, ...], str], dict[str, int]] = {}
+    for row in hourly:
+        key = (_label(int(row.label), dim), row.key, row.currency)
+        into = merged.get(key)
+        if into is None:
+            merged[key] = dict(row.sums)
+        else:
+            for name, value in row.sums.items():
+                into[name] += value
+    return [
+        SumRow(label, key, currency, values) for (label, key, currency), values in merged.items()
+    ]
+
+
 def _whole(period: Period) -> list[Segment]:
     return [Segment("", period.start, period.end)]
 
@@ -174,8 +214,10 @@ def build_report(
     money = _Money(currencies)
     time_dim = next((d for d in by if d in TIME_DIMENSIONS), None)
     other = tuple(d for d in by if d not in TIME_DIMENSIONS)
-    segments = time_segments(period, time_dim, tz) if time_dim else _whole(period)
-    rows = sums(conn, segments, other, flt)
+    if time_dim:
+        rows = time_sums(conn, period, tz, time_dim, other, flt)
+    else:
+        rows = sums(conn, _whole(period), other, flt)
     totals = money.totals(rows)
 
     previous_period_ = previous_totals = None
@@ -208,9 +250,7 @@ def build_report(
             groups.sort(key=lambda g: (-g.totals.cost, -g.totals.calls, g.key))
 
     daily_rows = (
-        rows
-        if time_dim == "day" and not other
-        else sums(conn, time_segments(period, "day", tz), (), flt)
+        rows if time_dim == "day" and not other else time_sums(conn, period, tz, "day", (), flt)
     )
     daily: dict[date, Decimal] = {}
     for row in daily_rows:

@@ -1,5 +1,7 @@
 """The report, as data. Every format (table, JSON, CSV, Markdown, HTML) renders this.
 
+Records are NamedTuples: immutable like frozen dataclasses, and about ten
+times cheaper to define, which `tokencli report`'s start-up feels.
 Money is `Decimal` in the report's one currency. Spend excludes answers served
 from the response cache: a `cached` row's cost is what it saved, shown apart.
 """
@@ -9,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 # What `--by` accepts; `tag:KEY` too.
 DIMENSIONS = ("provider", "model", "project", "prompt", "day", "week", "month", "hour")
 TIME_DIMENSIONS = ("hour", "day", "week", "month")
 
 
-@dataclass(frozen=True)
-class Period:
+class Period(NamedTuple):
     """[start, end) as aware UTC datetimes, described in the zone the user reads it in."""
 
     start: datetime
@@ -25,8 +27,7 @@ class Period:
     tz: str  # IANA zone name (or a fixed offset like "UTC+05:30")
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(NamedTuple):
     calls: int = 0  # every finished call: ok, error, interrupted, blocked, cached
     ok: int = 0
     errors: int = 0  # error + interrupted
@@ -55,8 +56,7 @@ class Totals:
         return self.cost * 1000 / self.total_tokens
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """One row of a `--by` breakdown: its key (one value per dimension) and totals."""
 
     key: tuple[str, ...]
@@ -71,8 +71,7 @@ class Group:
         return (self.totals.cost - self.previous_cost) / self.previous_cost
 
 
-@dataclass(frozen=True)
-class TopCall:
+class TopCall(NamedTuple):
     id: str
     ts: str  # UTC, as in the ledger
     provider: str
@@ -85,8 +84,7 @@ class TopCall:
     duration_ms: int | None
 
 
-@dataclass(frozen=True)
-class ModelStats:
+class ModelStats(NamedTuple):
     """Per model: effective price and latency percentiles of its successful calls."""
 
     provider: str
@@ -101,8 +99,7 @@ class ModelStats:
     p99_ms: int | None
 
 
-@dataclass(frozen=True)
-class HourStat:
+class HourStat(NamedTuple):
     """A local hour of the day (0-23) across the period."""
 
     hour: int
