@@ -19,7 +19,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, NamedTuple
 
 from .migrations import ROLLUP_SUMS
-from .rollups import BUCKET_EXPR, SUM_EXPR, bucket_width
+from .rollups import BUCKET_EXPR, SUM_EXPR, bucket_middle
 from .store import format_ts
 
 HOUR, DAY = 3600, 86400
@@ -215,15 +215,19 @@ def _collect(
             out[key] = values
 
 
-def sums_by_local_hour(
+def sums_by_local(
     conn: sqlite3.Connection,
     start: datetime,
     end: datetime,
     tz: tzinfo,
+    unit: int,
     dims: Sequence[str] = (),
     flt: Filters = Filters(),
 ) -> list[SumRow] | None:
-    """Sums per local hour (label: its start, epoch seconds of local wall time) over [start, end).
+    """Sums per local hour or day (`unit` seconds) over [start, end).
+
+    Each row's label is the local wall-clock start of its hour or day, as
+    epoch seconds (as if local time were UTC).
 
     The fast path for `--by day` over long periods: one grouped scan of an
     hourly rollup per stretch of constant UTC offset, instead of one lookup
@@ -246,7 +250,7 @@ def sums_by_local_hour(
     out: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
     for s_lo, s_hi, offset in stretches:
         rows = conn.execute(
-            f"SELECT r.hour + ?, {dim_sql + ', ' if dims else ''}r.currency, "
+            f"SELECT (r.hour + ?) / {unit} * {unit}, {dim_sql + ', ' if dims else ''}r.currency, "
             f"{', '.join(f'sum(r.{c})' for c in ROLLUP_SUMS)} FROM {table} r "
             f"WHERE r.hour >= ? AND r.hour < ?{where} "
             f"GROUP BY {', '.join(str(i) for i in range(1, len(dims) + 3))}",
@@ -256,7 +260,7 @@ def sums_by_local_hour(
     # The edges before the first and after the last whole hour, from the calls.
     edges = [
         Segment(
-            str(_local_epoch(x, tz) // HOUR * HOUR),
+            str(_local_epoch(x, tz) // unit * unit),
             datetime.fromtimestamp(x, UTC),
             datetime.fromtimestamp(y, UTC),
         )
@@ -356,7 +360,7 @@ def latency_histograms(
 
 
 def percentile(hist: dict[int, int], q: float) -> int | None:
-    """The q-quantile (nearest rank) of a histogram, as its bucket's midpoint."""
+    """The q-quantile (nearest rank) of a histogram, as its bucket's middle (within ±5%)."""
     total = sum(hist.values())
     if total <= 0:
         return None
@@ -365,7 +369,7 @@ def percentile(hist: dict[int, int], q: float) -> int | None:
     for bucket in sorted(hist):
         seen += hist[bucket]
         if seen >= rank:
-            return bucket + bucket_width(bucket) // 2
+            return bucket_middle(bucket)
     return None
 
 

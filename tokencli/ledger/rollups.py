@@ -12,6 +12,7 @@ The tables themselves are created by migration m020 (see `migrations`).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Sequence
 
@@ -51,17 +52,44 @@ SUM_EXPR = {
     "duration_ms": "CASE WHEN c.status = 'ok' THEN coalesce(c.duration_ms, 0) ELSE 0 END",
 }
 assert tuple(SUM_EXPR) == ROLLUP_SUMS
-# Duration rounded down to two significant digits: 1234 → 1200, 87 → 87.
+# Latency buckets: 24 per decade (each about 10% wider than the last), so a
+# percentile read from a histogram is within ±5% of the exact one. Below
+# 100 ms every millisecond is its own bucket. A bucket is stored as its lower
+# bound: the duration's first three digits rounded down to a step, scaled back.
+BUCKET_STEPS = (
+    100, 110, 121, 133, 147, 162, 178, 196, 215, 237, 261, 287,
+    316, 348, 383, 422, 464, 511, 562, 619, 681, 750, 825, 909,
+)  # fmt: skip
+_DIGITS = "CAST(substr(c.duration_ms, 1, 3) AS INTEGER)"
+_SCALE = "CAST(substr('1000000000000000', 1, length(c.duration_ms) - 2) AS INTEGER)"
+_STEP = (
+    "CASE "
+    + " ".join(
+        f"WHEN {_DIGITS} < {upper} THEN {lower}"
+        for lower, upper in itertools.pairwise(BUCKET_STEPS)
+    )
+    + f" ELSE {BUCKET_STEPS[-1]} END"
+)
 BUCKET_EXPR = (
-    "CASE WHEN c.duration_ms < 100 THEN c.duration_ms ELSE "
-    "CAST(substr(c.duration_ms, 1, 2) AS INTEGER) * "
-    "CAST(substr('1000000000000000', 1, length(c.duration_ms) - 1) AS INTEGER) END"
+    f"CASE WHEN c.duration_ms < 100 THEN c.duration_ms ELSE {_STEP} * {_SCALE} END"
 )
 
 
-def bucket_width(bucket: int) -> int:
-    """The span of durations a histogram bucket holds (1 ms below 100 ms)."""
-    return 1 if bucket < 100 else 10 ** (len(str(bucket)) - 2)
+def bucket_bounds(bucket: int) -> tuple[int, int]:
+    """The durations a bucket holds: [lower, upper) in ms."""
+    if bucket < 100:
+        return bucket, bucket + 1
+    scale = 10 ** (len(str(bucket)) - 3)
+    step = bucket // scale
+    i = BUCKET_STEPS.index(step)
+    upper = BUCKET_STEPS[i + 1] * scale if i + 1 < len(BUCKET_STEPS) else 1000 * scale
+    return bucket, upper
+
+
+def bucket_middle(bucket: int) -> int:
+    """The value a percentile falling in this bucket is reported as (its geometric middle)."""
+    lower, upper = bucket_bounds(bucket)
+    return lower if upper - lower == 1 else round((lower * upper) ** 0.5)
 
 
 def _statements(where: str, sign: str) -> list[str]:

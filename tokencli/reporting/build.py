@@ -25,7 +25,7 @@ from ..ledger.report_queries import (
     latency_histograms,
     percentile,
     sums,
-    sums_by_local_hour,
+    sums_by_local,
     top_calls,
 )
 from ..money import from_picos
@@ -175,7 +175,8 @@ def time_sums(
     flt: Filters = Filters(),
 ) -> list[SumRow]:
     """Sums per local hour/day/week/month: the hourly fast path when it applies, else segments."""
-    hourly = sums_by_local_hour(conn, period.start, period.end, tz, other, flt)
+    unit = 3600 if dim == "hour" else 86400
+    hourly = sums_by_local(conn, period.start, period.end, tz, unit, other, flt)
     if hourly is None:
         return sums(conn, time_segments(period, dim, tz), other, flt)
     merged: dict[tuple[str, tuple[str, ...], str], dict[str, int]] = {}
