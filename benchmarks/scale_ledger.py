@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokencli.ids import new_id  # noqa: E402
-from tokencli.ledger import Call, Ledger, format_ts  # noqa: E402
-from tokencli.usage import Usage  # noqa: E402
+from tokencli.ids import new_id
+from tokencli.ledger import Call, Ledger, format_ts
+from tokencli.usage import Usage
 
 # (provider, model, share, input $/M, output $/M, currency)
 MODELS = [
@@ -65,7 +65,15 @@ def synthetic_calls(n: int, end: datetime, months: int, seed: int = 7) -> Iterat
         out = int(rng.lognormvariate(5.5, 0.8)) + 5
         cached_in = inp // 2 if rng.random() < 0.2 else 0
         roll = rng.random()
-        status = "ok" if roll < 0.965 else "error" if roll < 0.99 else "interrupted" if roll < 0.995 else "cached"
+        status = (
+            "ok"
+            if roll < 0.965
+            else "error"
+            if roll < 0.99
+            else "interrupted"
+            if roll < 0.995
+            else "cached"
+        )
         if status == "error":
             out = 0
         cost = (Decimal(pin) * inp + Decimal(pout) * out) / 1_000_000

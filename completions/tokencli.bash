@@ -2,7 +2,7 @@
 # Source it from ~/.bashrc, or put it in ~/.local/share/bash-completion/completions/tokencli.
 
 declare -gA _tokencli_subcommands=(
-    ["tokencli"]="batch completion config count keys logs models run"
+    ["tokencli"]="batch completion config count keys logs models report run"
     ["tokencli batch"]=""
     ["tokencli completion"]=""
     ["tokencli config"]="init path show validate"
@@ -18,6 +18,7 @@ declare -gA _tokencli_subcommands=(
     ["tokencli logs"]="show"
     ["tokencli logs show"]=""
     ["tokencli models"]=""
+    ["tokencli report"]=""
     ["tokencli run"]=""
 )
 declare -gA _tokencli_options=(
@@ -37,6 +38,7 @@ declare -gA _tokencli_options=(
     ["tokencli logs"]="-n --count --provider --model -m --project -p --status --since --until --tag --json --text -h --help"
     ["tokencli logs show"]="--json -h --help"
     ["tokencli models"]="--provider --all --refresh --json -h --help"
+    ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --tag --format -f --json --chart --top --output -o -h --help"
     ["tokencli run"]="-m --model -s --system --max-tokens --temperature -p --project --tag --no-stream --json -u --usage --price-as --cache --no-cache --dry-run -h --help"
 )
 declare -gA _tokencli_value_options=(
@@ -56,6 +58,7 @@ declare -gA _tokencli_value_options=(
     ["tokencli logs"]="-n --count --provider --model -m --project -p --status --since --until --tag"
     ["tokencli logs show"]=""
     ["tokencli models"]="--provider"
+    ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --tag --format -f --top --output -o"
     ["tokencli run"]="-m --model -s --system --max-tokens --temperature -p --project --tag --price-as"
 )
 declare -gA _tokencli_file_options=(
@@ -75,10 +78,13 @@ declare -gA _tokencli_file_options=(
     ["tokencli logs"]=""
     ["tokencli logs show"]=""
     ["tokencli models"]=""
+    ["tokencli report"]="--output -o"
     ["tokencli run"]=""
 )
 declare -gA _tokencli_choices=(
     ["tokencli logs --status"]="pending ok error interrupted blocked cached"
+    ["tokencli report --format"]="table json csv markdown html"
+    ["tokencli report -f"]="table json csv markdown html"
 )
 
 _tokencli() {

@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -25,6 +25,7 @@ _tokencli() {
                 keys) _tokencli_keys ;;
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
+                report) _tokencli_report ;;
                 run) _tokencli_run ;;
             esac ;;
     esac
@@ -190,6 +191,27 @@ _tokencli_models() {
         '--all[Also list price-table providers tokencli has no preset for]' \
         '--refresh[Rebuild the cached price index now]' \
         '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_report() {
+    _arguments \
+        '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
+        '--since[From this date (YYYY-MM-DD, local), ISO time or duration ago (7d)]:value: ' \
+        '--until[Up to this date or time (same forms as --since)]:value: ' \
+        '--last[The last 24h, 7d (today and 6 days before), 4w or 3mo]:value: ' \
+        '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
+        '(--by -b)'{--by,-b}'[Group by provider, model, project, prompt, tag\:KEY, hour, day, week or month (repeatable, or comma-separated)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '(--model -m)'{--model,-m}'[Only this model]:value: ' \
+        '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
+        '(--format -f)'{--format,-f}'[Output format (default\: table)]:value:(table json csv markdown html)' \
+        '--json[Same as --format json]' \
+        '--chart[Add a chart of daily spend]' \
+        '--top[How many of the most expensive calls to list]:value: ' \
+        '(--output -o)'{--output,-o}'[Write to this file instead of stdout]:path:_files' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

@@ -117,7 +117,9 @@ def test_root_help_from_summaries_equals_the_full_tree(cli):
 
     full = typer.main.get_command(build_app())
     for name, (_, summary) in COMMANDS.items():
-        first_paragraph = " ".join((full.commands[name].help or "").strip().split("\n\n")[0].split())
+        first_paragraph = " ".join(
+            (full.commands[name].help or "").strip().split("\n\n")[0].split()
+        )
         assert summary == first_paragraph, name
 
     def root_help(app):

@@ -48,7 +48,17 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 
 def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
     assert bash_complete("lo") == ["logs"]
-    assert bash_complete("") == ["batch", "completion", "config", "count", "keys", "logs", "models", "run"]
+    assert bash_complete("") == [
+        "batch",
+        "completion",
+        "config",
+        "count",
+        "keys",
+        "logs",
+        "models",
+        "report",
+        "run",
+    ]
     assert bash_complete("config", "") == ["init", "path", "show", "validate"]
     assert bash_complete("--db", "x.db", "keys", "") == ["list", "rm", "set"]
     assert "--max-tokens" in bash_complete("run", "--ma")

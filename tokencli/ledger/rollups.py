@@ -70,9 +70,7 @@ _STEP = (
     )
     + f" ELSE {BUCKET_STEPS[-1]} END"
 )
-BUCKET_EXPR = (
-    f"CASE WHEN c.duration_ms < 100 THEN c.duration_ms ELSE {_STEP} * {_SCALE} END"
-)
+BUCKET_EXPR = f"CASE WHEN c.duration_ms < 100 THEN c.duration_ms ELSE {_STEP} * {_SCALE} END"
 
 
 def bucket_bounds(bucket: int) -> tuple[int, int]:
