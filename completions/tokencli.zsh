@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -22,6 +22,7 @@ _tokencli() {
                 completion) _tokencli_completion ;;
                 config) _tokencli_config ;;
                 count) _tokencli_count ;;
+                forecast) _tokencli_forecast ;;
                 keys) _tokencli_keys ;;
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
@@ -106,6 +107,20 @@ _tokencli_count() {
         '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (default\: \[defaults\] model)]:value: ' \
         '(-s --system)'{-s,--system}'[System prompt]:value: ' \
         '--raw[Count the text alone, without the chat format]' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_forecast() {
+    _arguments \
+        '(--by -b)'{--by,-b}'[Project each provider, model, project, prompt or tag\:KEY apart (repeatable, or comma-separated)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '(--model -m)'{--model,-m}'[Only this model]:value: ' \
+        '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
+        '--budget[A limit for this month'\''s spend, in \[currency\] report\: when would it run out?]:value: ' \
+        '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
         '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '

@@ -32,7 +32,17 @@ def imported_modules(home: Path, *args: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("logs",), ("logs", "--json"), ("config", "show"), ("run", "--help")]
+    "args",
+    [
+        ("--help",),
+        ("logs",),
+        ("logs", "--json"),
+        ("config", "show"),
+        ("run", "--help"),
+        ("report", "--by", "day"),
+        ("report", "--format", "html"),
+        ("forecast", "--by", "provider"),
+    ],
 )
 def test_fast_paths_import_nothing_heavy(home, args):
     assert cli_run_mock(home)  # a ledger with a call in it

@@ -53,6 +53,7 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "completion",
         "config",
         "count",
+        "forecast",
         "keys",
         "logs",
         "models",

@@ -72,6 +72,36 @@ class Currencies:
     rates: Mapping[str, Decimal] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """`[budgets.NAME]`: a spending limit per day, week or month, over all calls or a scope."""
+
+    name: str
+    amount: Decimal
+    currency: str
+    period: str  # day | week | month (local, like reports)
+    provider: str | None = None
+    model: str | None = None
+    project: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+
+    @property
+    def scope(self) -> dict[str, str]:
+        """What the budget covers, e.g. {"provider": "openai", "tag:client": "acme"}."""
+        out = {
+            k: v
+            for k, v in (
+                ("provider", self.provider),
+                ("model", self.model),
+                ("project", self.project),
+            )
+            if v
+        }
+        out.update({f"tag:{k}": v for k, v in self.tags})
+        return out
+
+
 @dataclass
 class Settings:
     paths: Paths
@@ -82,6 +112,7 @@ class Settings:
     prices: dict[str, PriceOverride]
     models: dict[str, ModelSettings]
     currencies: Currencies
+    budgets: dict[str, Budget]
     # dotted key → where its value came from, for `config show`.
     sources: dict[str, str]
     config_exists: bool
@@ -210,7 +241,17 @@ PRICE_FIELDS: dict[str, FieldSpec] = {
     "cache_write": FieldSpec("number", "per 1M input tokens written to a cache"),
     "currency": FieldSpec("str", "ISO currency code, e.g. USD or CNY"),
 }
-SECTIONS = ("defaults", "aliases", "providers", "models", "prices", "currency")
+BUDGET_FIELDS: dict[str, FieldSpec] = {
+    "amount": FieldSpec("number", "the limit, in `currency`"),
+    "currency": FieldSpec("str", "currency of amount (default: [currency] report)"),
+    "period": FieldSpec("str", "day, week (Monday first) or month; local time (default: month)"),
+    "provider": FieldSpec("str", "only calls to this provider"),
+    "model": FieldSpec("str", "only calls to this model"),
+    "project": FieldSpec("str", "only calls of this project"),
+    "tag": FieldSpec("str_list", "only calls with these KEY=VALUE tags"),
+}
+BUDGET_PERIODS = ("day", "week", "month")
+SECTIONS = ("defaults", "aliases", "providers", "models", "prices", "currency", "budgets")
 
 
 def _currency_code(checker: _Checker, key_path: tuple[str, ...], value: str) -> str:
@@ -426,6 +467,8 @@ def settings_from_doc(
                 ("currency", key), "is not a known setting", "Known settings here: rates, report."
             )
 
+    budgets = _budgets(check, doc.get("budgets", {}), report, sources)
+
     return Settings(
         paths=paths,
         env=env,
@@ -435,9 +478,49 @@ def settings_from_doc(
         prices=prices,
         models=models,
         currencies=Currencies(report=report, rates=rates),
+        budgets=budgets,
         sources=sources,
         config_exists=exists,
     )
+
+
+def _budgets(
+    check: _Checker, raw: Any, report_currency: str, sources: dict[str, str]
+) -> dict[str, Budget]:
+    budgets: dict[str, Budget] = {}
+    for name, table in check.table(("budgets",), raw).items():
+        key_path = ("budgets", name)
+        values, found = check.fields(key_path, check.table(key_path, table), BUDGET_FIELDS)
+        if "amount" not in values:
+            raise check.fail(key_path, "has no amount", "e.g. amount = 50 (in currency).")
+        if values["amount"] <= 0:
+            raise check.fail((*key_path, "amount"), "must be greater than 0")
+        period = values.get("period", "month")
+        if period not in BUDGET_PERIODS:
+            raise check.fail(
+                (*key_path, "period"),
+                f"must be day, week or month, not {period!r}",
+            )
+        tags: list[tuple[str, str]] = []
+        for text in values.get("tag", []):
+            key, sep, value = text.partition("=")
+            if not sep or not key.strip():
+                raise check.fail((*key_path, "tag"), f"must be KEY=VALUE, not {text!r}")
+            tags.append((key.strip(), value.strip()))
+        currency = values.get("currency", report_currency)
+        budgets[name] = Budget(
+            name=name,
+            amount=values["amount"],
+            currency=_currency_code(check, (*key_path, "currency"), currency),
+            period=period,
+            provider=values.get("provider"),
+            model=values.get("model"),
+            project=values.get("project"),
+            tags=tuple(tags),
+            source=check.where(key_path),
+        )
+        sources.update({f"budgets.{name}.{k}": v for k, v in found.items()})
+    return budgets
 
 
 def _check_base_url(check: _Checker, key_path: tuple[str, ...], url: str) -> str:

@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.report_cmd",
         "Totals of calls, tokens and spend for a period, grouped as asked.",
     ),
+    "forecast": (
+        "tokencli.cli.forecast_cmd",
+        "Spend projected to the end of this month, and the day each budget runs out.",
+    ),
     "count": (
         "tokencli.cli.count_cmd",
         "Count the input tokens of a text for a model, offline, and price them.",

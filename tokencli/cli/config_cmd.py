@@ -76,7 +76,7 @@ def validate(ctx: typer.Context) -> None:
     app_ctx.err(
         f"tokencli: {where} is valid ({len(settings.aliases)} aliases, "
         f"{sum(1 for p in settings.providers.values() if p.sources)} providers configured, "
-        f"{len(settings.prices)} price overrides)."
+        f"{len(settings.prices)} price overrides, {len(settings.budgets)} budgets)."
     )
 
 
@@ -152,6 +152,15 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 f"currency.rates.{code}",
                 rate,
                 settings.sources.get(f"currency.rates.{code}", "config"),
+            )
+        )
+    for name, budget in sorted(settings.budgets.items()):
+        scope = ", ".join(f"{k}={v}" for k, v in budget.scope.items()) or "all calls"
+        rows.append(
+            (
+                f"budgets.{name}",
+                f"{_plain(budget.amount)} {budget.currency} a {budget.period}, {scope}",
+                budget.source,
             )
         )
 

@@ -1,0 +1,253 @@
+"""The month's forecast and each budget's outlook, from the ledger's daily sums.
+
+Daily spend per local day comes from the same rollups as reports
+(`build.time_sums`), converted to the report currency; `tokencli.forecast`
+does the arithmetic. Spend so far is exact; what is projected is rounded to
+a hundredth of a cent, as an estimate should be.
+"""
+
+from __future__ import annotations
+
+import calendar
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import NamedTuple
+
+from .. import forecast
+from ..config import Budget, Currencies
+from ..ledger.report_queries import Filters
+from .build import _Money, time_sums
+from .model import Period
+from .period import local_midnight, next_month, zone_name
+
+_ESTIMATE = Decimal("0.0001")
+
+
+class Projection(NamedTuple):
+    """Spend of one series this month: so far (exact), projected, and the straight line."""
+
+    key: tuple[str, ...]  # one value per --by dimension; () for everything
+    spent: Decimal
+    expected: Decimal
+    low: Decimal  # 80% interval of the month's total
+    high: Decimal
+    linear: Decimal  # spend so far / days so far × days in the month
+    method: str
+
+
+class BudgetOutlook(NamedTuple):
+    name: str
+    amount: Decimal
+    currency: str
+    period: str  # day | week | month
+    scope: dict[str, str]
+    window: str  # the current period: "2026-11", "2026-W47", "2026-11-22"
+    spent: Decimal  # in the budget's currency, this window so far
+    expected: Decimal  # projected for the whole window
+    exceeded_on: date | None  # the day spend reached the amount, if it has
+    runs_out: date | None  # the day it is expected to, if it has not and will this window
+    chance: float  # share of simulated futures in which it runs out this window
+
+
+@dataclass
+class Forecast:
+    month: str
+    tz: str
+    as_of: datetime
+    currency: str
+    day: int  # today's day of the month
+    days_in_month: int
+    total: Projection
+    by: tuple[str, ...] = ()
+    groups: list[Projection] = field(default_factory=list)
+    budgets: list[BudgetOutlook] = field(default_factory=list)
+    unconverted: list[str] = field(default_factory=list)
+
+
+class _Clock(NamedTuple):
+    """Today in the user's zone, and how far into it `now` is."""
+
+    now: datetime
+    tz: tzinfo
+    today: date
+    elapsed: float  # fraction of today gone
+    history_start: date  # first day of the history window
+
+    @classmethod
+    def at(cls, now: datetime, tz: tzinfo) -> _Clock:
+        today = now.astimezone(tz).date()
+        start, end = local_midnight(today, tz), local_midnight(today + timedelta(days=1), tz)
+        elapsed = (now - start).total_seconds() / (end - start).total_seconds()
+        return cls(now, tz, today, elapsed, today - timedelta(days=forecast.HISTORY_DAYS))
+
+
+def _series(
+    conn: sqlite3.Connection,
+    clock: _Clock,
+    dims: Sequence[str],
+    flt: Filters,
+    money: _Money,
+) -> dict[tuple[str, ...], list[Decimal]]:
+    """Spend per local day from the history's first day to today, per group."""
+    # Up to now, rounded up to a whole second as the ledger's queries want.
+    end = clock.now.replace(microsecond=0) + timedelta(seconds=bool(clock.now.microsecond))
+    period = Period(local_midnight(clock.history_start, clock.tz), end, "", "")
+    days = (clock.today - clock.history_start).days + 1
+    out: dict[tuple[str, ...], list[Decimal]] = {}
+    for row in time_sums(conn, period, clock.tz, "day", dims, flt):
+        index = (date.fromisoformat(row.label) - clock.history_start).days
+        if not 0 <= index < days:
+            continue
+        series = out.setdefault(row.key, [Decimal(0)] * days)
+        series[index] += money.convert(row.sums["cost_pico"], row.currency)
+    return out
+
+
+def _project(
+    series: Sequence[Decimal], clock: _Clock, first: date, last: date, seed: int
+) -> tuple[Decimal, forecast.Outlook]:
+    """Spend from `first` to now (exact), and the outlook from now to the end of `last`."""
+    offset = (first - clock.history_start).days
+    spent = sum(series[offset:], Decimal(0))
+    history = [float(v) for v in series[:-1]]
+    result = forecast.outlook(
+        history,
+        clock.history_start.weekday(),
+        today_so_far=float(series[-1]),
+        today_elapsed=clock.elapsed,
+        days_after_today=(last - clock.today).days,
+        seed=seed,
+    )
+    return spent, result
+
+
+def _estimate(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(_ESTIMATE)
+
+
+def _month_projection(
+    key: tuple[str, ...], series: Sequence[Decimal], clock: _Clock, days_in_month: int
+) -> Projection:
+    first = clock.today.replace(day=1)
+    last = first.replace(day=days_in_month)
+    spent, result = _project(series, clock, first, last, seed=0)
+    elapsed_days = (clock.today - first).days + clock.elapsed
+    return Projection(
+        key=key,
+        spent=spent,
+        expected=spent + _estimate(sum(result.daily)),
+        low=spent + _estimate(result.low),
+        high=spent + _estimate(result.high),
+        linear=_estimate(forecast.linear_burn(float(spent), elapsed_days, days_in_month)),
+        method=result.method,
+    )
+
+
+def _in_budget_currency(amount: Decimal, rate: Decimal) -> Decimal:
+    return amount if rate == 1 else (amount / rate).quantize(_ESTIMATE)
+
+
+def budget_window(period: str, today: date) -> tuple[date, date, str]:
+    """First and last day of the budget period holding `today`, and its label."""
+    if period == "day":
+        return today, today, today.isoformat()
+    if period == "week":
+        monday = today - timedelta(days=today.weekday())
+        year, week, _ = today.isocalendar()
+        return monday, monday + timedelta(days=6), f"{year}-W{week:02d}"
+    first = today.replace(day=1)
+    return first, next_month(first) - timedelta(days=1), f"{first:%Y-%m}"
+
+
+def _budget_outlook(
+    budget: Budget,
+    conn: sqlite3.Connection,
+    clock: _Clock,
+    currencies: Currencies,
+    unconverted: set[str],
+) -> BudgetOutlook | None:
+    # Budget amounts in another currency are compared in the report currency.
+    rate = Decimal(1)
+    if budget.currency != currencies.report:
+        if budget.currency not in currencies.rates:
+            unconverted.add(budget.currency)
+            return None
+        rate = currencies.rates[budget.currency]
+    money = _Money(currencies)
+    flt = Filters(budget.provider, budget.model, budget.project, budget.tags)
+    series = _series(conn, clock, (), flt, money).get(
+        (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
+    )
+    unconverted |= money.unconverted
+    first, last, label = budget_window(budget.period, clock.today)
+    spent, result = _project(series, clock, first, last, seed=1)
+    limit = budget.amount * rate
+    exceeded_on = runs_out = None
+    if spent >= limit:
+        running = Decimal(0)
+        for offset, value in enumerate(series[(first - clock.history_start).days :]):
+            running += value
+            if running >= limit:
+                exceeded_on = first + timedelta(days=offset)
+                break
+        chance = 1.0
+    else:
+        index = forecast.crossing(float(spent), result.daily, float(limit))
+        runs_out = clock.today + timedelta(days=index) if index is not None else None
+        chance = forecast.chance_of_reaching(float(spent), result.paths, float(limit))
+    return BudgetOutlook(
+        name=budget.name,
+        amount=budget.amount,
+        currency=budget.currency,
+        period=budget.period,
+        scope=budget.scope,
+        window=label,
+        spent=_in_budget_currency(spent, rate),
+        expected=_in_budget_currency(spent + _estimate(sum(result.daily)), rate),
+        exceeded_on=exceeded_on,
+        runs_out=runs_out,
+        chance=chance,
+    )
+
+
+def build_forecast(
+    conn: sqlite3.Connection,
+    *,
+    now: datetime,
+    tz: tzinfo,
+    currencies: Currencies,
+    by: Sequence[str] = (),
+    flt: Filters = Filters(),
+    budgets: Sequence[Budget] = (),
+) -> Forecast:
+    clock = _Clock.at(now, tz)
+    days_in_month = calendar.monthrange(clock.today.year, clock.today.month)[1]
+    money = _Money(currencies)
+    empty = [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
+    total_series = _series(conn, clock, (), flt, money).get((), empty)
+    result = Forecast(
+        month=f"{clock.today:%Y-%m}",
+        tz=zone_name(tz),
+        as_of=now,
+        currency=currencies.report,
+        day=clock.today.day,
+        days_in_month=days_in_month,
+        total=_month_projection((), total_series, clock, days_in_month),
+        by=tuple(by),
+    )
+    if by:
+        grouped = _series(conn, clock, by, flt, money)
+        result.groups = sorted(
+            (_month_projection(k, s, clock, days_in_month) for k, s in grouped.items() if any(s)),
+            key=lambda p: (-p.expected, p.key),
+        )
+    unconverted = set(money.unconverted)
+    for budget in budgets:
+        outlook = _budget_outlook(budget, conn, clock, currencies, unconverted)
+        if outlook is not None:
+            result.budgets.append(outlook)
+    result.unconverted = sorted(unconverted)
+    return result
