@@ -185,6 +185,14 @@ def test_config_path_sources(cli, home, tmp_path, monkeypatch):
     assert data["ledger"]["source"] == "flag --db"
 
 
+def test_config_path_of_one_thing_is_just_the_path(cli, home, tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENCLI_DB", str(tmp_path / "my ledger.db"))
+    assert cli("config", "path", "ledger").stdout == f"{tmp_path / 'my ledger.db'}\n"
+    assert list(json.loads(cli("config", "path", "keys", "--json").stdout)) == ["keys"]
+    result = cli("config", "path", "nothing")
+    assert result.exit_code == 2 and "'nothing' is not one of" in result.stderr
+
+
 def test_db_flag_is_where_calls_go(cli, tmp_path):
     target = tmp_path / "elsewhere" / "l.db"
     assert cli("--db", str(target), "run", "-m", "mock:echo", "x").exit_code == 0

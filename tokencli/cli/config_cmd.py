@@ -1,5 +1,6 @@
 """`tokencli config init/path/show/validate`: set-up, and where each value came from."""
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -16,8 +17,25 @@ app = typer.Typer(
 )
 
 
+class PathName(StrEnum):
+    config = "config"
+    ledger = "ledger"
+    keys = "keys"
+    cache = "cache"
+
+
 @app.command("path")
-def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def path(
+    ctx: typer.Context,
+    which: Annotated[
+        PathName | None,
+        typer.Argument(
+            metavar="[config|ledger|keys|cache]",
+            help='Print only this path, e.g. for: datasette "$(tokencli config path ledger)".'
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Print the config, ledger, keys and cache paths, each with its source."""
     app_ctx = app_context(ctx)
     paths = app_ctx.settings.paths
@@ -27,6 +45,11 @@ def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         ("keys", str(paths.keys), "beside the default config"),
         ("cache", str(paths.cache_dir), "derived data, safe to delete"),
     ]
+    if which is not None and not json_out:
+        app_ctx.streams.stdout.write(dict((n, p) for n, p, _ in entries)[which.value] + "\n")
+        return
+    if which is not None:
+        entries = [e for e in entries if e[0] == which.value]
     if json_out:
         emit_json(app_ctx.streams, {name: {"path": p, "source": s} for name, p, s in entries})
         return
