@@ -74,10 +74,8 @@ def test_every_write_path_keeps_rollups_equal_to_calls(tmp_path: Path):
     ledger.insert_call(dead)
     ledger.recover_abandoned(dead.host, lambda pid: pid != 999_999)
     # A bulk import with one call already present.
-    inserted, skipped = ledger.import_calls(
-        [_call(i, provider="anthropic") for i in (8, 9, 10)] + [_call(3)]
-    )
-    assert (inserted, skipped) == (3, 1)
+    counts = ledger.import_calls([_call(i, provider="anthropic") for i in (8, 9, 10)] + [_call(3)])
+    assert (counts.inserted, counts.skipped, counts.pruned) == (3, 1, 0)
     assert_rollups_match_calls(ledger)
 
     totals = ledger.conn.execute(

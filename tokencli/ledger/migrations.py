@@ -154,8 +154,18 @@ def _m020_rollups(db: Database) -> None:
     rebuild(db.conn)
 
 
+def _m021_pruned_calls(db: Database) -> None:
+    """Ids of calls that `ledger prune` deleted.
+
+    Their numbers stay in the rollups, so importing a backup that still holds
+    them must skip them as already counted; an id is all that needs keeping.
+    """
+    db.execute("CREATE TABLE pruned_calls (id TEXT PRIMARY KEY, ts TEXT NOT NULL) WITHOUT ROWID")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
     ("m020_rollups", _m020_rollups),
+    ("m021_pruned_calls", _m021_pruned_calls),
 ]

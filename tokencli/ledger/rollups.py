@@ -5,7 +5,8 @@ histogram in the same transaction (`add`); rewriting a finished call first
 takes its old numbers out (`remove`). The statements aggregate in SQL, so a
 bulk import of thousands of calls costs one grouped statement per table, not
 one per row. Pending rows are not counted; deleting calls (`ledger prune`)
-leaves the rollups alone, so pruned months keep their totals.
+leaves the rollups alone, so pruned months keep their totals (and the pruned
+ids are kept, so re-importing them cannot count them twice).
 
 The tables themselves are created by migration m020 (see `migrations`).
 """
@@ -90,7 +91,7 @@ def bucket_middle(bucket: int) -> int:
     return lower if upper - lower == 1 else round((lower * upper) ** 0.5)
 
 
-def _statements(where: str, sign: str) -> list[str]:
+def _statements(where: str, sign: str, source: str = "calls") -> list[str]:
     out = []
     for table, (block, keys) in ROLLUP_TABLES.items():
         columns = ", ".join((block, *keys, *ROLLUP_SUMS))
@@ -104,7 +105,7 @@ def _statements(where: str, sign: str) -> list[str]:
         )
         updates = ", ".join(f"{s} = {s} + excluded.{s}" for s in ROLLUP_SUMS)
         out.append(
-            f"INSERT INTO {table} ({columns}) SELECT {select} FROM calls c "
+            f"INSERT INTO {table} ({columns}) SELECT {select} FROM {source} c "
             f"WHERE ({where}) AND c.status != 'pending' GROUP BY {group} "
             f"ON CONFLICT DO UPDATE SET {updates}"
         )
@@ -112,7 +113,7 @@ def _statements(where: str, sign: str) -> list[str]:
         out.append(
             f"INSERT INTO {table} ({block}, provider, model, bucket, n) "
             f"SELECT {BLOCK_EXPR[block]}, c.provider, c.model, {BUCKET_EXPR}, {sign}count(*) "
-            f"FROM calls c WHERE ({where}) AND c.status = 'ok' AND c.duration_ms IS NOT NULL "
+            f"FROM {source} c WHERE ({where}) AND c.status = 'ok' AND c.duration_ms IS NOT NULL "
             "GROUP BY 1, 2, 3, 4 ON CONFLICT DO UPDATE SET n = n + excluded.n"
         )
     return out
@@ -120,7 +121,6 @@ def _statements(where: str, sign: str) -> list[str]:
 
 _ADD_ONE = _statements("c.id = ?", "")
 _REMOVE_ONE = _statements("c.id = ?", "-")
-_ADD_MANY = _statements("c.id IN (SELECT value FROM json_each(?))", "")
 
 
 def add(conn: sqlite3.Connection, call_id: str) -> None:
@@ -135,10 +135,11 @@ def remove(conn: sqlite3.Connection, call_id: str) -> None:
         conn.execute(statement, (call_id,))
 
 
-def add_many(conn: sqlite3.Connection, ids_json: str) -> None:
-    """Count many calls at once (a JSON array of ids), aggregated in SQL."""
-    for statement in _ADD_MANY:
-        conn.execute(statement, (ids_json,))
+def add_table(conn: sqlite3.Connection, table: str) -> None:
+    """Count every call in `table` (shaped like `calls`; a bulk import's staging
+    table) at once: one grouped statement per rollup, read sequentially."""
+    for statement in _statements("1", "", source=table):
+        conn.execute(statement)
 
 
 def rebuild(conn: sqlite3.Connection) -> None:

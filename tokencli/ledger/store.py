@@ -23,12 +23,12 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError, UsageError
 from ..money import from_picos, to_picos
@@ -166,6 +166,21 @@ _START_COLUMNS = {
     "batch_item",
 }
 RESULT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _START_COLUMNS)
+# What one imported call carries: its `calls` row, then its texts.
+IMPORT_COLUMNS = (*CALL_COLUMNS, "system_text", "prompt_text", "response_text")
+
+
+class ImportCounts(NamedTuple):
+    """What an import did: calls added, already present (or repeated), pruned before."""
+
+    inserted: int = 0
+    skipped: int = 0
+    pruned: int = 0
+
+    def __add__(self, other: object) -> ImportCounts:
+        if not isinstance(other, ImportCounts):
+            return NotImplemented
+        return ImportCounts(*(a + b for a, b in zip(self, other, strict=True)))
 
 
 def _row_to_call(row: sqlite3.Row, with_text: bool) -> Call:
@@ -368,59 +383,82 @@ class Ledger:
             self._write_texts(conn, call)
             rollups.add(conn, call.id)
 
-    def import_calls(self, calls: Iterable[Call], *, chunk: int = 5000) -> tuple[int, int]:
-        """Insert calls that are not in the ledger yet; (inserted, already present).
+    def import_calls(self, calls: Iterable[Call], *, chunk: int = 20_000) -> ImportCounts:
+        """Insert calls that are not in the ledger yet (see `import_rows`)."""
+        return self.import_rows(
+            ((*c.columns().values(), c.system_text, c.prompt_text, c.response_text) for c in calls),
+            chunk=chunk,
+        )
+
+    def import_rows(
+        self,
+        rows: Iterable[Sequence[Any]],
+        *,
+        chunk: int = 20_000,
+        progress: Callable[[ImportCounts], None] | None = None,
+    ) -> ImportCounts:
+        """Insert rows (IMPORT_COLUMNS values) whose call is not in the ledger yet.
 
         Ids are global (ULIDs), so a row seen before is the same call: it is
-        skipped, never duplicated. Written in chunks of one transaction each;
-        the rollup triggers count each new finished row.
+        skipped, never duplicated, and so is a call `ledger prune` deleted
+        (its numbers are still in the rollups). Pending rows are refused by the
+        caller. Each chunk is one transaction: rows go to a staging table, the
+        known ones are dropped there, and the rest move into `calls`, their
+        texts and tags, and the rollups with a few set-wise statements, so a
+        million rows take seconds of SQL rather than a million round trips.
         """
-        inserted = skipped = 0
-        batch: list[Call] = []
-        for call in calls:
-            batch.append(call)
+        self._staging()
+        total = ImportCounts()
+        batch: list[Sequence[Any]] = []
+        for row in rows:
+            batch.append(row)
             if len(batch) >= chunk:
-                added = self._import_chunk(batch)
-                inserted, skipped = inserted + added, skipped + len(batch) - added
+                total = total + self._import_chunk(batch)
                 batch = []
+                if progress:
+                    progress(total)
         if batch:
-            added = self._import_chunk(batch)
-            inserted, skipped = inserted + added, skipped + len(batch) - added
-        return inserted, skipped
+            total = total + self._import_chunk(batch)
+            if progress:
+                progress(total)
+        return total
 
-    def _import_chunk(self, batch: list[Call]) -> int:
+    def _staging(self) -> None:
+        self.conn.execute("PRAGMA temp_store = MEMORY")
+        columns = ", ".join(f"{c}{' PRIMARY KEY' if c == 'id' else ''}" for c in IMPORT_COLUMNS)
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming ({columns})")
+
+    def _import_chunk(self, batch: list[Sequence[Any]]) -> ImportCounts:
+        marks = ", ".join("?" for _ in IMPORT_COLUMNS)
         names = ", ".join(CALL_COLUMNS)
-        marks = ", ".join("?" for _ in CALL_COLUMNS)
         with self.write() as conn:
-            present = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM calls WHERE id IN (SELECT value FROM json_each(?))",
-                    (json.dumps([c.id for c in batch]),),
-                )
-            }
-            fresh = {c.id: c for c in batch if c.id not in present}  # last copy wins in a file
-            conn.executemany(
-                f"INSERT INTO calls ({names}) VALUES ({marks})",
-                [tuple(c.columns().values()) for c in fresh.values()],
+            conn.execute("DELETE FROM temp.incoming")
+            # The last copy of an id repeated within a file wins.
+            conn.executemany(f"INSERT OR REPLACE INTO temp.incoming VALUES ({marks})", batch)
+            staged = conn.execute("SELECT count(*) FROM temp.incoming").fetchone()[0]
+            present = conn.execute(
+                "DELETE FROM temp.incoming WHERE id IN (SELECT id FROM main.calls)"
+            ).rowcount
+            pruned = conn.execute(
+                "DELETE FROM temp.incoming WHERE id IN (SELECT id FROM main.pruned_calls)"
+            ).rowcount
+            conn.execute(
+                f"INSERT INTO main.calls ({names}) SELECT {names} FROM temp.incoming ORDER BY ts"
             )
-            conn.executemany(
-                "INSERT INTO call_texts (call_id, system_text, prompt_text, response_text)"
-                " VALUES (?, ?, ?, ?)",
-                [
-                    (c.id, c.system_text, c.prompt_text, c.response_text)
-                    for c in fresh.values()
-                    if c.system_text is not None
-                    or c.prompt_text is not None
-                    or c.response_text is not None
-                ],
+            conn.execute(
+                "INSERT INTO main.call_texts (call_id, system_text, prompt_text, response_text)"
+                " SELECT id, system_text, prompt_text, response_text FROM temp.incoming"
+                " WHERE coalesce(system_text, prompt_text, response_text) IS NOT NULL"
             )
-            conn.executemany(
-                "INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)",
-                [(c.id, k, v) for c in fresh.values() for k, v in c.tags.items()],
+            conn.execute(
+                "INSERT INTO main.call_tags (call_id, key, value)"
+                " SELECT i.id, j.key, j.value FROM temp.incoming i, json_each(i.tags) j"
+                " WHERE i.tags IS NOT NULL"
             )
-            rollups.add_many(conn, json.dumps(list(fresh)))
-        return len(fresh)
+            rollups.add_table(conn, "temp.incoming")
+            conn.execute("DELETE FROM temp.incoming")
+        inserted = staged - present - pruned
+        return ImportCounts(inserted, len(batch) - inserted - pruned, pruned)
 
     @staticmethod
     def _write_texts(conn: sqlite3.Connection, call: Call) -> None:
@@ -489,7 +527,7 @@ class Ledger:
     def list_calls(
         self, flt: CallFilter = CallFilter(), *, limit: int = 20, with_text: bool = False
     ) -> list[Call]:
-        where, args = _where(flt)
+        where, args = where_sql(flt)
         select = "SELECT c.*" + (
             ", t.system_text, t.prompt_text, t.response_text" if with_text else ""
         )
@@ -554,7 +592,7 @@ class Ledger:
         return int(self.conn.execute("SELECT count(*) FROM calls").fetchone()[0])
 
 
-def _where(flt: CallFilter) -> tuple[str, list[Any]]:
+def where_sql(flt: CallFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for column in ("provider", "model", "project", "status"):
