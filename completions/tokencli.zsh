@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -24,6 +24,7 @@ _tokencli() {
                 count) _tokencli_count ;;
                 forecast) _tokencli_forecast ;;
                 keys) _tokencli_keys ;;
+                ledger) _tokencli_ledger ;;
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
                 report) _tokencli_report ;;
@@ -161,6 +162,62 @@ _tokencli_keys_rm() {
 
 _tokencli_keys_set() {
     _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_ledger() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('export:Write calls as JSON lines or CSV (every call unless a period or filter says), or' 'import:Add the calls in FILE that this ledger does not hold yet' 'prune:Delete old calls (audit retention) while reports keep their totals')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                export) _tokencli_ledger_export ;;
+                import) _tokencli_ledger_import ;;
+                prune) _tokencli_ledger_prune ;;
+            esac ;;
+    esac
+}
+
+_tokencli_ledger_export() {
+    _arguments \
+        '(--format -f)'{--format,-f}'[jsonl (a backup '\''ledger import'\'' reads), csv, or prometheus (all-time counters for node_exporter'\''s textfile collector)]:value:(jsonl csv prometheus)' \
+        '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
+        '--since[From this date (YYYY-MM-DD, local), ISO time or duration ago (7d)]:value: ' \
+        '--until[Up to this date or time (same forms as --since)]:value: ' \
+        '--last[The last 24h, 7d (today and 6 days before), 4w or 3mo]:value: ' \
+        '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '(--model -m)'{--model,-m}'[Only this model]:value: ' \
+        '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
+        '(--text --no-text)'{--text,--no-text}'[Include system, prompt and response texts (default\: in jsonl, not in csv)]' \
+        '(--output -o)'{--output,-o}'[Write to this file (replaced whole, never half-written); a name ending in .gz is compressed]:path:_files' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_ledger_import() {
+    _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_ledger_prune() {
+    _arguments \
+        '--older-than[Delete calls older than this\: 180d, 26w, 6mo or 1y (counted back from today, whole UTC days)]:value: ' \
+        '--dry-run[Say what would be deleted; delete nothing]' \
+        '(--yes -y)'{--yes,-y}'[Do not ask for confirmation (for cron)]' \
+        '--vacuum[Then shrink the file (rewrites it; takes a moment)]' \
+        '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

@@ -42,6 +42,9 @@ def imported_modules(home: Path, *args: str) -> set[str]:
         ("report", "--by", "day"),
         ("report", "--format", "html"),
         ("forecast", "--by", "provider"),
+        ("ledger", "export"),
+        ("ledger", "export", "--format", "prometheus"),
+        ("ledger", "prune", "--older-than", "30d", "--dry-run"),
     ],
 )
 def test_fast_paths_import_nothing_heavy(home, args):

@@ -55,12 +55,15 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "count",
         "forecast",
         "keys",
+        "ledger",
         "logs",
         "models",
         "report",
         "run",
     ]
     assert bash_complete("config", "") == ["init", "path", "show", "validate"]
+    assert bash_complete("ledger", "") == ["export", "import", "prune"]
+    assert bash_complete("ledger", "export", "--format", "") == ["csv", "jsonl", "prometheus"]
     assert bash_complete("--db", "x.db", "keys", "") == ["list", "rm", "set"]
     assert "--max-tokens" in bash_complete("run", "--ma")
     assert bash_complete("logs", "--status", "in") == ["interrupted"]

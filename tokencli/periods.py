@@ -40,3 +40,38 @@ def parse_point(text: str, now: datetime, *, option: str = "--since") -> datetim
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # local time, as the user meant it
     return parsed.astimezone(UTC)
+
+
+_RETENTION = re.compile(r"^\s*(\d+)\s*(d|w|m|mo|y)\s*$", re.IGNORECASE)
+
+
+def retention_cutoff(text: str, now: datetime) -> datetime:
+    """`180d`, `26w`, `6mo` (or `6m`), `1y` before now, rounded down to a UTC midnight.
+
+    Whole UTC days, so a pruned day is gone whole and the day rollups that keep
+    its totals line up with what is left.
+    """
+    match = _RETENTION.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise UsageError(
+            f"--older-than {text!r} is not a length of time.",
+            "Use e.g. 180d, 26w, 6mo or 1y.",
+        )
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    today = now.astimezone(UTC).date()
+    if unit in ("d", "w"):
+        day = today - timedelta(days=amount * (7 if unit == "w" else 1))
+    else:
+        months = amount * (12 if unit == "y" else 1)
+        index = today.year * 12 + today.month - 1 - months
+        year, month = divmod(index, 12)
+        day = today.replace(
+            year=year, month=month + 1, day=min(today.day, _month_days(year, month + 1))
+        )
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _month_days(year: int, month: int) -> int:
+    import calendar
+
+    return calendar.monthrange(year, month)[1]

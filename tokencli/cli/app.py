@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.logs_cmd",
         "Recent calls from the ledger (newest first); 'logs show ID' for one call.",
     ),
+    "ledger": ("tokencli.cli.ledger_cmd", "Export, import and prune the ledger's calls."),
     "models": (
         "tokencli.cli.models_cmd",
         "Known models with prices per million tokens and the source of each price.",
@@ -64,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "config", "keys"}
+GROUPS = {"logs", "ledger", "config", "keys"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

@@ -31,7 +31,7 @@ def path(
         PathName | None,
         typer.Argument(
             metavar="[config|ledger|keys|cache]",
-            help='Print only this path, e.g. for: datasette "$(tokencli config path ledger)".'
+            help='Print only this path, e.g. for: datasette "$(tokencli config path ledger)".',
         ),
     ] = None,
     json_out: JsonOpt = False,

@@ -1,0 +1,464 @@
+"""`tokencli ledger export|import|prune`: the ledger as files, and audit retention."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import UsageError
+from .context import app_context
+from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
+from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ..ledger import CallFilter
+    from .context import AppContext
+
+app = typer.Typer(
+    name="ledger",
+    help="Export, import and prune the ledger's calls.",
+    no_args_is_help=True,
+)
+
+PROGRESS_EVERY = 20_000
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    prometheus = "prometheus"
+
+
+class Progress:
+    """A count that rewrites one line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, app_ctx: "AppContext", verb: str) -> None:
+        self.stream = app_ctx.streams.stderr
+        self.enabled = app_ctx.streams.stderr_isatty
+        self.verb = verb
+        self.shown = False
+
+    def __call__(self, n: int) -> None:
+        if self.enabled:
+            self.stream.write(f"\rtokencli: {self.verb} {n:,} calls…")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl (a backup 'ledger import' reads), csv, or prometheus (all-time"
+            " counters for node_exporter's textfile collector).",
+        ),
+    ] = ExportFormat.jsonl,
+    month: MonthOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    last: LastOpt = None,
+    tz: TzOpt = None,
+    provider: ProviderFilterOpt = None,
+    model: ModelFilterOpt = None,
+    project: ProjectFilterOpt = None,
+    tag: TagFilterOpt = None,
+    text: Annotated[
+        bool | None,
+        typer.Option(
+            "--text/--no-text",
+            help="Include system, prompt and response texts (default: in jsonl, not in csv).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (replaced whole, never half-written); a name ending"
+            " in .gz is compressed.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write calls as JSON lines or CSV (every call unless a period or filter says), or
+    Prometheus counters.
+
+    Periods and filters are the same as report's; calls still in flight are left out.
+    """
+    app_ctx = app_context(ctx)
+    ledger = app_ctx.ledger(create=False)
+    if fmt is ExportFormat.prometheus:
+        chosen = [
+            o
+            for o, v in (
+                ("--month", month),
+                ("--since", since),
+                ("--until", until),
+                ("--last", last),
+                ("--provider", provider),
+                ("--model", model),
+                ("--project", project),
+                ("--tag", tag),
+                ("--text", text),
+            )
+            if v
+        ]
+        if chosen:
+            raise UsageError(
+                f"--format prometheus writes all-time counters; {chosen[0]} does not apply to it.",
+                "Leave it out, or export jsonl or csv for a period.",
+            )
+        from ..exports import prometheus_text
+        from ..ledger.transfer import model_totals
+
+        totals = model_totals(ledger.conn) if ledger else []
+        _write(app_ctx, output, iter([prometheus_text(totals, now=app_ctx.now())]), mode=0o644)
+        return
+    flt = _filter(app_ctx, month, since, until, last, tz, provider, model, project, tag)
+    with_text = text if text is not None else fmt is ExportFormat.jsonl
+    from ..exports import csv_rows, encode_jsonl
+    from ..ledger.transfer import export_rows
+
+    progress = Progress(app_ctx, "exported") if output is not None else None
+    rows = _counted(export_rows(ledger.conn, flt, with_text=with_text) if ledger else iter(()))
+    lines = (
+        (encode_jsonl(row) + "\n" for row in _report_every(rows, progress))
+        if fmt is ExportFormat.jsonl
+        else csv_rows(_report_every(rows, progress), with_text=with_text)
+    )
+    _write(app_ctx, output, lines, mode=0o600)
+    if progress:
+        progress.done()
+    if output is not None:
+        app_ctx.err(f"tokencli: exported {rows.n:,} calls to {output}")
+
+
+class _counted:
+    """An iterator that counts what passed through it."""
+
+    def __init__(self, rows: "Iterator[Any]") -> None:
+        self.rows = rows
+        self.n = 0
+
+    def __iter__(self) -> "_counted":
+        return self
+
+    def __next__(self) -> Any:
+        row = next(self.rows)
+        self.n += 1
+        return row
+
+
+def _report_every(rows: "_counted", progress: Progress | None) -> "Iterator[Any]":
+    if progress is None or not progress.enabled:
+        yield from rows
+        return
+    for row in rows:
+        yield row
+        if rows.n % PROGRESS_EVERY == 0:
+            progress(rows.n)
+
+
+def _filter(
+    app_ctx: "AppContext",
+    month: str | None,
+    since: str | None,
+    until: str | None,
+    last: str | None,
+    tz: str | None,
+    provider: str | None,
+    model: str | None,
+    project: str | None,
+    tag: list[str] | None,
+) -> "CallFilter":
+    """report's period and filter options as a ledger filter; no period means every call."""
+    from ..ledger import CallFilter, format_ts
+    from .options import parse_tags
+
+    start = end = None
+    if any(v is not None for v in (month, since, until, last)):
+        from ..reporting.period import resolve_period, zone
+
+        period = resolve_period(
+            now=app_ctx.now(), tz=zone(tz), month=month, since=since, until=until, last=last
+        )
+        start, end = format_ts(period.start), format_ts(period.end)
+    return CallFilter(
+        provider=provider,
+        model=model,
+        project=project,
+        since=start,
+        until=end,
+        tags=tuple(parse_tags(tag or []).items()),
+    )
+
+
+def _write(
+    app_ctx: "AppContext", output: Path | None, chunks: "Iterator[str]", *, mode: int
+) -> None:
+    """Stream text to stdout, or to a file through a temporary name renamed at the end."""
+    if output is None:
+        out = app_ctx.streams.stdout
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        return
+    import os
+
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # the umask must not loosen an owner-only backup
+        with open(fd, "wb") as raw:
+            if output.name.endswith(".gz"):
+                import gzip
+
+                with gzip.GzipFile(filename=output.name[:-3], mode="wb", fileobj=raw) as zipped:
+                    _copy(chunks, zipped)
+            else:
+                _copy(chunks, raw)
+        os.replace(tmp, output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(
+            f"Cannot write {output}: {exc.strerror}.", "Check the --output path."
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _copy(chunks: "Iterator[str]", sink: Any) -> None:
+    pending: list[str] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size > 1 << 20:
+            sink.write("".join(pending).encode("utf-8"))
+            pending, size = [], 0
+    sink.write("".join(pending).encode("utf-8"))
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="What 'ledger export' wrote (JSON lines, gzipped or not), or - for stdin.",
+        ),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Add the calls in FILE that this ledger does not hold yet.
+
+    Ids are global, so calls already here (or pruned from here) are skipped, never
+    counted twice: importing the same file again changes nothing.
+    """
+    from ..exports import FormatError, decode_jsonl
+
+    app_ctx = app_context(ctx)
+    name = "stdin" if file == "-" else file
+    lines = _lines(app_ctx, file)
+    failure: list[str] = []
+
+    def rows() -> "Iterator[list[Any]]":
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                yield decode_jsonl(line)
+            except FormatError as exc:
+                failure.append(f"{name} line {number} {exc}.")
+                return  # what came before is still imported
+
+    ledger = app_ctx.ledger()
+    assert ledger is not None
+    progress = Progress(app_ctx, "read")
+    counts = ledger.import_rows(rows(), progress=lambda c: progress(sum(c)))
+    progress.done()
+    summary = (
+        f"imported {counts.inserted:,} calls from {name}"
+        + (f"; {counts.skipped:,} already in the ledger" if counts.skipped else "")
+        + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
+    )
+    if failure:
+        raise UsageError(
+            f"{failure[0]} Stopped there ({summary}).",
+            "Fix or remove that line and import again: calls already imported are skipped.",
+        )
+    if json_out:
+        from .output import emit_json
+
+        emit_json(app_ctx.streams, counts._asdict())
+    app_ctx.err(f"tokencli: {summary}.")
+
+
+def _lines(app_ctx: "AppContext", file: str) -> "Iterator[tuple[int, str]]":
+    """Numbered text lines of FILE (or stdin), gunzipped when it is gzip."""
+    if file == "-":
+        stream: Any = app_ctx.streams.stdin
+        source: Any = getattr(stream, "buffer", stream)
+    else:
+        try:
+            source = open(file, "rb")  # noqa: SIM115 - closed by the generator below
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot read {file}: {exc.strerror}.", "Give the path of a 'ledger export' file."
+            ) from None
+        if source.peek(2)[:2] == b"\x1f\x8b":
+            import gzip
+
+            source = gzip.GzipFile(fileobj=source, mode="rb")
+    return _decoded(source, "stdin" if file == "-" else file)
+
+
+def _decoded(source: Any, name: str) -> "Iterator[tuple[int, str]]":
+    import gzip
+    import zlib
+
+    number = 0
+    try:
+        for number, raw in enumerate(source, 1):
+            if isinstance(raw, str):
+                yield number, raw
+                continue
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(
+                    f"{name} line {number} is not UTF-8 text.",
+                    "Give the JSON lines file that 'ledger export' wrote.",
+                ) from None
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise UsageError(
+            f"Cannot read {name} after line {number}: {exc}.",
+            "The file is damaged or cut short; export it again.",
+        ) from None
+    finally:
+        if hasattr(source, "close") and name != "stdin":
+            source.close()
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Delete calls older than this: 180d, 26w, 6mo or 1y (counted back from today,"
+            " whole UTC days).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for cron).")
+    ] = False,
+    vacuum: Annotated[
+        bool,
+        typer.Option("--vacuum", help="Then shrink the file (rewrites it; takes a moment)."),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete old calls (audit retention) while reports keep their totals.
+
+    Hourly, daily and monthly totals stay, so reports and Prometheus counters for
+    pruned months do not change; the calls' rows, texts and tags go. Calls still in
+    flight are never deleted. Importing a backup afterwards does not bring them back.
+    """
+    from ..ledger import format_ts
+    from ..ledger.retention import prunable
+    from ..ledger.retention import prune as prune_calls
+    from ..ledger.retention import vacuum as vacuum_file
+    from ..periods import retention_cutoff
+
+    app_ctx = app_context(ctx)
+    cutoff = format_ts(retention_cutoff(older_than, app_ctx.now()))
+    ledger = app_ctx.ledger(create=False)
+    plan = None if ledger is None else prunable(ledger, cutoff)
+    n = plan.calls if plan else 0
+    before = f"recorded before {cutoff[:10]} (UTC)"
+    if dry_run or n == 0:
+        _prune_result(app_ctx, json_out, cutoff, plan, deleted=0, dry_run=dry_run)
+        if not json_out:
+            app_ctx.err(
+                f"tokencli: {n:,} calls {before} would be deleted (dry run)."
+                if dry_run and n
+                else f"tokencli: no calls {before}; nothing to prune."
+            )
+        return
+    assert ledger is not None and plan is not None
+    if not yes:
+        _confirm(app_ctx, n, before)
+    progress = Progress(app_ctx, "deleted")
+    done = prune_calls(ledger, cutoff, progress=progress)
+    progress.done()
+    if vacuum:
+        vacuum_file(ledger)
+    _prune_result(app_ctx, json_out, cutoff, done, deleted=done.calls, dry_run=False)
+    if not json_out:
+        app_ctx.err(
+            f"tokencli: deleted {done.calls:,} calls {before}; their totals stay in reports."
+            + (f" {done.pending_kept:,} still in flight were kept." if done.pending_kept else "")
+        )
+
+
+def _confirm(app_ctx: "AppContext", n: int, before: str) -> None:
+    streams = app_ctx.streams
+    if not streams.stdin_isatty:
+        raise UsageError(
+            f"Pruning would delete {n:,} calls {before} and there is no terminal to confirm it.",
+            "Add --yes to prune without asking (or --dry-run to see what would go).",
+        )
+    streams.stderr.write(f"Delete {n:,} calls {before}? Their totals stay in reports. [y/N] ")
+    streams.stderr.flush()
+    answer = streams.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("Nothing deleted.")
+
+
+def _prune_result(
+    app_ctx: "AppContext",
+    json_out: bool,
+    cutoff: str,
+    plan: Any,
+    *,
+    deleted: int,
+    dry_run: bool,
+) -> None:
+    if not json_out:
+        return
+    from .output import emit_json
+
+    emit_json(
+        app_ctx.streams,
+        {
+            "cutoff": cutoff,
+            "dry_run": dry_run,
+            "would_delete" if dry_run else "deleted": plan.calls if dry_run and plan else deleted,
+            "oldest": plan.first_ts if plan else None,
+            "newest": plan.last_ts if plan else None,
+            "pending_kept": plan.pending_kept if plan else 0,
+        },
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="ledger")

@@ -1,0 +1,312 @@
+"""The ledger's file formats: JSON lines (a backup another ledger imports), CSV for
+spreadsheets, and Prometheus textfile counters for node_exporter.
+
+Rows are tuples in `IMPORT_COLUMNS` order (see `ledger.transfer`). A JSON line
+is one call: `{"v": 1, "id": ..., "ts": ..., ...}` with null fields left out,
+money as an exact decimal string (`"cost": "0.000123"`), and tags, params
+and extra as objects. `decode_jsonl` checks every field's type, so a bad
+line is refused with its number instead of landing in the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .ledger.store import IMPORT_COLUMNS, STATUSES, format_ts
+from .money import PICOS_PER_UNIT, to_picos
+
+VERSION = 1
+FINISHED = tuple(s for s in STATUSES if s != "pending")
+
+# How each column is written and checked.
+_REQUIRED = ("id", "ts", "host", "provider", "model", "status")
+_INTS = {"pid", "prompt_version", "duration_ms", "ttft_ms"}
+_TOKENS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+_OBJECTS = {"tags", "params", "extra"}  # stored as JSON text, written as objects
+_INDEX = {name: i for i, name in enumerate(IMPORT_COLUMNS)}
+_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+class FormatError(ValueError):
+    """A line that is not a call this version can import (its reason, without the line number)."""
+
+
+# ------------------------------------------------------------------ JSON lines
+
+
+def picos_text(picos: int) -> str:
+    """Exact decimal text of an amount in picos: 1230000 → '0.00000123'."""
+    sign = "-" if picos < 0 else ""
+    whole, fraction = divmod(abs(picos), PICOS_PER_UNIT)
+    if not fraction:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:012d}".rstrip("0")
+
+
+def encode_jsonl(row: Sequence[Any]) -> str:
+    """One call as one JSON line (without the newline)."""
+    dumps = json.dumps
+    parts = [f'{{"v":{VERSION}']
+    for name, value in zip(IMPORT_COLUMNS, row, strict=True):
+        if value is None:
+            continue
+        if name in _OBJECTS:
+            parts.append(f',"{name}":{value}')  # already JSON text in the ledger
+        elif name == "cost_pico":
+            parts.append(f',"cost":"{picos_text(value)}"')
+        elif name == "stream":
+            parts.append(f',"stream":{"true" if value else "false"}')
+        elif type(value) is int:
+            parts.append(f',"{name}":{value}')
+        else:
+            parts.append(f',"{name}":{dumps(value, ensure_ascii=False)}')
+    parts.append("}")
+    return "".join(parts)
+
+
+def decode_jsonl(line: str) -> list[Any]:
+    """One JSON line back into a row for `Ledger.import_rows`; FormatError says what is wrong."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise FormatError(f"is not JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(record, dict):
+        raise FormatError("is not a JSON object")
+    version = record.get("v")
+    if version != VERSION:
+        if version is None:
+            raise FormatError('has no "v" field: it was not written by tokencli ledger export')
+        raise FormatError(f"has format version {version!r}; this tokencli reads version 1")
+    row: list[Any] = [None] * len(IMPORT_COLUMNS)
+    for name, value in record.items():
+        if name == "v":
+            continue
+        if name == "cost":
+            row[_INDEX["cost_pico"]] = _cost(value)
+            continue
+        i = _INDEX.get(name)
+        if i is None or name == "cost_pico":
+            continue  # a field from a newer version: not ours to keep
+        if value is None:
+            continue
+        row[i] = _checked(name, value)
+    for name in _REQUIRED:
+        if row[_INDEX[name]] is None:
+            raise FormatError(f'has no "{name}"')
+    for name in _TOKENS[:-1]:
+        if row[_INDEX[name]] is None:
+            row[_INDEX[name]] = 0
+    if row[_INDEX["total_tokens"]] is None:
+        row[_INDEX["total_tokens"]] = row[_INDEX["input_tokens"]] + row[_INDEX["output_tokens"]]
+    return row
+
+
+def _checked(name: str, value: Any) -> Any:
+    if name in _TOKENS or name in _INTS:
+        if type(value) is not int or value < 0:
+            raise FormatError(f'has "{name}": {value!r}, not a whole number >= 0')
+        return value
+    if name in _OBJECTS:
+        if not isinstance(value, dict):
+            raise FormatError(f'has "{name}" that is not an object')
+        if name == "tags":
+            if not all(isinstance(v, str) for v in value.values()):
+                raise FormatError('has "tags" whose values are not all text')
+            return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else None
+        return json.dumps(value, sort_keys=True) if value else None
+    if name == "stream":
+        if not isinstance(value, bool):
+            raise FormatError(f'has "stream": {value!r}, not true or false')
+        return int(value)
+    if not isinstance(value, str):
+        raise FormatError(f'has "{name}": {value!r}, not text')
+    if name == "ts":
+        return _timestamp(value)
+    if name == "status" and value not in FINISHED:
+        raise FormatError(f'has "status": {value!r}, not one of {", ".join(FINISHED)}')
+    if name == "id" and not value.strip():
+        raise FormatError('has an empty "id"')
+    return value
+
+
+def _timestamp(text: str) -> str:
+    if _TS.match(text):
+        return text
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise FormatError(f'has "ts": {text!r}, not an ISO time') from None
+    if when.tzinfo is None:
+        raise FormatError(f'has "ts": {text!r} without a time zone (ledger times are UTC)')
+    return format_ts(when.astimezone(UTC))
+
+
+def _cost(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FormatError(f'has "cost": {value!r}, not a decimal amount')
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise FormatError(f'has "cost": {value!r}, not a decimal amount') from None
+    if not amount.is_finite():
+        raise FormatError(f'has "cost": {value!r}, not a decimal amount')
+    return to_picos(amount)
+
+
+# ------------------------------------------------------------------------ CSV
+
+CSV_COLUMNS = (
+    "id",
+    "ts",
+    "host",
+    "provider",
+    "model",
+    "response_model",
+    "alias",
+    "project",
+    "tags",
+    "prompt_name",
+    "prompt_version",
+    *_TOKENS,
+    "usage_source",
+    "cost",
+    "currency",
+    "price_source",
+    "duration_ms",
+    "ttft_ms",
+    "status",
+    "error_kind",
+    "error_message",
+    "request_id",
+    "finish_reason",
+    "stream",
+    "batch_id",
+    "batch_item",
+)
+TEXT_COLUMNS = ("system_text", "prompt_text", "response_text")
+# Cells a spreadsheet would run as a formula (CSV injection) get a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_rows(rows: Iterable[Sequence[Any]], *, with_text: bool) -> Iterator[str]:
+    """The header, then one CSV line per call (each with its line ending)."""
+    columns = CSV_COLUMNS + (TEXT_COLUMNS if with_text else ())
+    picks = [_INDEX["cost_pico" if c == "cost" else c] for c in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    yield buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([_cell(c, row[i]) for c, i in zip(columns, picks, strict=True)])
+        yield buffer.getvalue()
+
+
+def _cell(column: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if column == "cost":
+        return picos_text(value)
+    if column == "stream":
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+# ----------------------------------------------------------------- Prometheus
+
+
+def prometheus_text(totals: Iterable[Any], *, now: datetime) -> str:
+    """Counters for node_exporter's textfile collector, from all-time rollup totals."""
+    totals = list(totals)
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], str]]):
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            out.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
+
+    def model(t: Any) -> dict[str, str]:
+        return {"provider": t.provider, "model": t.model}
+
+    calls: dict[tuple[str, str, str], int] = {}
+    tokens: dict[tuple[str, str, str], int] = {}
+    unpriced: dict[tuple[str, str], int] = {}
+    for t in totals:
+        for status, n in (("ok", t.ok), ("error", t.errors), ("blocked", t.blocked)):
+            calls[(t.provider, t.model, status)] = calls.get((t.provider, t.model, status), 0) + n
+        key = (t.provider, t.model, "cached")
+        calls[key] = calls.get(key, 0) + t.cached
+        for kind in ("input", "cached_input", "cache_write", "output", "reasoning"):
+            key = (t.provider, t.model, kind)
+            tokens[key] = tokens.get(key, 0) + getattr(t, f"{kind}_tokens")
+        unpriced[(t.provider, t.model)] = unpriced.get((t.provider, t.model), 0) + t.unpriced
+    family(
+        "tokencli_calls_total",
+        "counter",
+        "Finished calls in the ledger by outcome (error includes interrupted calls).",
+        [({"provider": p, "model": m, "status": s}, str(n)) for (p, m, s), n in calls.items()],
+    )
+    family(
+        "tokencli_tokens_total",
+        "counter",
+        "Tokens of calls that reached a model; cached_input and cache_write are parts of input.",
+        [({"provider": p, "model": m, "kind": k}, str(n)) for (p, m, k), n in tokens.items()],
+    )
+    family(
+        "tokencli_cost_total",
+        "counter",
+        "Spend on calls with a known price, in each price's currency.",
+        [
+            ({**model(t), "currency": t.currency}, picos_text(t.cost_pico))
+            for t in totals
+            if t.currency and (t.cost_pico or t.ok)
+        ],
+    )
+    family(
+        "tokencli_cache_savings_total",
+        "counter",
+        "What answers served from the response cache would have cost.",
+        [
+            ({**model(t), "currency": t.currency}, picos_text(t.savings_pico))
+            for t in totals
+            if t.currency and t.savings_pico
+        ],
+    )
+    family(
+        "tokencli_unpriced_calls_total",
+        "counter",
+        "Calls recorded with an unknown cost (no price for the model).",
+        [({"provider": p, "model": m}, str(n)) for (p, m), n in unpriced.items() if n],
+    )
+    family(
+        "tokencli_export_timestamp_seconds",
+        "gauge",
+        "When this file was written (Unix time).",
+        [({}, str(int(now.timestamp())))],
+    )
+    return "\n".join(out) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
