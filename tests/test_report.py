@@ -28,6 +28,7 @@ from tokencli.ids import new_id
 from tokencli.ledger import Call, Ledger, format_ts, parse_ts
 from tokencli.ledger.report_queries import Filters
 from tokencli.reporting.build import build_report, parse_by
+from tokencli.reporting.display import warnings as display_warnings
 from tokencli.reporting.period import resolve_period
 from tokencli.usage import Usage
 
@@ -319,6 +320,47 @@ def _seed(home: Path) -> list[Call]:
     ledger.close()
     write_config(home, '[currency]\nreport = "USD"\nrates = { CNY = 0.14 }\n')
     return calls
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"])
+@pytest.mark.parametrize("by", [("provider",), ("project", "tag:step")])
+def test_pruned_months_keep_their_totals(tmp_path: Path, zone_name: str, by: tuple[str, ...]):
+    """After `ledger prune`, a pruned month reports the same totals and groups in any zone."""
+    from tokencli.ledger.retention import prune
+
+    calls = random_calls(3000, seed=11)
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    assert ledger is not None
+    ledger.import_calls(calls)
+    tz = ZoneInfo(zone_name)
+    december = resolve_period(now=NOW, tz=tz, month="2025-12")
+    january = resolve_period(now=NOW, tz=tz, month="2026-01")
+    before = build_report(ledger.conn, december, tz, by=by, currencies=RATES, top=3)
+    assert before.top_calls and before.pruned_until is None
+
+    done = prune(ledger, "2026-01-01T00:00:00.000000Z", chunk=500)
+    old = [c for c in calls if c.ts < "2026-01-01" and c.status != "pending"]
+    assert done.calls == len(old) > 1000
+    after = build_report(ledger.conn, december, tz, by=by, currencies=RATES, top=3)
+    assert (
+        actual(after.totals)
+        == actual(before.totals)
+        == expected(calls, december.start, december.end)
+    )
+    assert [(g.key, g.totals) for g in after.groups] == [(g.key, g.totals) for g in before.groups]
+    assert after.models == before.models  # latency percentiles included
+    # The calls themselves are gone: only those after the cutoff can be listed.
+    assert all(t.ts >= "2026-01-01" for t in after.top_calls)
+    assert after.top_calls != before.top_calls
+    assert after.pruned_until == max(c.ts for c in old)
+    assert "were pruned" in " ".join(display_warnings(after))
+    # January east of UTC starts on December 31st (UTC): pruned time, exact totals.
+    edge = build_report(ledger.conn, january, tz, currencies=RATES, top=3)
+    assert (edge.pruned_until is not None) == (january.start < datetime(2026, 1, 1, tzinfo=UTC))
+    assert actual(edge.totals) == expected(calls, january.start, january.end)
+    february = resolve_period(now=NOW, tz=tz, month="2026-02")
+    later = build_report(ledger.conn, february, tz, currencies=RATES, top=3)
+    assert later.pruned_until is None and later.top_calls
 
 
 def test_report_json_csv_markdown_html(cli, home, monkeypatch):

@@ -129,24 +129,41 @@ ROLLUP_TABLES = {
 # Latency histograms of ok calls: `bucket` is the duration rounded down to two
 # significant digits (1234 ms → 1200), so percentiles are exact to that.
 LATENCY_TABLES = {"latency_day": "day", "latency_month": "month"}
+# Filled by `ledger prune` only, with the calls it deletes: reports read a
+# period's edges that are not whole hours or days (a local midnight in
+# Kolkata, a project report's partial day) from the calls themselves, and
+# from these quarter hours (every zone's offset is a multiple of 15 minutes)
+# once the calls are gone.
+PRUNED_ROLLUP_TABLES = {"rollup_quarter_detail": ("quarter", DETAIL_KEYS)}
+PRUNED_LATENCY_TABLES = {"latency_quarter": "quarter"}
+
+
+_TEXT_KEYS = {"provider", "model", "project", "prompt_name", "tags", "currency"}
+
+
+def _create_rollup(db: Database, table: str, block: str, keys: tuple[str, ...]) -> None:
+    key_sql = ", ".join(f"{k} {'TEXT' if k in _TEXT_KEYS else 'INTEGER'} NOT NULL" for k in keys)
+    sums_sql = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in ROLLUP_SUMS)
+    db.execute(
+        f"CREATE TABLE {table} ({block} INTEGER NOT NULL, {key_sql}, {sums_sql}, "
+        f"PRIMARY KEY ({block}, {', '.join(keys)})) WITHOUT ROWID"
+    )
+
+
+def _create_latency(db: Database, table: str, block: str) -> None:
+    db.execute(
+        f"CREATE TABLE {table} ({block} INTEGER NOT NULL, provider TEXT NOT NULL, "
+        "model TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0, "
+        f"PRIMARY KEY ({block}, provider, model, bucket)) WITHOUT ROWID"
+    )
 
 
 def _m020_rollups(db: Database) -> None:
     """Rollup tables and histograms for reports, filled from existing calls."""
-    text_keys = {"provider", "model", "project", "prompt_name", "tags", "currency"}
     for table, (block, keys) in ROLLUP_TABLES.items():
-        key_sql = ", ".join(f"{k} {'TEXT' if k in text_keys else 'INTEGER'} NOT NULL" for k in keys)
-        sums_sql = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in ROLLUP_SUMS)
-        db.execute(
-            f"CREATE TABLE {table} ({block} INTEGER NOT NULL, {key_sql}, {sums_sql}, "
-            f"PRIMARY KEY ({block}, {', '.join(keys)})) WITHOUT ROWID"
-        )
+        _create_rollup(db, table, block, keys)
     for table, block in LATENCY_TABLES.items():
-        db.execute(
-            f"CREATE TABLE {table} ({block} INTEGER NOT NULL, provider TEXT NOT NULL, "
-            "model TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0, "
-            f"PRIMARY KEY ({block}, provider, model, bucket)) WITHOUT ROWID"
-        )
+        _create_latency(db, table, block)
     # The most expensive calls of a period, walked from the top.
     db.execute("CREATE INDEX calls_cost ON calls(cost_pico) WHERE cost_pico IS NOT NULL")
     from .rollups import rebuild
@@ -155,12 +172,19 @@ def _m020_rollups(db: Database) -> None:
 
 
 def _m021_pruned_calls(db: Database) -> None:
-    """Ids of calls that `ledger prune` deleted.
+    """Ids of calls that `ledger prune` deleted, and their quarter-hour totals.
 
     Their numbers stay in the rollups, so importing a backup that still holds
     them must skip them as already counted; an id is all that needs keeping.
     """
     db.execute("CREATE TABLE pruned_calls (id TEXT PRIMARY KEY, ts TEXT NOT NULL) WITHOUT ROWID")
+    for table, (block, keys) in PRUNED_ROLLUP_TABLES.items():
+        _create_rollup(db, table, block, keys)
+    for table, block in PRUNED_LATENCY_TABLES.items():
+        _create_latency(db, table, block)
+    # Reports say when a period reaches back into pruned time (ids need not sort by time:
+    # imported calls come from other machines' clocks).
+    db.execute("CREATE INDEX pruned_calls_ts ON pruned_calls(ts)")
 
 
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [

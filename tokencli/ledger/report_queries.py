@@ -165,18 +165,21 @@ def sums(
     """Sums per (segment label, dimension values, currency) over the segments."""
     tables = _tables_for(dims, flt)
     blocks: dict[str, list[tuple[str, int, int]]] = {grain: [] for grain, _ in tables}
+    blocks["quarter"] = []
     raws: list[tuple[str, str, str]] = []
     for seg in segments:
         pieces = cover(_seconds(seg.start), _seconds(seg.end), [g for g, _ in tables])
         for grain, lo, hi in pieces:
             if grain == "raw":
                 raws.append((seg.label, _ts(lo), _ts(hi)))
+                # What `ledger prune` took from these edges, by the quarter hour it began in.
+                blocks["quarter"].append((seg.label, lo, hi))
             else:
                 blocks[grain].append((seg.label, lo, hi))
     out: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
     group_by = ", ".join(str(i) for i in range(1, len(dims) + 3))
-    for grain, table in tables:
-        if not blocks[grain]:
+    for grain, table in [*tables, ("quarter", "rollup_quarter_detail")]:
+        if not blocks.get(grain):
             continue
         dim_sql = [_dimension_sql(d, "r", raw=False) for d in dims]
         where, fargs = _filter_sql(flt, "r", raw=False)
@@ -341,12 +344,21 @@ def latency_histograms(
     for grain, lo, hi in pieces:
         if grain == "raw":
             where, args = _filter_sql(flt, "c", raw=True)
-            rows = conn.execute(
+            rows: Any = conn.execute(
                 f"SELECT c.provider, c.model, {BUCKET_EXPR}, count(*) FROM calls c "
                 "WHERE c.ts >= ? AND c.ts < ? AND c.status = 'ok' AND c.duration_ms IS NOT NULL"
                 f"{where} GROUP BY 1, 2, 3",
                 (_ts(lo), _ts(hi), *args),
             )
+            if not flt.needs_detail:  # and what `ledger prune` took from this edge
+                rows = [
+                    *rows,
+                    *conn.execute(
+                        "SELECT r.provider, r.model, r.bucket, sum(r.n) FROM latency_quarter r "
+                        f"WHERE r.quarter >= ? AND r.quarter < ?{model_where} GROUP BY 1, 2, 3",
+                        (lo, hi, *model_args),
+                    ),
+                ]
         else:
             table = "latency_month" if grain == "month" else "latency_day"
             rows = conn.execute(
@@ -400,3 +412,8 @@ def top_calls(
         f" AND c.status NOT IN ('pending', 'cached'){where} ORDER BY {order} DESC LIMIT ?",
         (format_ts(start), format_ts(end), *args, limit),
     ).fetchall()
+
+
+def pruned_until(conn: sqlite3.Connection) -> str | None:
+    """The time of the newest call `ledger prune` deleted (None if none was)."""
+    return conn.execute("SELECT max(ts) FROM pruned_calls").fetchone()[0]

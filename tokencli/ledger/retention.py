@@ -1,9 +1,11 @@
 """Audit retention: deleting old calls while their totals stay.
 
 The rollups (hour, day, month) are left alone, so reports and Prometheus
-counters for pruned months do not change; the pruned ids are kept in
-`pruned_calls`, so importing a backup that still holds them cannot count them
-a second time. Calls still in flight (`pending`) are never deleted.
+counters for pruned months do not change; the pruned calls are counted into
+quarter-hour tables first, for reports whose edges fall inside an hour or a
+day; the pruned ids are kept in `pruned_calls`, so importing a backup that
+still holds them cannot count them a second time. Calls still in flight
+(`pending`) are never deleted.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from . import rollups
 from .store import Ledger
 
 CHUNK = 10_000  # calls per transaction: other writers wait at most a moment
@@ -56,6 +59,7 @@ def prune(
                 (cutoff, chunk),
             )
             # Recorded in the same transaction as the delete: never one without the other.
+            rollups.keep_pruned(conn)
             conn.execute("INSERT OR IGNORE INTO main.pruned_calls SELECT id, ts FROM temp.doomed")
             for table in ("call_texts", "call_tags"):
                 conn.execute(f"DELETE FROM main.{table} WHERE call_id IN (SELECT id FROM doomed)")

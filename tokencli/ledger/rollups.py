@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from .migrations import LATENCY_TABLES, ROLLUP_SUMS, ROLLUP_TABLES
+from .migrations import (
+    LATENCY_TABLES,
+    PRUNED_LATENCY_TABLES,
+    PRUNED_ROLLUP_TABLES,
+    ROLLUP_SUMS,
+    ROLLUP_TABLES,
+)
 
 # Start of the UTC block holding a call, as epoch seconds, from its ts text.
 BLOCK_EXPR = {
     "hour": "CAST(strftime('%s', substr(c.ts, 1, 13) || ':00:00') AS INTEGER)",
     "day": "CAST(strftime('%s', substr(c.ts, 1, 10)) AS INTEGER)",
     "month": "CAST(strftime('%s', substr(c.ts, 1, 7) || '-01') AS INTEGER)",
+    "quarter": "CAST(strftime('%s', substr(c.ts, 1, 13) || ':00:00') AS INTEGER)"
+    " + CAST(substr(c.ts, 15, 2) AS INTEGER) / 15 * 900",
 }
 KEY_EXPR = {
     "provider": "c.provider",
@@ -91,9 +99,15 @@ def bucket_middle(bucket: int) -> int:
     return lower if upper - lower == 1 else round((lower * upper) ** 0.5)
 
 
-def _statements(where: str, sign: str, source: str = "calls") -> list[str]:
+def _statements(
+    where: str,
+    sign: str,
+    source: str = "calls",
+    tables: Mapping[str, tuple[str, tuple[str, ...]]] = ROLLUP_TABLES,
+    latency: Mapping[str, str] = LATENCY_TABLES,
+) -> list[str]:
     out = []
-    for table, (block, keys) in ROLLUP_TABLES.items():
+    for table, (block, keys) in tables.items():
         columns = ", ".join((block, *keys, *ROLLUP_SUMS))
         group = ", ".join(str(i) for i in range(1, len(keys) + 2))
         select = ", ".join(
@@ -109,7 +123,7 @@ def _statements(where: str, sign: str, source: str = "calls") -> list[str]:
             f"WHERE ({where}) AND c.status != 'pending' GROUP BY {group} "
             f"ON CONFLICT DO UPDATE SET {updates}"
         )
-    for table, block in LATENCY_TABLES.items():
+    for table, block in latency.items():
         out.append(
             f"INSERT INTO {table} ({block}, provider, model, bucket, n) "
             f"SELECT {BLOCK_EXPR[block]}, c.provider, c.model, {BUCKET_EXPR}, {sign}count(*) "
@@ -139,6 +153,17 @@ def add_table(conn: sqlite3.Connection, table: str) -> None:
     """Count every call in `table` (shaped like `calls`; a bulk import's staging
     table) at once: one grouped statement per rollup, read sequentially."""
     for statement in _statements("1", "", source=table):
+        conn.execute(statement)
+
+
+_KEEP_PRUNED = _statements(
+    "c.id IN (SELECT id FROM temp.doomed)", "", "calls", PRUNED_ROLLUP_TABLES, PRUNED_LATENCY_TABLES
+)
+
+
+def keep_pruned(conn: sqlite3.Connection) -> None:
+    """Count the calls about to be pruned (ids in temp.doomed) into the quarter-hour tables."""
+    for statement in _KEEP_PRUNED:
         conn.execute(statement)
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from ..config import Currencies
 from ..errors import UsageError
+from ..ledger import format_ts
 from ..ledger.report_queries import (
     Filters,
     Segment,
@@ -24,6 +25,7 @@ from ..ledger.report_queries import (
     hour_of_day_totals,
     latency_histograms,
     percentile,
+    pruned_until,
     sums,
     sums_by_local,
     top_calls,
@@ -272,7 +274,13 @@ def build_report(
         busiest_hours=_busiest_hours(conn, period, flt, money, tz),
         unconverted=sorted(money.unconverted),
         generated_at=now or datetime.now(UTC),
+        pruned_until=_pruned_within(conn, period),
     )
+
+
+def _pruned_within(conn: sqlite3.Connection, period: Period) -> str | None:
+    newest = pruned_until(conn)
+    return newest if newest is not None and newest >= format_ts(period.start) else None
 
 
 def _top_calls(

@@ -231,4 +231,9 @@ def warnings(report: Report) -> list[str]:
             f"Amounts in {', '.join(report.unconverted)} have no rate to {report.currency} "
             "and are not in the spend."
         )
+    if report.pruned_until:
+        notes.append(
+            f"Calls up to {report.pruned_until[:10]} (UTC) were pruned: the totals include "
+            "them, the most expensive calls do not."
+        )
     return notes

@@ -68,6 +68,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "models": [_model_dict(stats) for stats in report.models],
         "busiest_hours": [_hour_dict(hour) for hour in report.busiest_hours],
         "unconverted": list(report.unconverted),
+        "pruned_until": report.pruned_until,
         "generated_at": _iso_utc(report.generated_at) if report.generated_at else None,
     }
 

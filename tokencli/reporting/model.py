@@ -124,6 +124,9 @@ class Report:
     # their amounts are left out of `cost` and named here.
     unconverted: list[str] = field(default_factory=list)
     generated_at: datetime | None = None
+    # The newest call `ledger prune` deleted, when the period reaches back to it:
+    # totals still count pruned calls, lists of single calls cannot.
+    pruned_until: str | None = None
 
     @property
     def change(self) -> Decimal | None:
