@@ -39,6 +39,9 @@ _TOKENS = (
 _OBJECTS = {"tags", "params", "extra"}  # stored as JSON text, written as objects
 _INDEX = {name: i for i, name in enumerate(IMPORT_COLUMNS)}
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+# Bounds that keep every value and every rollup sum inside SQLite's 64-bit integers.
+MAX_COUNT = 2**53  # tokens, milliseconds, pids
+MAX_PICOS = 10**18  # a million currency units on one call
 
 
 class FormatError(ValueError):
@@ -78,8 +81,91 @@ def encode_jsonl(row: Sequence[Any]) -> str:
     return "".join(parts)
 
 
+_KEYS = tuple("cost" if c == "cost_pico" else c for c in IMPORT_COLUMNS)
+_COST = _INDEX["cost_pico"]
+_TS_I = _INDEX["ts"]
+_STATUS_I = _INDEX["status"]
+_STREAM_I = _INDEX["stream"]
+_NUMBER_I = tuple(_INDEX[c] for c in (*_TOKENS, *_INTS))
+_OBJECT_I = tuple(_INDEX[c] for c in _OBJECTS)
+_TEXT_I = tuple(
+    i
+    for c, i in _INDEX.items()
+    if c not in _TOKENS
+    and c not in _INTS
+    and c not in _OBJECTS
+    and c not in ("cost_pico", "stream")
+)
+_REQUIRED_I = tuple(_INDEX[c] for c in _REQUIRED)
+_DEFAULT_ZERO_I = tuple(_INDEX[c] for c in _TOKENS[:-1])
+_PLAIN_COST = re.compile(r"^(\d+)(?:\.(\d{1,12}))?$")
+_FINISHED = frozenset(FINISHED)
+_TOTAL_I = _INDEX["total_tokens"]
+_TAGS_I = _INDEX["tags"]
+_loads, _dumps = json.loads, json.dumps
+
+
 def decode_jsonl(line: str) -> list[Any]:
-    """One JSON line back into a row for `Ledger.import_rows`; FormatError says what is wrong."""
+    """One JSON line back into a row for `Ledger.import_rows`; FormatError says what is wrong.
+
+    The common case (a line `ledger export` wrote) is checked with a few
+    tight loops; anything unusual goes through `_decode_checked`, which
+    accepts the same lines and finds the words for what is wrong.
+    """
+    if "\\u" in line:  # escapes may hide lone surrogates, which SQLite cannot store
+        return _decode_checked(line)
+    try:
+        record = _loads(line)
+    except ValueError:
+        return _decode_checked(line)
+    if type(record) is not dict or record.get("v") != VERSION:
+        return _decode_checked(line)
+    get = record.get
+    row: list[Any] = [get(key) for key in _KEYS]
+    for i in _TEXT_I:
+        if row[i] is not None and type(row[i]) is not str:
+            return _decode_checked(line)
+    for i in _NUMBER_I:
+        value = row[i]
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
+            return _decode_checked(line)
+    for i in _REQUIRED_I:
+        if row[i] is None:
+            return _decode_checked(line)
+    for i in _DEFAULT_ZERO_I:
+        if row[i] is None:
+            row[i] = 0
+    if row[_TOTAL_I] is None:
+        row[_TOTAL_I] = row[_INDEX["input_tokens"]] + row[_INDEX["output_tokens"]]
+    ts, cost, stream = row[_TS_I], row[_COST], row[_STREAM_I]
+    if not _TS.match(ts) or row[_STATUS_I] not in _FINISHED or not row[0].strip():
+        return _decode_checked(line)
+    if cost is not None:
+        plain = _PLAIN_COST.match(cost) if type(cost) is str else None
+        if plain is None or len(plain.group(1)) > 6:
+            return _decode_checked(line)
+        whole, fraction = plain.groups()
+        row[_COST] = int(whole) * PICOS_PER_UNIT + (int(fraction.ljust(12, "0")) if fraction else 0)
+    if stream is not None:
+        if type(stream) is not bool:
+            return _decode_checked(line)
+        row[_STREAM_I] = int(stream)
+    for i in _OBJECT_I:
+        value = row[i]
+        if value is not None:
+            if type(value) is not dict:
+                return _decode_checked(line)
+            if i == _TAGS_I:
+                if not all(type(v) is str for v in value.values()):
+                    return _decode_checked(line)
+                row[i] = _dumps(value, ensure_ascii=False, sort_keys=True) if value else None
+            else:
+                row[i] = _dumps(value, sort_keys=True) if value else None
+    return row
+
+
+def _decode_checked(line: str) -> list[Any]:
+    """Every field checked one by one, with a FormatError naming what is wrong."""
     try:
         record = json.loads(line)
     except ValueError as exc:
@@ -117,8 +203,8 @@ def decode_jsonl(line: str) -> list[Any]:
 
 def _checked(name: str, value: Any) -> Any:
     if name in _TOKENS or name in _INTS:
-        if type(value) is not int or value < 0:
-            raise FormatError(f'has "{name}": {value!r}, not a whole number >= 0')
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
+            raise FormatError(f'has "{name}": {value!r}, not a whole number from 0 to 2^53')
         return value
     if name in _OBJECTS:
         if not isinstance(value, dict):
@@ -126,6 +212,8 @@ def _checked(name: str, value: Any) -> Any:
         if name == "tags":
             if not all(isinstance(v, str) for v in value.values()):
                 raise FormatError('has "tags" whose values are not all text')
+            for text in (*value, *value.values()):
+                _unicode(name, text)
             return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else None
         return json.dumps(value, sort_keys=True) if value else None
     if name == "stream":
@@ -134,6 +222,7 @@ def _checked(name: str, value: Any) -> Any:
         return int(value)
     if not isinstance(value, str):
         raise FormatError(f'has "{name}": {value!r}, not text')
+    _unicode(name, value)
     if name == "ts":
         return _timestamp(value)
     if name == "status" and value not in FINISHED:
@@ -141,6 +230,13 @@ def _checked(name: str, value: Any) -> Any:
     if name == "id" and not value.strip():
         raise FormatError('has an empty "id"')
     return value
+
+
+def _unicode(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(f'has "{name}" with a lone surrogate, not valid Unicode text') from None
 
 
 def _timestamp(text: str) -> str:
@@ -166,7 +262,10 @@ def _cost(value: Any) -> int | None:
         raise FormatError(f'has "cost": {value!r}, not a decimal amount') from None
     if not amount.is_finite():
         raise FormatError(f'has "cost": {value!r}, not a decimal amount')
-    return to_picos(amount)
+    picos = to_picos(amount)
+    if abs(picos) > MAX_PICOS:
+        raise FormatError(f'has "cost": {value!r}, more than a million on one call')
+    return picos
 
 
 # ------------------------------------------------------------------------ CSV

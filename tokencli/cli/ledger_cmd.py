@@ -107,6 +107,7 @@ def export(
                 ("--since", since),
                 ("--until", until),
                 ("--last", last),
+                ("--tz", tz),
                 ("--provider", provider),
                 ("--model", model),
                 ("--project", project),
@@ -274,17 +275,22 @@ def import_(
     app_ctx = app_context(ctx)
     name = "stdin" if file == "-" else file
     lines = _lines(app_ctx, file)
-    failure: list[str] = []
+    failure: list[UsageError] = []
+    hint = "Fix or remove that line and import again: calls already imported are skipped."
 
     def rows() -> "Iterator[list[Any]]":
-        for number, line in lines:
-            if not line.strip():
-                continue
-            try:
-                yield decode_jsonl(line)
-            except FormatError as exc:
-                failure.append(f"{name} line {number} {exc}.")
-                return  # what came before is still imported
+        # A bad line or unreadable bytes end the rows here; what came before is still imported.
+        try:
+            for number, line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    yield decode_jsonl(line)
+                except FormatError as exc:
+                    failure.append(UsageError(f"{name} line {number} {exc}.", hint))
+                    return
+        except UsageError as exc:
+            failure.append(exc)
 
     ledger = app_ctx.ledger()
     assert ledger is not None
@@ -297,10 +303,7 @@ def import_(
         + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
     )
     if failure:
-        raise UsageError(
-            f"{failure[0]} Stopped there ({summary}).",
-            "Fix or remove that line and import again: calls already imported are skipped.",
-        )
+        raise UsageError(f"{failure[0].message} Stopped there ({summary}).", failure[0].hint)
     if json_out:
         from .output import emit_json
 

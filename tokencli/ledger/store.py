@@ -399,8 +399,9 @@ class Ledger:
     ) -> ImportCounts:
         """Insert rows (IMPORT_COLUMNS values) whose call is not in the ledger yet.
 
-        Ids are global (ULIDs), so a row seen before is the same call: it is
-        skipped, never duplicated, and so is a call `ledger prune` deleted
+        Ids are global (ULIDs), so a row seen before (in the ledger, or earlier
+        in the same rows) is the same call: it is skipped, never duplicated,
+        and so is a call `ledger prune` deleted
         (its numbers are still in the rollups). Pending rows are refused by the
         caller. Each chunk is one transaction: rows go to a staging table, the
         known ones are dropped there, and the rest move into `calls`, their
@@ -433,8 +434,8 @@ class Ledger:
         names = ", ".join(CALL_COLUMNS)
         with self.write() as conn:
             conn.execute("DELETE FROM temp.incoming")
-            # The last copy of an id repeated within a file wins.
-            conn.executemany(f"INSERT OR REPLACE INTO temp.incoming VALUES ({marks})", batch)
+            # An id seen twice is the same call: the first copy stays, as in the ledger.
+            conn.executemany(f"INSERT OR IGNORE INTO temp.incoming VALUES ({marks})", batch)
             staged = conn.execute("SELECT count(*) FROM temp.incoming").fetchone()[0]
             present = conn.execute(
                 "DELETE FROM temp.incoming WHERE id IN (SELECT id FROM main.calls)"
