@@ -18,6 +18,7 @@ import os
 import random
 import re
 import sqlite3
+import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -295,6 +296,38 @@ def varied_calls() -> list[Call]:
     return calls
 
 
+@pytest.fixture(params=["one process", "two processes"])
+def reader(request, monkeypatch, tmp_path):
+    """Import files in this process, or (as big files are) parsed by a forked second one.
+
+    Tiny chunks, so the child stages many and waits for the parent (back-pressure).
+    """
+    from tokencli.cli import ledger_cmd
+    from tokencli.ledger import staging
+
+    if request.param == "one process":
+        yield request.param
+        return
+    if not staging.CAN_FORK:
+        pytest.skip("this OS cannot fork")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    used = []
+    real = staging.staged_chunks
+
+    def counted(*args, **kwargs):
+        used.append(1)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_cmd, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(ledger_cmd, "IMPORT_CHUNK", 7)
+    monkeypatch.setattr(staging, "staged_chunks", counted)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    yield request.param
+    assert used, "no import went through the second process"
+    assert list(scratch.iterdir()) == []  # the scratch database is gone
+
+
 @pytest.fixture
 def varied(tmp_path: Path) -> tuple[Path, list[Call]]:
     calls = varied_calls()
@@ -306,7 +339,7 @@ def varied(tmp_path: Path) -> tuple[Path, list[Call]]:
 # ------------------------------------------------------------------ 1. round trip
 
 
-def test_export_then_import_reproduces_every_row_and_rollup(cli, varied, tmp_path):
+def test_export_then_import_reproduces_every_row_and_rollup(cli, varied, tmp_path, reader):
     source, calls = varied
     backup = tmp_path / "backup.jsonl"
     result = cli("--db", str(source), "ledger", "export", "-o", str(backup))
@@ -451,7 +484,7 @@ def test_an_id_repeated_far_apart_in_a_big_file_is_also_first_copy_wins(cli, tmp
     ]
 
 
-def test_gzipped_export_imports(cli, varied, tmp_path):
+def test_gzipped_export_imports(cli, varied, tmp_path, reader):
     source, calls = varied
     zipped = tmp_path / "backup.jsonl.gz"
     result = cli("--db", str(source), "ledger", "export", "-o", str(zipped))
@@ -470,7 +503,7 @@ def test_gzipped_export_imports(cli, varied, tmp_path):
 # ------------------------------------------------------------------ 3. bad input
 
 
-def test_a_bad_line_stops_the_import_after_the_lines_before_it(cli, tmp_path):
+def test_a_bad_line_stops_the_import_after_the_lines_before_it(cli, tmp_path, reader):
     dest = tmp_path / "dest.db"
     good = [jsonl(record(i)) for i in range(1, 6)]
     path = tmp_path / "calls.jsonl"
@@ -554,7 +587,7 @@ def test_out_of_range_values_are_bad_input_not_internal_errors(cli, tmp_path, fi
     assert ids(dest) == [record(7)["id"]]
 
 
-def test_unreadable_files_are_one_sentence_and_exit_2(cli, home, tmp_path):
+def test_unreadable_files_are_one_sentence_and_exit_2(cli, home, tmp_path, reader):
     missing = cli("ledger", "import", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 2
     assert f"Cannot read {tmp_path / 'nope.jsonl'}" in one_sentence(missing)
@@ -1187,7 +1220,9 @@ def test_month_report_of_a_pruned_month_is_unchanged_in_any_zone(cli, pruneable,
     assert after == before
 
 
-def test_importing_a_backup_after_pruning_skips_the_pruned_calls(cli, home, pruneable, tmp_path):
+def test_importing_a_backup_after_pruning_skips_the_pruned_calls(
+    cli, home, pruneable, tmp_path, reader
+):
     db = home / "ledger.db"
     backup = tmp_path / "before-prune.jsonl.gz"
     assert cli("ledger", "export", "-o", str(backup)).exit_code == 0

@@ -24,6 +24,9 @@ app = typer.Typer(
 )
 
 PROGRESS_EVERY = 20_000
+# Files this big are read and checked in a second process while this one writes.
+PARALLEL_FROM_BYTES = 4 << 20
+IMPORT_CHUNK = 20_000  # calls per transaction
 
 
 class ExportFormat(StrEnum):
@@ -271,44 +274,65 @@ def import_(
     counted twice: importing the same file again changes nothing.
     """
     from ..exports import FormatError, decode_jsonl
+    from ..ledger.store import ImportStopped
 
     app_ctx = app_context(ctx)
     name = "stdin" if file == "-" else file
     lines = _lines(app_ctx, file)
-    failure: list[UsageError] = []
-    hint = "Fix or remove that line and import again: calls already imported are skipped."
 
     def rows() -> "Iterator[list[Any]]":
-        # A bad line or unreadable bytes end the rows here; what came before is still imported.
-        try:
-            for number, line in lines:
-                if not line.strip():
-                    continue
+        for number, line in lines:
+            if line.strip():
                 try:
                     yield decode_jsonl(line)
                 except FormatError as exc:
-                    failure.append(UsageError(f"{name} line {number} {exc}.", hint))
-                    return
-        except UsageError as exc:
-            failure.append(exc)
+                    raise UsageError(
+                        f"{name} line {number} {exc}.",
+                        "Fix or remove that line and import again: "
+                        "calls already imported are skipped.",
+                    ) from None
 
     ledger = app_ctx.ledger()
     assert ledger is not None
     progress = Progress(app_ctx, "read")
-    counts = ledger.import_rows(rows(), progress=lambda c: progress(sum(c)))
+    try:
+        counts = ledger.import_rows(
+            rows(),
+            chunk=IMPORT_CHUNK,
+            progress=lambda c: progress(sum(c)),
+            parallel=_big_file(file),
+        )
+    except ImportStopped as stopped:
+        # What came before the bad line is in the ledger: say how much, then why it stopped.
+        progress.done()
+        raise UsageError(
+            f"{stopped.error.message} Stopped there ({_summary(stopped.counts, name)}).",
+            stopped.error.hint,
+        ) from None
     progress.done()
-    summary = (
-        f"imported {counts.inserted:,} calls from {name}"
-        + (f"; {counts.skipped:,} already in the ledger" if counts.skipped else "")
-        + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
-    )
-    if failure:
-        raise UsageError(f"{failure[0].message} Stopped there ({summary}).", failure[0].hint)
     if json_out:
         from .output import emit_json
 
         emit_json(app_ctx.streams, counts._asdict())
-    app_ctx.err(f"tokencli: {summary}.")
+    app_ctx.err(f"tokencli: {_summary(counts, name)}.")
+
+
+def _summary(counts: Any, name: str) -> str:
+    return (
+        f"imported {counts.inserted:,} calls from {name}"
+        + (f"; {counts.skipped:,} already in the ledger" if counts.skipped else "")
+        + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
+    )
+
+
+def _big_file(file: str) -> bool:
+    """Whether reading FILE is worth a second process (see ledger.staging)."""
+    import os
+
+    try:
+        return file != "-" and os.stat(file).st_size >= PARALLEL_FROM_BYTES
+    except OSError:
+        return False
 
 
 def _lines(app_ctx: "AppContext", file: str) -> "Iterator[tuple[int, str]]":

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, TokencliError, UsageError
 from ..money import from_picos, to_picos
 from ..usage import Usage
 from . import rollups
@@ -168,6 +168,15 @@ _START_COLUMNS = {
 RESULT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _START_COLUMNS)
 # What one imported call carries: its `calls` row, then its texts.
 IMPORT_COLUMNS = (*CALL_COLUMNS, "system_text", "prompt_text", "response_text")
+
+
+class ImportStopped(Exception):
+    """The rows of an import raised `error` after `counts` were committed."""
+
+    def __init__(self, error: TokencliError, counts: ImportCounts) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.counts = counts
 
 
 class ImportCounts(NamedTuple):
@@ -396,56 +405,107 @@ class Ledger:
         *,
         chunk: int = 20_000,
         progress: Callable[[ImportCounts], None] | None = None,
+        parallel: bool = False,
     ) -> ImportCounts:
         """Insert rows (IMPORT_COLUMNS values) whose call is not in the ledger yet.
 
         Ids are global (ULIDs), so a row seen before (in the ledger, or earlier
         in the same rows) is the same call: it is skipped, never duplicated,
-        and so is a call `ledger prune` deleted
-        (its numbers are still in the rollups). Pending rows are refused by the
-        caller. Each chunk is one transaction: rows go to a staging table, the
-        known ones are dropped there, and the rest move into `calls`, their
-        texts and tags, and the rollups with a few set-wise statements, so a
-        million rows take seconds of SQL rather than a million round trips.
+        and so is a call `ledger prune` deleted (its numbers are still in the
+        rollups). Pending rows are refused by the caller.
+
+        Each chunk is one transaction: rows go to a staging table, the known
+        ones are dropped there, and the rest move into `calls`, their texts and
+        tags, and the rollups with a few set-wise statements. With `parallel`
+        (and where the OS can fork), the rows are read in a second process (see
+        `staging`). An exception the rows raise comes after every chunk before
+        it was committed, wrapped in ImportStopped with the counts so far.
         """
-        self._staging()
+        from . import staging
+
+        self._staging_table()
         total = ImportCounts()
+        if parallel and staging.CAN_FORK:
+            try:
+                for staged in staging.staged_chunks(rows, chunk, IMPORT_COLUMNS):
+                    self._stage_from(staged.path, staged.table)
+                    total = total + self._import_staged(staged.rows)
+                    if progress:
+                        progress(total)
+            except TokencliError as exc:  # the child staged what came before it
+                raise ImportStopped(exc, total) from exc
+            return total
         batch: list[Sequence[Any]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= chunk:
-                total = total + self._import_chunk(batch)
-                batch = []
-                if progress:
-                    progress(total)
+        try:
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= chunk:
+                    total = total + self._import_batch(batch)
+                    batch = []
+                    if progress:
+                        progress(total)
+        except TokencliError as exc:
+            if batch:  # the rows before the failure still go in
+                total = total + self._import_batch(batch)
+            raise ImportStopped(exc, total) from exc
         if batch:
-            total = total + self._import_chunk(batch)
+            total = total + self._import_batch(batch)
             if progress:
                 progress(total)
         return total
 
-    def _staging(self) -> None:
+    def _staging_table(self) -> None:
         self.conn.execute("PRAGMA temp_store = MEMORY")
         columns = ", ".join(f"{c}{' PRIMARY KEY' if c == 'id' else ''}" for c in IMPORT_COLUMNS)
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming ({columns})")
 
-    def _import_chunk(self, batch: list[Sequence[Any]]) -> ImportCounts:
+    def _import_batch(self, batch: list[Sequence[Any]]) -> ImportCounts:
         marks = ", ".join("?" for _ in IMPORT_COLUMNS)
-        names = ", ".join(CALL_COLUMNS)
-        with self.write() as conn:
+        with self._temp_only() as conn:
             conn.execute("DELETE FROM temp.incoming")
             # An id seen twice is the same call: the first copy stays, as in the ledger.
             conn.executemany(f"INSERT OR IGNORE INTO temp.incoming VALUES ({marks})", batch)
+        return self._import_staged(len(batch))
+
+    @contextlib.contextmanager
+    def _temp_only(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that writes the temp database only: the ledger is not locked."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _stage_from(self, path: Path, table: str) -> None:
+        """Copy a chunk another process staged into temp.incoming (no per-value binding)."""
+        conn = self.conn
+        conn.execute("ATTACH DATABASE ? AS staging", (str(path),))
+        try:
+            with self._temp_only():
+                conn.execute("DELETE FROM temp.incoming")
+                conn.execute(f"INSERT OR IGNORE INTO temp.incoming SELECT * FROM staging.{table}")
+        finally:
+            # Detached before the write transaction, which would lock the scratch file too.
+            conn.execute("DETACH DATABASE staging")
+
+    def _import_staged(self, offered: int) -> ImportCounts:
+        """Move what temp.incoming holds into the ledger, in one write transaction."""
+        names = ", ".join(CALL_COLUMNS)
+        with self.write() as conn:
             staged = conn.execute("SELECT count(*) FROM temp.incoming").fetchone()[0]
+            # EXISTS probes the primary key per staged row; `id IN (SELECT id FROM calls)`
+            # would build a set of every id in the ledger for each chunk.
             present = conn.execute(
-                "DELETE FROM temp.incoming WHERE id IN (SELECT id FROM main.calls)"
+                "DELETE FROM temp.incoming WHERE EXISTS"
+                " (SELECT 1 FROM main.calls c WHERE c.id = temp.incoming.id)"
             ).rowcount
             pruned = conn.execute(
-                "DELETE FROM temp.incoming WHERE id IN (SELECT id FROM main.pruned_calls)"
+                "DELETE FROM temp.incoming WHERE EXISTS"
+                " (SELECT 1 FROM main.pruned_calls p WHERE p.id = temp.incoming.id)"
             ).rowcount
-            conn.execute(
-                f"INSERT INTO main.calls ({names}) SELECT {names} FROM temp.incoming ORDER BY ts"
-            )
+            conn.execute(f"INSERT INTO main.calls ({names}) SELECT {names} FROM temp.incoming")
             conn.execute(
                 "INSERT INTO main.call_texts (call_id, system_text, prompt_text, response_text)"
                 " SELECT id, system_text, prompt_text, response_text FROM temp.incoming"
@@ -459,7 +519,7 @@ class Ledger:
             rollups.add_table(conn, "temp.incoming")
             conn.execute("DELETE FROM temp.incoming")
         inserted = staged - present - pruned
-        return ImportCounts(inserted, len(batch) - inserted - pruned, pruned)
+        return ImportCounts(inserted, offered - inserted - pruned, pruned)
 
     @staticmethod
     def _write_texts(conn: sqlite3.Connection, call: Call) -> None:
