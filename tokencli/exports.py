@@ -60,25 +60,33 @@ def picos_text(picos: int) -> str:
     return f"{sign}{whole}.{fraction:012d}".rstrip("0")
 
 
+_ENCODE_PLAN = tuple(
+    (i, "cost" if name == "cost_pico" else name, name)
+    for i, name in enumerate(IMPORT_COLUMNS)
+    if name not in _OBJECTS
+)
+_OBJECT_COLUMNS = tuple((i, name) for i, name in enumerate(IMPORT_COLUMNS) if name in _OBJECTS)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def encode_jsonl(row: Sequence[Any]) -> str:
-    """One call as one JSON line (without the newline)."""
-    dumps = json.dumps
-    parts = [f'{{"v":{VERSION}']
-    for name, value in zip(IMPORT_COLUMNS, row, strict=True):
-        if value is None:
-            continue
-        if name in _OBJECTS:
-            parts.append(f',"{name}":{value}')  # already JSON text in the ledger
-        elif name == "cost_pico":
-            parts.append(f',"cost":"{picos_text(value)}"')
-        elif name == "stream":
-            parts.append(f',"stream":{"true" if value else "false"}')
-        elif type(value) is int:
-            parts.append(f',"{name}":{value}')
-        else:
-            parts.append(f',"{name}":{dumps(value, ensure_ascii=False)}')
-    parts.append("}")
-    return "".join(parts)
+    """One call as one JSON line (without the newline).
+
+    One C-encoded dict for the plain fields; tags, params and extra are
+    already JSON text in the ledger and are spliced in as they are.
+    """
+    record: dict[str, Any] = {"v": VERSION}
+    for i, key, column in _ENCODE_PLAN:
+        value = row[i]
+        if value is not None:
+            if column == "cost_pico":
+                value = picos_text(value)
+            elif column == "stream":
+                value = bool(value)
+            record[key] = value
+    text = _encode(record)
+    objects = [f',"{name}":{row[i]}' for i, name in _OBJECT_COLUMNS if row[i] is not None]
+    return text[:-1] + "".join(objects) + "}" if objects else text
 
 
 _KEYS = tuple("cost" if c == "cost_pico" else c for c in IMPORT_COLUMNS)
