@@ -17,8 +17,11 @@ import json
 import os
 import random
 import re
+import signal
 import sqlite3
+import subprocess
 import tempfile
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -1343,3 +1346,62 @@ def test_a_thousand_micro_dollar_calls_sum_exactly_after_a_round_trip(cli, tmp_p
     )
     report = cli("--db", str(dest), "report", "--since", "2026-05-01", "--tz", "UTC", "--json")
     assert Decimal(json.loads(report.stdout)["totals"]["cost"]) == Decimal("0.001")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_big_import_keeps_whole_chunks_and_resumes(
+    home, tmp_path, tokencli_exe, sig
+):
+    """Ctrl-C or SIGTERM during a two-process import: exit 130, committed chunks stay
+    (rollups in step), the reader process and its scratch file are gone, and importing
+    again adds exactly the rest."""
+    from tests.conftest import subprocess_env
+
+    big = tmp_path / "big.jsonl"
+    n = 120_000  # over 4 MiB: parsed in a second process
+    with big.open("w", encoding="utf-8") as out:
+        for i in range(n):
+            out.write(jsonl(record(i, input_tokens=i % 997, cost="0.000001", currency="USD")))
+    assert big.stat().st_size > 4 << 20
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = subprocess_env(home, TMPDIR=str(scratch))
+    db = home / "ledger.db"
+    proc = subprocess.Popen(
+        [*tokencli_exe, "ledger", "import", str(big)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the first chunk is committed
+        try:
+            if db.exists() and query(db, "SELECT count(*) FROM calls")[0][0]:
+                break
+        except sqlite3.OperationalError:  # not migrated yet, or busy
+            pass
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "before it stopped" in err
+    kept = query(db, "SELECT count(*) FROM calls")[0][0]
+    assert 0 < kept < n and kept % 20_000 == 0  # whole transactions only
+    ledger = Ledger.open(db)
+    assert ledger is not None
+    assert_rollups_match_calls(ledger)
+    ledger.close()
+    assert list(scratch.iterdir()) == []
+
+    again = subprocess.run(
+        [*tokencli_exe, "ledger", "import", str(big), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"inserted": n - kept, "skipped": kept, "pruned": 0}
+    assert query(db, "SELECT count(*), sum(cost_pico) FROM calls")[0] == (n, n * 1_000_000)
+    assert list(scratch.iterdir()) == []

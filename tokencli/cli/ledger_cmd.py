@@ -303,12 +303,15 @@ def import_(
             parallel=_big_file(file),
         )
     except ImportStopped as stopped:
-        # What came before the bad line is in the ledger: say how much, then why it stopped.
+        # What came before the failure is in the ledger: say how much, then why it stopped.
         progress.done()
-        raise UsageError(
-            f"{stopped.error.message} Stopped there ({_summary(stopped.counts, name)}).",
-            stopped.error.hint,
-        ) from None
+        error = stopped.error
+        if isinstance(error, UsageError):
+            raise UsageError(
+                f"{error.message} Stopped there ({_summary(stopped.counts, name)}).", error.hint
+            ) from None
+        app_ctx.err(f"tokencli: {_summary(stopped.counts, name)} before it stopped.")
+        raise error from None  # its own exit code (130 for Ctrl-C or SIGTERM)
     progress.done()
     if json_out:
         from .output import emit_json

@@ -117,7 +117,10 @@ def _child(
     out: BinaryIO,
     acks: BinaryIO,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child; the parent cleans up
+    # Ctrl-C at a terminal reaches both processes: the parent handles it (and ends
+    # the child with SIGTERM), so the child's death never looks like a failure of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Parsed rows are dropped chunk by chunk and hold no cycles: the cyclic collector
     # would only walk the million objects the parent's heap brought along.
     gc.disable()

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import ConfigError, TokencliError, UsageError
+from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
 from ..usage import Usage
 from . import rollups
@@ -418,8 +418,8 @@ class Ledger:
         ones are dropped there, and the rest move into `calls`, their texts and
         tags, and the rollups with a few set-wise statements. With `parallel`
         (and where the OS can fork), the rows are read in a second process (see
-        `staging`). An exception the rows raise comes after every chunk before
-        it was committed, wrapped in ImportStopped with the counts so far.
+        `staging`). An error the rows raise, or Ctrl-C, comes after every chunk
+        before it was committed, wrapped in ImportStopped with the counts so far.
         """
         from . import staging
 
@@ -434,6 +434,8 @@ class Ledger:
                         progress(total)
             except TokencliError as exc:  # the child staged what came before it
                 raise ImportStopped(exc, total) from exc
+            except KeyboardInterrupt:
+                raise ImportStopped(Interrupted("Interrupted."), total) from None
             return total
         batch: list[Sequence[Any]] = []
         try:
@@ -448,6 +450,8 @@ class Ledger:
             if batch:  # the rows before the failure still go in
                 total = total + self._import_batch(batch)
             raise ImportStopped(exc, total) from exc
+        except KeyboardInterrupt:
+            raise ImportStopped(Interrupted("Interrupted."), total) from None
         if batch:
             total = total + self._import_batch(batch)
             if progress:
