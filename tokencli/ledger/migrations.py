@@ -177,14 +177,11 @@ def _m021_pruned_calls(db: Database) -> None:
     Their numbers stay in the rollups, so importing a backup that still holds
     them must skip them as already counted; an id is all that needs keeping.
     """
-    db.execute("CREATE TABLE pruned_calls (id TEXT PRIMARY KEY, ts TEXT NOT NULL) WITHOUT ROWID")
+    db.execute("CREATE TABLE pruned_calls (id TEXT PRIMARY KEY) WITHOUT ROWID")
     for table, (block, keys) in PRUNED_ROLLUP_TABLES.items():
         _create_rollup(db, table, block, keys)
     for table, block in PRUNED_LATENCY_TABLES.items():
         _create_latency(db, table, block)
-    # Reports say when a period reaches back into pruned time (ids need not sort by time:
-    # imported calls come from other machines' clocks).
-    db.execute("CREATE INDEX pruned_calls_ts ON pruned_calls(ts)")
 
 
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [

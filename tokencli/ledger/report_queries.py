@@ -415,5 +415,10 @@ def top_calls(
 
 
 def pruned_until(conn: sqlite3.Connection) -> str | None:
-    """The time of the newest call `ledger prune` deleted (None if none was)."""
-    return conn.execute("SELECT max(ts) FROM pruned_calls").fetchone()[0]
+    """The end of the newest quarter hour `ledger prune` deleted calls from (None if none).
+
+    Every pruned call is counted in `rollup_quarter_detail`, whose key starts
+    with the quarter: its maximum is one step down the primary key.
+    """
+    newest = conn.execute("SELECT max(quarter) FROM rollup_quarter_detail").fetchone()[0]
+    return None if newest is None else _ts(int(newest) + 900)

@@ -216,13 +216,11 @@ def add_table(conn: sqlite3.Connection, table: str) -> None:
         conn.execute(statement)
 
 
-_KEEP_PRUNED = _statements(
-    "c.id IN (SELECT id FROM temp.doomed)", "", "calls", PRUNED_ROLLUP_TABLES, PRUNED_LATENCY_TABLES
-)
+_KEEP_PRUNED = _statements("1", "", "temp.doomed", PRUNED_ROLLUP_TABLES, PRUNED_LATENCY_TABLES)
 
 
 def keep_pruned(conn: sqlite3.Connection) -> None:
-    """Count the calls about to be pruned (ids in temp.doomed) into the quarter-hour tables."""
+    """Count the calls about to be pruned (rows copied to temp.doomed) into the quarter-hour tables."""
     for statement in _KEEP_PRUNED:
         conn.execute(statement)
 

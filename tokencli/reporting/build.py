@@ -279,8 +279,8 @@ def build_report(
 
 
 def _pruned_within(conn: sqlite3.Connection, period: Period) -> str | None:
-    newest = pruned_until(conn)
-    return newest if newest is not None and newest >= format_ts(period.start) else None
+    until = pruned_until(conn)
+    return until if until is not None and until > format_ts(period.start) else None
 
 
 def _top_calls(

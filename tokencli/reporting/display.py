@@ -233,7 +233,7 @@ def warnings(report: Report) -> list[str]:
         )
     if report.pruned_until:
         notes.append(
-            f"Calls up to {report.pruned_until[:10]} (UTC) were pruned: the totals include "
-            "them, the most expensive calls do not."
+            f"Calls before {report.pruned_until[:10]} {report.pruned_until[11:16]} UTC were "
+            "pruned: the totals include them, the most expensive calls do not."
         )
     return notes

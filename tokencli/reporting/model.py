@@ -124,8 +124,8 @@ class Report:
     # their amounts are left out of `cost` and named here.
     unconverted: list[str] = field(default_factory=list)
     generated_at: datetime | None = None
-    # The newest call `ledger prune` deleted, when the period reaches back to it:
-    # totals still count pruned calls, lists of single calls cannot.
+    # The end of the newest quarter hour `ledger prune` deleted calls from, when the
+    # period reaches back before it: totals still count pruned calls, lists cannot.
     pruned_until: str | None = None
 
     @property
