@@ -1405,3 +1405,14 @@ def test_interrupting_a_big_import_keeps_whole_chunks_and_resumes(
     assert json.loads(again.stdout) == {"inserted": n - kept, "skipped": kept, "pruned": 0}
     assert query(db, "SELECT count(*), sum(cost_pico) FROM calls")[0] == (n, n * 1_000_000)
     assert list(scratch.iterdir()) == []
+
+
+def test_one_call_is_one_call_in_every_summary(cli, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(jsonl(record(1)), "utf-8")
+    dest = tmp_path / "dest.db"
+    imported = cli("--db", str(dest), "ledger", "import", str(path))
+    assert imported.exit_code == 0 and "imported 1 call from" in imported.stderr
+    out = tmp_path / "again.jsonl"
+    exported = cli("--db", str(dest), "ledger", "export", "-o", str(out))
+    assert exported.exit_code == 0 and f"exported 1 call to {out}" in exported.stderr

@@ -29,6 +29,10 @@ PARALLEL_FROM_BYTES = 4 << 20
 IMPORT_CHUNK = 20_000  # calls per transaction
 
 
+def _calls(n: int) -> str:
+    return "1 call" if n == 1 else f"{n:,} calls"
+
+
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
@@ -146,7 +150,7 @@ def export(
     if progress:
         progress.done()
     if output is not None:
-        app_ctx.err(f"tokencli: exported {rows.n:,} calls to {output}")
+        app_ctx.err(f"tokencli: exported {_calls(rows.n)} to {output}")
 
 
 class _counted:
@@ -322,7 +326,7 @@ def import_(
 
 def _summary(counts: Any, name: str) -> str:
     return (
-        f"imported {counts.inserted:,} calls from {name}"
+        f"imported {_calls(counts.inserted)} from {name}"
         + (f"; {counts.skipped:,} already in the ledger" if counts.skipped else "")
         + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
     )
@@ -429,7 +433,7 @@ def prune(
         _prune_result(app_ctx, json_out, cutoff, plan, deleted=0, dry_run=dry_run)
         if not json_out:
             app_ctx.err(
-                f"tokencli: {n:,} calls {before} would be deleted (dry run)."
+                f"tokencli: {_calls(n)} {before} would be deleted (dry run)."
                 if dry_run and n
                 else f"tokencli: no calls {before}; nothing to prune."
             )
@@ -445,7 +449,7 @@ def prune(
     _prune_result(app_ctx, json_out, cutoff, done, deleted=done.calls, dry_run=False)
     if not json_out:
         app_ctx.err(
-            f"tokencli: deleted {done.calls:,} calls {before}; their totals stay in reports."
+            f"tokencli: deleted {_calls(done.calls)} {before}; their totals stay in reports."
             + (f" {done.pending_kept:,} still in flight were kept." if done.pending_kept else "")
         )
 
@@ -454,10 +458,10 @@ def _confirm(app_ctx: "AppContext", n: int, before: str) -> None:
     streams = app_ctx.streams
     if not streams.stdin_isatty:
         raise UsageError(
-            f"Pruning would delete {n:,} calls {before} and there is no terminal to confirm it.",
+            f"Pruning would delete {_calls(n)} {before} and there is no terminal to confirm it.",
             "Add --yes to prune without asking (or --dry-run to see what would go).",
         )
-    streams.stderr.write(f"Delete {n:,} calls {before}? Their totals stay in reports. [y/N] ")
+    streams.stderr.write(f"Delete {_calls(n)} {before}? Their totals stay in reports. [y/N] ")
     streams.stderr.flush()
     answer = streams.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
