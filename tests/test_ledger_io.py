@@ -1416,3 +1416,27 @@ def test_one_call_is_one_call_in_every_summary(cli, tmp_path):
     out = tmp_path / "again.jsonl"
     exported = cli("--db", str(dest), "ledger", "export", "-o", str(out))
     assert exported.exit_code == 0 and f"exported 1 call to {out}" in exported.stderr
+
+
+def test_calls_already_here_are_counted_without_being_parsed(cli, varied, tmp_path, monkeypatch):
+    """A second import of the same backup reads ids only; the counts stay exact."""
+    from tokencli import exports
+
+    source, calls = varied
+    n = sum(c.status != "pending" for c in calls)
+    backup = tmp_path / "b.jsonl"
+    assert cli("--db", str(source), "ledger", "export", "-o", str(backup)).exit_code == 0
+    extra = jsonl(record(1))  # one call the source does not have
+    backup.write_text(backup.read_text("utf-8") + extra, "utf-8")
+    parsed: list[str] = []
+    real = exports.decode_jsonl
+
+    def counting(line: str) -> list:
+        parsed.append(line)
+        return real(line)
+
+    monkeypatch.setattr(exports, "decode_jsonl", counting)
+    result = cli("--db", str(source), "ledger", "import", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"inserted": 1, "skipped": n, "pruned": 0}
+    assert parsed == [extra]

@@ -39,6 +39,8 @@ _TOKENS = (
 _OBJECTS = {"tags", "params", "extra"}  # stored as JSON text, written as objects
 _INDEX = {name: i for i, name in enumerate(IMPORT_COLUMNS)}
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+# The start of every line `encode_jsonl` writes: the id is readable without parsing.
+EXPORTED_ID = re.compile(r'^\{"v":1,"id":"([^"\\]+)"')
 # Bounds that keep every value and every rollup sum inside SQLite's 64-bit integers.
 MAX_COUNT = 2**53  # tokens, milliseconds, pids
 MAX_PICOS = 10**18  # a million currency units on one call

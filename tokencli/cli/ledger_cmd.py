@@ -284,20 +284,33 @@ def import_(
     name = "stdin" if file == "-" else file
     lines = _lines(app_ctx, file)
 
-    def rows() -> "Iterator[list[Any]]":
+    def parsed(batch: "list[tuple[int, str]]") -> "Iterator[Any]":
+        for number, line in batch:
+            try:
+                yield decode_jsonl(line)
+            except FormatError as exc:
+                raise UsageError(
+                    f"{name} line {number} {exc}.",
+                    "Fix or remove that line and import again: calls already imported are skipped.",
+                ) from None
+
+    def rows() -> "Iterator[Any]":
+        # Lines of calls the ledger already holds are counted, not parsed: importing
+        # the same backup again (or another machine's whole ledger daily) reads ids only.
+        known = _KnownIds(db_path)
+        batch: list[tuple[int, str]] = []
         for number, line in lines:
             if line.strip():
-                try:
-                    yield decode_jsonl(line)
-                except FormatError as exc:
-                    raise UsageError(
-                        f"{name} line {number} {exc}.",
-                        "Fix or remove that line and import again: "
-                        "calls already imported are skipped.",
-                    ) from None
+                batch.append((number, line))
+                if len(batch) >= 2000:
+                    yield from known.skip(batch, parsed)
+                    batch = []
+        yield from known.skip(batch, parsed)
+        known.close()
 
     ledger = app_ctx.ledger()
     assert ledger is not None
+    db_path = ledger.path
     progress = Progress(app_ctx, "read")
     try:
         counts = ledger.import_rows(
@@ -322,6 +335,43 @@ def import_(
 
         emit_json(app_ctx.streams, counts._asdict())
     app_ctx.err(f"tokencli: {_summary(counts, name)}.")
+
+
+class _KnownIds:
+    """Reads which exported ids a ledger has, on a read-only connection of its own
+    (opened where the rows are read: in the reader process when there is one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: Any = None
+
+    def skip(self, batch: "list[tuple[int, str]]", parsed: Any) -> "Iterator[Any]":
+        from ..exports import EXPORTED_ID
+        from ..ledger.store import Known
+        from ..ledger.transfer import known_ids
+
+        if not batch:
+            return
+        if self.conn is None:
+            import sqlite3
+
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60)
+        ids = [match.group(1) if (match := EXPORTED_ID.match(line)) else None for _, line in batch]
+        present, pruned = known_ids(self.conn, [i for i in ids if i is not None])
+        if not present and not pruned:
+            yield from parsed(batch)
+            return
+        for (number, line), call_id in zip(batch, ids, strict=True):
+            if call_id in present:
+                yield Known(present=1)
+            elif call_id in pruned:
+                yield Known(pruned=1)
+            else:
+                yield from parsed([(number, line)])
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def _summary(counts: Any, name: str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from ..errors import ConfigError, TokencliError, UsageError
+from .store import Known
 
 AHEAD = 3  # chunks the child may stage before the parent has taken them
 
@@ -43,12 +44,13 @@ class ReaderCrashed(RuntimeError):
 
 
 def staged_chunks(
-    rows: Iterable[Sequence[Any]], size: int, columns: Sequence[str]
-) -> Iterator[StagedChunk]:
+    rows: Iterable[Any], size: int, columns: Sequence[str]
+) -> Iterator[StagedChunk | Known]:
     """Chunks of `rows` staged by a child process; each is valid until the next is asked for.
 
-    An input error the rows raise (a TokencliError, e.g. a bad line) comes
-    after the chunks before it, as in a plain loop.
+    `Known` items among the rows (calls the reader skipped) are summed and
+    passed on with the chunks. An input error the rows raise (a TokencliError,
+    e.g. a bad line) comes after the chunks before it, as in a plain loop.
     """
     workdir = Path(tempfile.mkdtemp(prefix="tokencli-import-"))
     path = workdir / "staging.db"
@@ -76,7 +78,9 @@ def staged_chunks(
             except EOFError:
                 raise ReaderCrashed("the import's reader process ended unexpectedly") from None
             kind = message[0]
-            if kind == "chunk":
+            if kind == "known":
+                yield Known(message[1], message[2])
+            elif kind == "chunk":
                 yield StagedChunk(path, f"c{message[1]}", message[2])
                 try:
                     pickle.dump(message[1], outbox)  # done with it: the child may drop it
@@ -110,7 +114,7 @@ def _reap(pid: int) -> None:
 
 
 def _child(
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Any],
     size: int,
     columns: Sequence[str],
     path: Path,
@@ -142,19 +146,33 @@ def _child(
         pickle.dump(("chunk", k, len(batch)), out)
         state["next"] = k + 1
 
+    known = [0, 0]
+
+    def tell_known() -> None:
+        if known != [0, 0]:
+            pickle.dump(("known", *known), out)
+            known[:] = [0, 0]
+
     batch: list[Sequence[Any]] = []
     try:
         for row in rows:
+            if type(row) is Known:
+                known[0] += row.present
+                known[1] += row.pruned
+                continue
             batch.append(row)
             if len(batch) >= size:
                 stage(batch)
+                tell_known()
                 batch = []
         if batch:
             stage(batch)
+        tell_known()
         pickle.dump(("end",), out)
     except TokencliError as exc:  # the input's fault: hand over what came before it, then say so
         if batch:
             stage(batch)
+        tell_known()
         pickle.dump(("error", type(exc).__name__, exc.message, exc.hint), out)
     except Exception as exc:
         pickle.dump(("crash", f"{type(exc).__name__}: {exc}"), out)

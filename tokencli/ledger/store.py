@@ -179,6 +179,14 @@ class ImportStopped(Exception):
         self.counts = counts
 
 
+class Known(NamedTuple):
+    """Yielded among the rows of an import for calls the reader found already in the
+    ledger (or pruned from it) and left out without parsing them: counted, not written."""
+
+    present: int = 0
+    pruned: int = 0
+
+
 class ImportCounts(NamedTuple):
     """What an import did: calls added, already present (or repeated), pruned before."""
 
@@ -401,7 +409,7 @@ class Ledger:
 
     def import_rows(
         self,
-        rows: Iterable[Sequence[Any]],
+        rows: Iterable[Sequence[Any] | Known],
         *,
         chunk: int = 20_000,
         progress: Callable[[ImportCounts], None] | None = None,
@@ -428,6 +436,9 @@ class Ledger:
         if parallel and staging.CAN_FORK:
             try:
                 for staged in staging.staged_chunks(rows, chunk, IMPORT_COLUMNS):
+                    if isinstance(staged, Known):
+                        total = total + ImportCounts(0, staged.present, staged.pruned)
+                        continue
                     self._stage_from(staged.path, staged.table)
                     total = total + self._import_staged(staged.rows)
                     if progress:
@@ -440,6 +451,9 @@ class Ledger:
         batch: list[Sequence[Any]] = []
         try:
             for row in rows:
+                if type(row) is Known:
+                    total = total + ImportCounts(0, row.present, row.pruned)
+                    continue
                 batch.append(row)
                 if len(batch) >= chunk:
                     total = total + self._import_batch(batch)

@@ -7,6 +7,7 @@ import round-trip without building a `Call` per row.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -65,3 +66,20 @@ def model_totals(conn: sqlite3.Connection) -> list[ModelTotals]:
         "GROUP BY provider, model, currency ORDER BY provider, model, currency"
     ).fetchall()
     return [ModelTotals(*row) for row in rows]
+
+
+def known_ids(conn: sqlite3.Connection, ids: list[str]) -> tuple[set[str], set[str]]:
+    """Which of `ids` the ledger holds, and which it pruned: one index probe per id."""
+    listed = json.dumps(ids)
+    found = []
+    for table in ("calls", "pruned_calls"):
+        found.append(
+            {
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM {table} WHERE id IN (SELECT value FROM json_each(?))",
+                    (listed,),
+                )
+            }
+        )
+    return found[0], found[1]
