@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from ..errors import ConfigError, TokencliError, UsageError
-from .store import Known
+from .store import Known, batches
 
 AHEAD = 3  # chunks the child may stage before the parent has taken them
 
@@ -146,32 +146,24 @@ def _child(
         pickle.dump(("chunk", k, len(batch)), out)
         state["next"] = k + 1
 
-    known = [0, 0]
+    known = [0, 0]  # summed here: one message per chunk, not one per skipped line
 
     def tell_known() -> None:
         if known != [0, 0]:
             pickle.dump(("known", *known), out)
             known[:] = [0, 0]
 
-    batch: list[Sequence[Any]] = []
     try:
-        for row in rows:
-            if type(row) is Known:
-                known[0] += row.present
-                known[1] += row.pruned
-                continue
-            batch.append(row)
-            if len(batch) >= size:
-                stage(batch)
+        for step in batches(rows, size):
+            if isinstance(step, Known):
+                known[0] += step.present
+                known[1] += step.pruned
+            else:
+                stage(step)
                 tell_known()
-                batch = []
-        if batch:
-            stage(batch)
         tell_known()
         pickle.dump(("end",), out)
-    except TokencliError as exc:  # the input's fault: hand over what came before it, then say so
-        if batch:
-            stage(batch)
+    except TokencliError as exc:  # the input's fault: what came before it is staged; say so
         tell_known()
         pickle.dump(("error", type(exc).__name__, exc.message, exc.hint), out)
     except Exception as exc:

@@ -432,44 +432,30 @@ class Ledger:
         from . import staging
 
         self._staging_table()
+        steps = (
+            staging.staged_chunks(rows, chunk, IMPORT_COLUMNS)
+            if parallel and staging.CAN_FORK
+            else batches(rows, chunk)
+        )
         total = ImportCounts()
-        if parallel and staging.CAN_FORK:
-            try:
-                for staged in staging.staged_chunks(rows, chunk, IMPORT_COLUMNS):
-                    if isinstance(staged, Known):
-                        total = total + ImportCounts(0, staged.present, staged.pruned)
-                        continue
-                    self._stage_from(staged.path, staged.table)
-                    total = total + self._import_staged(staged.rows)
-                    if progress:
-                        progress(total)
-            except TokencliError as exc:  # the child staged what came before it
-                raise ImportStopped(exc, total) from exc
-            except KeyboardInterrupt:
-                raise ImportStopped(Interrupted("Interrupted."), total) from None
-            return total
-        batch: list[Sequence[Any]] = []
         try:
-            for row in rows:
-                if type(row) is Known:
-                    total = total + ImportCounts(0, row.present, row.pruned)
+            for step in steps:
+                if isinstance(step, Known):
+                    total = total + ImportCounts(0, step.present, step.pruned)
                     continue
-                batch.append(row)
-                if len(batch) >= chunk:
-                    total = total + self._import_batch(batch)
-                    batch = []
-                    if progress:
-                        progress(total)
-        except TokencliError as exc:
-            if batch:  # the rows before the failure still go in
-                total = total + self._import_batch(batch)
+                if isinstance(step, staging.StagedChunk):
+                    self._stage_from(step.path, step.table)
+                    offered = step.rows
+                else:
+                    self._stage_rows(step)
+                    offered = len(step)
+                total = total + self._import_staged(offered)
+                if progress:
+                    progress(total)
+        except TokencliError as exc:  # the chunks before it are committed
             raise ImportStopped(exc, total) from exc
         except KeyboardInterrupt:
             raise ImportStopped(Interrupted("Interrupted."), total) from None
-        if batch:
-            total = total + self._import_batch(batch)
-            if progress:
-                progress(total)
         return total
 
     def _staging_table(self) -> None:
@@ -477,13 +463,12 @@ class Ledger:
         columns = ", ".join(f"{c}{' PRIMARY KEY' if c == 'id' else ''}" for c in IMPORT_COLUMNS)
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming ({columns})")
 
-    def _import_batch(self, batch: list[Sequence[Any]]) -> ImportCounts:
+    def _stage_rows(self, batch: list[Sequence[Any]]) -> None:
         marks = ", ".join("?" for _ in IMPORT_COLUMNS)
         with self._temp_only() as conn:
             conn.execute("DELETE FROM temp.incoming")
             # An id seen twice is the same call: the first copy stays, as in the ledger.
             conn.executemany(f"INSERT OR IGNORE INTO temp.incoming VALUES ({marks})", batch)
-        return self._import_staged(len(batch))
 
     @contextlib.contextmanager
     def _temp_only(self) -> Iterator[sqlite3.Connection]:
@@ -691,6 +676,31 @@ def where_sql(flt: CallFilter) -> tuple[str, list[Any]]:
         )
         args.extend((key, value))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def batches(rows: Iterable[Any], size: int) -> Iterator[list[Sequence[Any]] | Known]:
+    """`rows` in lists of `size`, `Known` items passed on as they come.
+
+    When the rows raise an input error (a TokencliError: a bad line), the
+    rows before it come out as a last batch first, then the error: what came
+    before a bad line is always imported.
+    """
+    batch: list[Sequence[Any]] = []
+    try:
+        for row in rows:
+            if type(row) is Known:
+                yield row
+                continue
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except TokencliError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
 
 
 def _create_owner_only(path: Path) -> None:
