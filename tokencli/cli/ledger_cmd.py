@@ -42,17 +42,26 @@ class ExportFormat(StrEnum):
 class Progress:
     """A count that rewrites one line on stderr, only when stderr is a terminal."""
 
-    def __init__(self, app_ctx: "AppContext", verb: str) -> None:
+    def __init__(self, app_ctx: "AppContext", verb: str, *, show: bool = True) -> None:
         self.stream = app_ctx.streams.stderr
-        self.enabled = app_ctx.streams.stderr_isatty
+        self.enabled = show and app_ctx.streams.stderr_isatty
         self.verb = verb
         self.shown = False
+        self.n = 0  # what `count` let through
 
     def __call__(self, n: int) -> None:
         if self.enabled:
             self.stream.write(f"\rtokencli: {self.verb} {n:,} calls…")
             self.stream.flush()
             self.shown = True
+
+    def count(self, rows: "Iterator[Any]") -> "Iterator[Any]":
+        """Pass `rows` through, counting them and showing the count now and then."""
+        for row in rows:
+            self.n += 1
+            if self.enabled and self.n % PROGRESS_EVERY == 0:
+                self(self.n)
+            yield row
 
     def done(self) -> None:
         if self.shown:
@@ -139,44 +148,20 @@ def export(
     from ..exports import csv_rows, encode_jsonl
     from ..ledger.transfer import export_rows
 
-    progress = Progress(app_ctx, "exported") if output is not None else None
-    rows = _counted(export_rows(ledger.conn, flt, with_text=with_text) if ledger else iter(()))
+    # Progress on a terminal only when the calls go to a file, not between them on screen.
+    progress = Progress(app_ctx, "exported", show=output is not None)
+    rows = progress.count(
+        export_rows(ledger.conn, flt, with_text=with_text) if ledger else iter(())
+    )
     lines = (
-        (encode_jsonl(row) + "\n" for row in _report_every(rows, progress))
+        (encode_jsonl(row) + "\n" for row in rows)
         if fmt is ExportFormat.jsonl
-        else csv_rows(_report_every(rows, progress), with_text=with_text)
+        else csv_rows(rows, with_text=with_text)
     )
     _write(app_ctx, output, lines, mode=0o600)
-    if progress:
-        progress.done()
+    progress.done()
     if output is not None:
-        app_ctx.err(f"tokencli: exported {_calls(rows.n)} to {output}")
-
-
-class _counted:
-    """An iterator that counts what passed through it."""
-
-    def __init__(self, rows: "Iterator[Any]") -> None:
-        self.rows = rows
-        self.n = 0
-
-    def __iter__(self) -> "_counted":
-        return self
-
-    def __next__(self) -> Any:
-        row = next(self.rows)
-        self.n += 1
-        return row
-
-
-def _report_every(rows: "_counted", progress: Progress | None) -> "Iterator[Any]":
-    if progress is None or not progress.enabled:
-        yield from rows
-        return
-    for row in rows:
-        yield row
-        if rows.n % PROGRESS_EVERY == 0:
-            progress(rows.n)
+        app_ctx.err(f"tokencli: exported {_calls(progress.n)} to {output}")
 
 
 def _filter(
