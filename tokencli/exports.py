@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -111,6 +112,7 @@ _DEFAULT_ZERO_I = tuple(_INDEX[c] for c in _TOKENS[:-1])
 _PLAIN_COST = re.compile(r"^(\d+)(?:\.(\d{1,12}))?$")
 _FINISHED = frozenset(FINISHED)
 _TOTAL_I = _INDEX["total_tokens"]
+_INPUT_I, _OUTPUT_I = _INDEX["input_tokens"], _INDEX["output_tokens"]
 _TAGS_I = _INDEX["tags"]
 _loads, _dumps = json.loads, json.dumps
 
@@ -142,11 +144,7 @@ def decode_jsonl(line: str) -> list[Any]:
     for i in _REQUIRED_I:
         if row[i] is None:
             return _decode_checked(line)
-    for i in _DEFAULT_ZERO_I:
-        if row[i] is None:
-            row[i] = 0
-    if row[_TOTAL_I] is None:
-        row[_TOTAL_I] = row[_INDEX["input_tokens"]] + row[_INDEX["output_tokens"]]
+    _default_tokens(row)
     ts, cost, stream = row[_TS_I], row[_COST], row[_STREAM_I]
     if not _TS.match(ts) or row[_STATUS_I] not in _FINISHED or not row[0].strip():
         return _decode_checked(line)
@@ -203,12 +201,17 @@ def _decode_checked(line: str) -> list[Any]:
     for name in _REQUIRED:
         if row[_INDEX[name]] is None:
             raise FormatError(f'has no "{name}"')
-    for name in _TOKENS[:-1]:
-        if row[_INDEX[name]] is None:
-            row[_INDEX[name]] = 0
-    if row[_INDEX["total_tokens"]] is None:
-        row[_INDEX["total_tokens"]] = row[_INDEX["input_tokens"]] + row[_INDEX["output_tokens"]]
+    _default_tokens(row)
     return row
+
+
+def _default_tokens(row: list[Any]) -> None:
+    """Counts left out are zero; a total left out is input plus output."""
+    for i in _DEFAULT_ZERO_I:
+        if row[i] is None:
+            row[i] = 0
+    if row[_TOTAL_I] is None:
+        row[_TOTAL_I] = row[_INPUT_I] + row[_OUTPUT_I]
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -358,18 +361,21 @@ def prometheus_text(totals: Iterable[Any], *, now: datetime) -> str:
     def model(t: Any) -> dict[str, str]:
         return {"provider": t.provider, "model": t.model}
 
-    calls: dict[tuple[str, str, str], int] = {}
-    tokens: dict[tuple[str, str, str], int] = {}
-    unpriced: dict[tuple[str, str], int] = {}
+    # Totals come per currency too: these counters sum over it.
+    calls: Counter[tuple[str, str, str]] = Counter()
+    tokens: Counter[tuple[str, str, str]] = Counter()
+    unpriced: Counter[tuple[str, str]] = Counter()
     for t in totals:
-        for status, n in (("ok", t.ok), ("error", t.errors), ("blocked", t.blocked)):
-            calls[(t.provider, t.model, status)] = calls.get((t.provider, t.model, status), 0) + n
-        key = (t.provider, t.model, "cached")
-        calls[key] = calls.get(key, 0) + t.cached
+        for status, n in (
+            ("ok", t.ok),
+            ("error", t.errors),
+            ("blocked", t.blocked),
+            ("cached", t.cached),
+        ):
+            calls[(t.provider, t.model, status)] += n
         for kind in ("input", "cached_input", "cache_write", "output", "reasoning"):
-            key = (t.provider, t.model, kind)
-            tokens[key] = tokens.get(key, 0) + getattr(t, f"{kind}_tokens")
-        unpriced[(t.provider, t.model)] = unpriced.get((t.provider, t.model), 0) + t.unpriced
+            tokens[(t.provider, t.model, kind)] += getattr(t, f"{kind}_tokens")
+        unpriced[(t.provider, t.model)] += t.unpriced
     family(
         "tokencli_calls_total",
         "counter",
