@@ -8,15 +8,17 @@ one per row. Pending rows are not counted; deleting calls (`ledger prune`)
 leaves the rollups alone, so pruned months keep their totals (and the pruned
 ids are kept, so re-importing them cannot count them twice).
 
-The tables themselves are created by migration m020 (see `migrations`).
+The tables themselves are created by migrations m020 and m021 (see `migrations`).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Mapping, Sequence
 
 from .migrations import (
+    DETAIL_KEYS,
     LATENCY_TABLES,
     PRUNED_LATENCY_TABLES,
     PRUNED_ROLLUP_TABLES,
@@ -152,7 +154,8 @@ _FROM_HOUR = {"hour": "b.hour", "month": _MONTH_OF.format("hour")}
 _FROM_DAY = {"day": "b.day", "month": _MONTH_OF.format("day")}
 
 
-def _bulk_statements(source: str) -> list[str]:
+@functools.cache  # built once, run for every chunk of an import
+def _bulk_statements(source: str) -> tuple[str, ...]:
     """Statements counting every call of `source` into the rollups, in two steps.
 
     The calls are summed once per UTC hour and model, once per UTC day and
@@ -160,8 +163,6 @@ def _bulk_statements(source: str) -> list[str]:
     each rollup is then a grouped sum over the narrowest of those, so the
     per-call expressions run three times per call, not once per table.
     """
-    from .migrations import DETAIL_KEYS
-
     sums = ", ".join(f"sum({SUM_EXPR[s]}) AS {s}" for s in ROLLUP_SUMS)
     model_keys = ("provider", "model", "currency")
     bases = {
@@ -186,10 +187,10 @@ def _bulk_statements(source: str) -> list[str]:
     ]
     updates = ", ".join(f"{s} = {s} + excluded.{s}" for s in ROLLUP_SUMS)
     for table, (block, table_keys) in ROLLUP_TABLES.items():
-        base, source_block = (
-            ("bulk_hour", "hour") if table_keys != DETAIL_KEYS else ("bulk_day", "day")
+        base, from_base = (
+            ("bulk_day", _FROM_DAY) if table_keys == DETAIL_KEYS else ("bulk_hour", _FROM_HOUR)
         )
-        block_sql = (_FROM_HOUR if source_block == "hour" else _FROM_DAY)[block]
+        block_sql = from_base[block]
         columns = ", ".join((block, *table_keys, *ROLLUP_SUMS))
         select = ", ".join(
             (block_sql, *(f"b.{k}" for k in table_keys), *(f"sum(b.{s})" for s in ROLLUP_SUMS))
@@ -206,7 +207,7 @@ def _bulk_statements(source: str) -> list[str]:
             "FROM temp.bulk_latency b WHERE 1 GROUP BY 1, 2, 3, 4 "
             "ON CONFLICT DO UPDATE SET n = n + excluded.n"
         )
-    return out
+    return tuple(out)
 
 
 def add_table(conn: sqlite3.Connection, table: str) -> None:
