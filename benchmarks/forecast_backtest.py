@@ -7,7 +7,7 @@ series are drawn (noise, start weekday and event days vary). Each has eight
 weeks of history before a 30-day month. On the morning of day 11 and of
 day 21 (10 and 20 complete days) both methods project the month's total:
 
-- tokencli's forecast (`tokencli.forecast.outlook`: weekday factors, robust
+- tokencli's forecast (`tokencli.insights.forecast.outlook`: weekday factors, robust
   level, damped trend), spend so far plus the expected rest;
 - a linear burn rate: spend so far / days so far × days in the month.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokencli.forecast import HISTORY_DAYS, linear_burn, outlook
+from tokencli.insights.forecast import HISTORY_DAYS, linear_burn, outlook
 
 MONTH = 30
 BASE = 10.0  # a day's spend, in any currency

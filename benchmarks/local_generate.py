@@ -184,9 +184,9 @@ class StreamerLoop(PlainLoop):
 
 class TokencliLoop:
     def __init__(self, folder: Path, home: Path, device: str) -> None:
-        from tokencli.config import load_settings
-        from tokencli.engine import Engine
+        from tokencli.calls.engine import Engine
         from tokencli.ledger import Ledger
+        from tokencli.settings.loader import load_settings
 
         home.mkdir()
         (home / "config.toml").write_text(f'[providers.local]\ndevice = "{device}"\n')
@@ -195,7 +195,7 @@ class TokencliLoop:
         self.model = f"local:{folder}"
 
     def run(self, tokens: int) -> tuple[float, float, int]:
-        from tokencli.engine import RunOptions
+        from tokencli.calls.engine import RunOptions
 
         arrivals: list[float] = []
         start = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tokencli.calls.usage import Usage
 from tokencli.ids import new_id
 from tokencli.ledger import Call, Ledger, format_ts
-from tokencli.usage import Usage
 
 # (provider, model, share, input $/M, output $/M, currency)
 MODELS = [

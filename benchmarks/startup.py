@@ -165,9 +165,9 @@ def main() -> None:
 def in_process(url: str, home: str, calls: int) -> None:
     import httpx
 
-    from tokencli.config import load_settings
-    from tokencli.engine import Engine, RunOptions
+    from tokencli.calls.engine import Engine, RunOptions
     from tokencli.ledger import Ledger
+    from tokencli.settings.loader import load_settings
 
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
     with httpx.Client() as client:

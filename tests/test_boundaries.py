@@ -95,7 +95,7 @@ def test_only_cli_imports_typer_and_rich():
 
 def test_core_works_without_the_cli_loaded(tmp_path):
     code = (
-        "import sys, tokencli.engine, tokencli.config, tokencli.ledger, tokencli.pricing, tokencli.price_index;"
+        "import sys, tokencli.calls.engine, tokencli.settings.loader, tokencli.ledger, tokencli.pricing.cost, tokencli.pricing.index;"
         "print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tokencli.config import load_settings
 from tokencli.errors import ConfigError
-from tokencli.paths import resolve_paths
+from tokencli.settings.loader import load_settings
+from tokencli.settings.paths import resolve_paths
 
 
 def settings_for(tmp_path: Path, text: str, **env: str):

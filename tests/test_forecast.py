@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import write_config
-from tokencli import forecast
 from tokencli.ids import new_id
+from tokencli.insights import forecast
+from tokencli.insights.outlook import budget_window
 from tokencli.ledger import Call, Ledger, format_ts
-from tokencli.reporting.outlook import budget_window
 
 # ------------------------------------------------------------------ the arithmetic
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import ledger_rows, subprocess_env, write_config
+from tokencli.calls.usage import Usage
 from tokencli.ledger import Call, CallFilter, Ledger, format_ts, host_name, utc_now
 from tokencli.ledger.migrations import MIGRATIONS
-from tokencli.usage import Usage
 
 
 def make_call(i: int = 0, **kw) -> Call:

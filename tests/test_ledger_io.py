@@ -31,12 +31,12 @@ import pytest
 
 from tests.conftest import Result
 from tests.test_rollups import assert_rollups_match_calls
+from tokencli.calls.usage import Usage
 from tokencli.errors import UsageError
-from tokencli.exports import CSV_COLUMNS, TEXT_COLUMNS
 from tokencli.ledger import Call, Ledger, format_ts
+from tokencli.ledger.file_formats import CSV_COLUMNS, TEXT_COLUMNS
 from tokencli.ledger.migrations import LATENCY_TABLES, ROLLUP_TABLES
-from tokencli.periods import retention_cutoff
-from tokencli.usage import Usage
+from tokencli.window import retention_cutoff
 
 TABLES = (*ROLLUP_TABLES, *LATENCY_TABLES)
 ELSEWHERE = "elsewhere"  # not this host: a pending row stays pending when a ledger opens
@@ -1420,7 +1420,7 @@ def test_one_call_is_one_call_in_every_summary(cli, tmp_path):
 
 def test_calls_already_here_are_counted_without_being_parsed(cli, varied, tmp_path, monkeypatch):
     """A second import of the same backup reads ids only; the counts stay exact."""
-    from tokencli import exports
+    from tokencli.ledger import file_formats as exports
 
     source, calls = varied
     n = sum(c.status != "pending" for c in calls)

@@ -172,9 +172,9 @@ def test_fp32_dtype_and_cpu_device_from_config(cli, home, tiny_model):
 
 
 def test_one_load_serves_every_call_of_a_process(home, tiny_model):
-    from tokencli.config import load_settings
-    from tokencli.engine import Engine, RunOptions
+    from tokencli.calls.engine import Engine, RunOptions
     from tokencli.ledger import Ledger
+    from tokencli.settings.loader import load_settings
 
     settings = load_settings()
     engine = Engine(settings, ledger=lambda: Ledger.open(settings.paths.db))
@@ -191,10 +191,10 @@ def test_one_load_serves_every_call_of_a_process(home, tiny_model):
 
 
 def test_interrupt_stops_generation_and_records_exact_counts(home, tiny_model):
-    from tokencli.config import load_settings
-    from tokencli.engine import Engine, RunOptions
+    from tokencli.calls.engine import Engine, RunOptions
     from tokencli.errors import Interrupted
     from tokencli.ledger import Ledger
+    from tokencli.settings.loader import load_settings
 
     settings = load_settings()
     engine = Engine(settings, ledger=lambda: Ledger.open(settings.paths.db))

@@ -6,12 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tokencli.config import load_settings
+from tokencli.calls.usage import Usage
 from tokencli.ledger import Call, Ledger
 from tokencli.money import from_picos, to_picos
-from tokencli.pricing import override_cost, price_call
+from tokencli.pricing.cost import override_cost, price_call
 from tokencli.providers.registry import PRESETS
-from tokencli.usage import Usage
+from tokencli.settings.loader import load_settings
 
 WHEN = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -177,8 +177,8 @@ def test_flat_prices_equal_genai_prices_for_every_eligible_model():
     from genai_prices import calc_price, data_snapshot
 
     from tokencli.money import to_picos
-    from tokencli.price_index import flat_price
-    from tokencli.pricing import MILLION
+    from tokencli.pricing.cost import MILLION
+    from tokencli.pricing.index import flat_price
 
     usages = [
         Usage(input_tokens=1000, output_tokens=500),

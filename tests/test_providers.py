@@ -21,6 +21,7 @@ from tests.fakes import (
     sse,
     sse_reply,
 )
+from tokencli.calls.usage import Usage
 from tokencli.errors import ExitCode, ProviderError, ProviderRefused, ProviderUnavailable
 from tokencli.providers.anthropic import AnthropicProvider
 from tokencli.providers.base import (
@@ -34,7 +35,6 @@ from tokencli.providers.base import (
 from tokencli.providers.gemini import GeminiProvider
 from tokencli.providers.openai import OpenAIProvider
 from tokencli.providers.registry import PRESETS, ProviderConfig
-from tokencli.usage import Usage
 
 
 def run(provider, stream: bool = True, **kw):

@@ -23,14 +23,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import write_config
-from tokencli.config import Currencies
+from tokencli.calls.usage import Usage
 from tokencli.ids import new_id
+from tokencli.insights.display import warnings as display_warnings
+from tokencli.insights.period import resolve_period
+from tokencli.insights.report import build_report, parse_by
 from tokencli.ledger import Call, Ledger, format_ts, parse_ts
 from tokencli.ledger.report_queries import Filters
-from tokencli.reporting.build import build_report, parse_by
-from tokencli.reporting.display import warnings as display_warnings
-from tokencli.reporting.period import resolve_period
-from tokencli.usage import Usage
+from tokencli.settings.loader import Currencies
 
 MODELS = [
     ("openai", "gpt-4o-mini", "USD"),

@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tokencli.reporting.display import filled_daily
-from tokencli.reporting.formats import (
+from tokencli.insights.display import filled_daily
+from tokencli.insights.formats import (
     BLOCKS,
     csv_header,
     daily_chart,
@@ -24,8 +24,8 @@ from tokencli.reporting.formats import (
     to_csv,
     to_markdown,
 )
-from tokencli.reporting.html import to_html
-from tokencli.reporting.model import (
+from tokencli.insights.html import to_html
+from tokencli.insights.model import (
     Group,
     HourStat,
     ModelStats,
@@ -34,7 +34,7 @@ from tokencli.reporting.model import (
     TopCall,
     Totals,
 )
-from tokencli.reporting.svg import nice_ceiling
+from tokencli.insights.svg import nice_ceiling
 
 NOVEMBER = Period(
     datetime(2026, 10, 31, 23, tzinfo=UTC),

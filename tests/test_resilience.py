@@ -313,9 +313,9 @@ def test_sixteen_processes_share_one_rate_limit(home, server, tokencli_exe):
 
 
 def test_rate_limiter_paces_and_settles(tmp_path):
-    from tokencli.config import load_settings
+    from tokencli.calls.limits import RateLimiter
     from tokencli.ledger import Ledger
-    from tokencli.limits import RateLimiter
+    from tokencli.settings.loader import load_settings
 
     (tmp_path / "config.toml").write_text("[providers.mock]\nrpm = 120\ntpm = 6000\n")
     settings = load_settings({"TOKENCLI_HOME": str(tmp_path)})

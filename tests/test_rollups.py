@@ -6,9 +6,9 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+from tokencli.calls.usage import Usage
 from tokencli.ledger import Call, Ledger, rollups
 from tokencli.ledger.migrations import LATENCY_TABLES, ROLLUP_TABLES
-from tokencli.usage import Usage
 
 TABLES = (*ROLLUP_TABLES, *LATENCY_TABLES)
 

@@ -14,7 +14,7 @@ from .options import ModelOpt
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..batch import BatchSummary, ItemResult
+    from ..calls.batch import BatchSummary, ItemResult
 
 HELP = """Run every prompt in FILE and write results as JSON lines.
 
@@ -79,8 +79,8 @@ def batch(
         ),
     ] = None,
 ) -> None:
-    from ..batch import BatchRunner, batch_id_for, parse_items
-    from ..engine import RunOptions
+    from ..calls.batch import BatchRunner, batch_id_for, parse_items
+    from ..calls.engine import RunOptions
     from .options import parse_tags
 
     app_ctx = app_context(ctx)

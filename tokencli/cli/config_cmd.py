@@ -106,7 +106,7 @@ def validate(ctx: typer.Context) -> None:
 @app.command("show")
 def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print every effective setting with its source (default, preset, file:line, env, flag)."""
-    from ..keys import KeyStore, resolve_key
+    from ..settings.keys import KeyStore, resolve_key
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings

@@ -14,9 +14,9 @@ import typer
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ..config import Settings
-    from ..engine import Engine
+    from ..calls.engine import Engine
     from ..ledger import Ledger
+    from ..settings.loader import Settings
 
 
 @dataclass
@@ -52,7 +52,7 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        from ..config import load_settings
+        from ..settings.loader import load_settings
 
         return load_settings(self.env, config_flag=self.config_flag, db_flag=self.db_flag)
 
@@ -63,7 +63,7 @@ class AppContext:
 
     def engine(self) -> Engine:
         """An engine whose notices (retries, waits, price hints) go to stderr."""
-        from ..engine import Engine
+        from ..calls.engine import Engine
         from ..ledger import Ledger
 
         path = self.settings.paths.db

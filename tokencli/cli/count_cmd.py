@@ -9,7 +9,7 @@ from .options import JsonOpt, ModelOpt
 from .output import emit_json
 
 if TYPE_CHECKING:
-    from ..counting import TokenCount
+    from ..pricing.counting import TokenCount
 
 COUNT_HELP = """Count the input tokens of a text for a model, offline, and price them.
 
@@ -37,7 +37,7 @@ def count(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from ..counting import count_text
+    from ..pricing.counting import count_text
     from .run_cmd import read_prompt
 
     app_ctx = app_context(ctx)

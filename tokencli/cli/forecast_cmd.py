@@ -11,7 +11,7 @@ from .period_options import TagFilterOpt, TzOpt
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from ..reporting.outlook import BudgetOutlook, Forecast, Projection
+    from ..insights.outlook import BudgetOutlook, Forecast, Projection
     from .context import Streams
 
 FORECAST_HELP = """Spend projected to the end of this month, and the day each budget runs out.
@@ -53,15 +53,15 @@ def forecast(
     tz: TzOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from ..config import Budget
     from ..errors import UsageError
+    from ..insights.model import TIME_DIMENSIONS
+    from ..insights.outlook import build_forecast
+    from ..insights.period import zone
+    from ..insights.report import parse_by
     from ..ledger import Ledger
     from ..ledger.report_queries import Filters
     from ..money import parse_amount
-    from ..reporting.build import parse_by
-    from ..reporting.model import TIME_DIMENSIONS
-    from ..reporting.outlook import build_forecast
-    from ..reporting.period import zone
+    from ..settings.loader import Budget
     from .options import parse_tags
 
     app_ctx = app_context(ctx)

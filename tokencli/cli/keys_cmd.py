@@ -23,7 +23,7 @@ ProviderArg = Annotated[
 @app.command("set")
 def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
     """Store the key for PROVIDER, read from stdin or typed at a hidden prompt."""
-    from ..keys import KeyStore
+    from ..settings.keys import KeyStore
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
@@ -51,8 +51,8 @@ def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
 @app.command("list")
 def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Which providers have a key and where it comes from (keys are masked)."""
-    from ..keys import KeyStore, resolve_key
     from ..redact import mask
+    from ..settings.keys import KeyStore, resolve_key
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
@@ -87,7 +87,7 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 @app.command("rm")
 def remove_key(ctx: typer.Context, provider: ProviderArg) -> None:
     """Remove the stored key for PROVIDER (environment variables are untouched)."""
-    from ..keys import KeyStore
+    from ..settings.keys import KeyStore
 
     app_ctx = app_context(ctx)
     store = KeyStore(app_ctx.settings.paths.keys)

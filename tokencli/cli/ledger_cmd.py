@@ -137,7 +137,7 @@ def export(
                 f"--format prometheus writes all-time counters; {chosen[0]} does not apply to it.",
                 "Leave it out, or export jsonl or csv for a period.",
             )
-        from ..exports import prometheus_text
+        from ..ledger.file_formats import prometheus_text
         from ..ledger.transfer import model_totals
 
         totals = model_totals(ledger.conn) if ledger else []
@@ -145,7 +145,7 @@ def export(
         return
     flt = _filter(app_ctx, month, since, until, last, tz, provider, model, project, tag)
     with_text = text if text is not None else fmt is ExportFormat.jsonl
-    from ..exports import csv_rows, encode_jsonl
+    from ..ledger.file_formats import csv_rows, encode_jsonl
     from ..ledger.transfer import export_rows
 
     # Progress on a terminal only when the calls go to a file, not between them on screen.
@@ -182,7 +182,7 @@ def _filter(
 
     start = end = None
     if any(v is not None for v in (month, since, until, last)):
-        from ..reporting.period import resolve_period, zone
+        from ..insights.period import resolve_period, zone
 
         period = resolve_period(
             now=app_ctx.now(), tz=zone(tz), month=month, since=since, until=until, last=last
@@ -262,7 +262,7 @@ def import_(
     Ids are global, so calls already here (or pruned from here) are skipped, never
     counted twice: importing the same file again changes nothing.
     """
-    from ..exports import FormatError, decode_jsonl
+    from ..ledger.file_formats import FormatError, decode_jsonl
     from ..ledger.store import ImportStopped
 
     app_ctx = app_context(ctx)
@@ -331,7 +331,7 @@ class _KnownIds:
         self.conn: Any = None
 
     def skip(self, batch: "list[tuple[int, str]]", parsed: Any) -> "Iterator[Any]":
-        from ..exports import EXPORTED_ID
+        from ..ledger.file_formats import EXPORTED_ID
         from ..ledger.store import Known
         from ..ledger.transfer import known_ids
 
@@ -456,7 +456,7 @@ def prune(
     from ..ledger.retention import prunable
     from ..ledger.retention import prune as prune_calls
     from ..ledger.retention import vacuum as vacuum_file
-    from ..periods import retention_cutoff
+    from ..window import retention_cutoff
 
     app_ctx = app_context(ctx)
     cutoff = format_ts(retention_cutoff(older_than, app_ctx.now()))

@@ -61,7 +61,7 @@ def logs(
     if ctx.invoked_subcommand is not None:
         return
     from ..ledger import CallFilter, format_ts, utc_now
-    from ..periods import parse_point
+    from ..window import parse_point
     from .options import parse_tags
 
     app_ctx = app_context(ctx)

@@ -37,7 +37,7 @@ def models(
 ) -> None:
     from ..errors import UsageError
     from ..money import decimal_str
-    from ..price_index import list_models
+    from ..pricing.index import list_models
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings

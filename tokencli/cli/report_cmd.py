@@ -11,7 +11,7 @@ from .options import ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
 from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
 
 if TYPE_CHECKING:
-    from ..reporting.model import Report
+    from ..insights.model import Report
     from .context import AppContext
 
 REPORT_HELP = """Totals of calls, tokens and spend for a period, grouped as asked.
@@ -71,9 +71,9 @@ def report(
     ] = None,
 ) -> None:
     from ..errors import UsageError
+    from ..insights.period import resolve_period, zone
+    from ..insights.report import build_report, parse_by
     from ..ledger.report_queries import Filters
-    from ..reporting.build import build_report, parse_by
-    from ..reporting.period import resolve_period, zone
     from .options import parse_tags
 
     app_ctx = app_context(ctx)
@@ -124,7 +124,7 @@ def report(
 def _render(
     result: "Report", chosen: Format, chart: bool, app_ctx: "AppContext", *, to_file: bool
 ) -> str | None:
-    from ..reporting import formats
+    from ..insights import formats
 
     if chosen is Format.json:
         import json
@@ -135,7 +135,7 @@ def _render(
     if chosen is Format.markdown:
         return formats.to_markdown(result)
     if chosen is Format.html:
-        from ..reporting.html import to_html
+        from ..insights.html import to_html
 
         return to_html(result)
     from .report_table import print_report

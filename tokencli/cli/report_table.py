@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 from .output import Column, render_table
 
 if TYPE_CHECKING:
-    from ..reporting.model import Report
+    from ..insights.model import Report
     from .context import Streams
 
 
 def print_report(streams: "Streams", report: "Report", *, chart: bool = False) -> None:
-    from ..reporting import display
+    from ..insights import display
 
     out = streams.stdout
     out.write(f"tokencli report: {report.period.label} ({display.period_text(report.period)})\n\n")
@@ -21,7 +21,7 @@ def print_report(streams: "Streams", report: "Report", *, chart: bool = False) -
     for note in display.warnings(report):
         out.write(f"  ! {note}\n")
     if chart:
-        from ..reporting.formats import daily_chart
+        from ..insights.formats import daily_chart
 
         out.write("\nDaily spend\n")
         for line in daily_chart(report, width=min(100, max(40, _width(streams) - 2))):

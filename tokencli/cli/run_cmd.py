@@ -10,7 +10,7 @@ from .options import JsonOpt, ModelOpt, parse_tags
 from .output import emit_json
 
 if TYPE_CHECKING:
-    from ..engine import RunOptions
+    from ..calls.engine import RunOptions
     from ..ledger import Call
 
 RUN_HELP = """Run one prompt and record the call.
@@ -83,7 +83,7 @@ def run(
         ),
     ] = False,
 ) -> None:
-    from ..engine import RunOptions
+    from ..calls.engine import RunOptions
     from .render import call_json, usage_line
 
     app_ctx = app_context(ctx)
@@ -125,7 +125,7 @@ def run(
 
 def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None:
     """The request, counted and priced offline; no call, no ledger row."""
-    from ..counting import dry_run
+    from ..pricing.counting import dry_run
     from .count_cmd import count_json, count_lines
 
     plan = dry_run(app_ctx.settings, options)

@@ -53,7 +53,7 @@ class SumRow(NamedTuple):
 
 
 def _seconds(when: datetime) -> int:
-    """Epoch seconds of a bound; periods are whole seconds (see reporting.period)."""
+    """Epoch seconds of a bound; periods are whole seconds (see insights.period)."""
     seconds = when.timestamp()
     if seconds != int(seconds):
         raise ValueError(f"report bounds must be whole seconds, not {when.isoformat()}")

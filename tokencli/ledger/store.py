@@ -30,9 +30,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..calls.usage import Usage
 from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
-from ..usage import Usage
 from . import rollups
 from .migrations import MIGRATION_SET, MIGRATIONS
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ..usage import Usage, as_count
+from ..calls.usage import Usage, as_count
 from . import http
 from .base import (
     CONTENT_FILTER,

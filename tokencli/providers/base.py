@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from ..usage import Usage
+from ..calls.usage import Usage
 from .registry import ProviderConfig
 
 # Normalized finish reasons; providers map theirs onto these.

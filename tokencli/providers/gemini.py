@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..usage import Usage, as_count
+from ..calls.usage import Usage, as_count
 from . import http
 from .base import (
     CONTENT_FILTER,

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..calls.usage import COUNTED, Usage
 from ..errors import ConfigError, ProviderRefused, ProviderUnavailable
-from ..usage import COUNTED, Usage
 from .base import (
     LENGTH,
     STOP,

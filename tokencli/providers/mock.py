@@ -16,9 +16,9 @@ import re
 import time
 from collections.abc import Iterator
 
+from ..calls.usage import COUNTED, Usage
 from ..errors import ConfigError
 from ..ids import new_id
-from ..usage import COUNTED, Usage
 from .base import (
     LENGTH,
     STOP,

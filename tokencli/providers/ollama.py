@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from ..calls.usage import Usage, as_count
 from ..errors import ProviderError
-from ..usage import Usage, as_count
 from . import http
 from .base import (
     LENGTH,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from ..config import Currencies
 from ..errors import UsageError
 from ..ledger import format_ts
 from ..ledger.report_queries import (
@@ -31,6 +30,7 @@ from ..ledger.report_queries import (
     top_calls,
 )
 from ..money import from_picos
+from ..settings.loader import Currencies
 from .model import (
     DIMENSIONS,
     TIME_DIMENSIONS,

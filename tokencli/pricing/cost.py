@@ -9,7 +9,7 @@ Where a price comes from, first match wins:
 5. the bundled genai-prices table (USD), at the call's timestamp, so dated
    price changes, off-peak hours and long-context tiers apply. Models whose
    price does not depend on the time or the call's size are priced from the
-   flattened copy in the price index (`price_index.flat_price`), exactly as
+   flattened copy in the price index (`index.flat_price`), exactly as
    genai-prices would (a test compares the two for every such model), without
    importing it;
 6. otherwise the cost is unknown (recorded as NULL, never guessed).
@@ -26,9 +26,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from .config import PriceOverride, Settings
-from .providers.registry import ProviderConfig
-from .usage import Usage
+from ..calls.usage import Usage
+from ..providers.registry import ProviderConfig
+from ..settings.loader import PriceOverride, Settings
 
 MILLION = Decimal(1_000_000)
 MS_PER_HOUR = Decimal(3_600_000)
@@ -82,7 +82,7 @@ def _safe_load(settings: Settings | None) -> None:
     try:
         _load_table()
         if settings is not None:
-            from .price_index import cached_index, load_index
+            from .index import cached_index, load_index
 
             if cached_index(settings) is None:
                 load_index(settings)
@@ -108,7 +108,7 @@ def _flat_table(settings: Settings) -> tuple[str, dict[str, dict[str, list[Any]]
     """(table version, flat prices) from the price index on disk, loaded once per process."""
     key = str(settings.paths.cache_dir)
     if key not in _flat_tables:
-        from .price_index import cached_index
+        from .index import cached_index
 
         index = cached_index(settings)
         _flat_tables[key] = (str(index["table_version"]), index.get("flat", {})) if index else None

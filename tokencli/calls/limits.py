@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from .config import Settings
-from .ledger import Ledger, ratelimits
-from .providers.http_headers import parse_reset
+from ..ledger import Ledger, ratelimits
+from ..providers.http_headers import parse_reset
+from ..settings.loader import Settings
 
 # Output tokens booked when a call gives no max_tokens (settled afterwards).
 DEFAULT_OUTPUT_RESERVE = 1024

@@ -1,7 +1,7 @@
 """The month's forecast and each budget's outlook, from the ledger's daily sums.
 
 Daily spend per local day comes from the same rollups as reports
-(`build.time_sums`), converted to the report currency; `tokencli.forecast`
+(`build.time_sums`), converted to the report currency; `tokencli.insights.forecast`
 does the arithmetic. Spend so far is exact; what is projected is rounded to
 a hundredth of a cent, as an estimate should be.
 """
@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import NamedTuple
 
-from .. import forecast
-from ..config import Budget, Currencies
 from ..ledger.report_queries import Filters
-from .build import _Money, time_sums
+from ..settings.loader import Budget, Currencies
+from . import forecast
 from .model import Period
 from .period import local_midnight, next_month, zone_name
+from .report import _Money, time_sums
 
 _ESTIMATE = Decimal("0.0001")
 

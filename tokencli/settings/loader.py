@@ -16,11 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import tomlpos
-from .errors import ConfigError
-from .money import parse_amount
-from .paths import Paths, resolve_paths
-from .providers.registry import (
+from ..errors import ConfigError
+from ..money import parse_amount
+from ..providers.registry import (
     COMMON_FIELDS,
     PRESETS,
     PROTOCOLS,
@@ -30,6 +28,8 @@ from .providers.registry import (
     custom_provider,
     with_overrides,
 )
+from . import tomlpos
+from .paths import Paths, resolve_paths
 
 DEFAULT_MODEL = "mock:echo"
 

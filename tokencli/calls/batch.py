@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from ..errors import ExitCode, Interrupted, TokencliError, UsageError
+from ..ledger import Call
 from .engine import Engine, RunOptions
-from .errors import ExitCode, Interrupted, TokencliError, UsageError
-from .ledger import Call
 
 ITEM_FIELDS = {"id", "prompt", "model", "system", "max_tokens", "temperature", "tags", "project"}
 
@@ -47,7 +47,7 @@ class ItemResult:
         return self.error is None
 
     def as_json(self) -> dict[str, Any]:
-        from .money import decimal_str
+        from ..money import decimal_str
 
         call = self.call
         data: dict[str, Any] = {

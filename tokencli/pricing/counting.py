@@ -28,17 +28,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
-from .errors import ConfigError, UsageError
-from .ledger import utc_now
-from .pricing import Cost, price_call
-from .providers.base import ChatRequest, Message
-from .providers.registry import ProviderConfig
-from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens
+from ..calls.engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
+from ..calls.usage import COUNTED, ESTIMATED, Usage, estimate_tokens
+from ..errors import ConfigError, UsageError
+from ..ledger import utc_now
+from ..providers.base import ChatRequest, Message
+from ..providers.registry import ProviderConfig
+from ..settings.loader import Settings
+from .cost import Cost, price_call
 
 if TYPE_CHECKING:
-    from .providers.local import ModelSource
+    from ..providers.local import ModelSource
 
 OPENAI_TOKENIZER_HINT = "pip install 'tokencli[openai-tokenizer]'"
 
@@ -184,7 +184,7 @@ def _estimate(request: ChatRequest, raw: bool) -> _Counted:
 
 
 def _count_mock(request: ChatRequest, raw: bool) -> _Counted:
-    from .providers.mock import count_tokens
+    from ..providers.mock import count_tokens
 
     texts = [request.prompt_text] if raw else _texts(request)
     return _Counted(sum(count_tokens(t) for t in texts), "the mock provider's tokenizer")
@@ -258,7 +258,7 @@ _SPECIAL_TOKEN_NAMES = (
 
 
 def _count_local(request: ChatRequest, raw: bool) -> _Counted:
-    from .providers.local import resolve_source
+    from ..providers.local import resolve_source
 
     source = resolve_source(request.model)
     folder = None if source.kind == "gguf" else _tokenizer_folder(source)
@@ -378,7 +378,7 @@ def _count_with_tokenizer_json(folder: Path, request: ChatRequest, raw: bool) ->
     import jinja2
     import tokenizers
 
-    from .providers.local import chat_messages, plain_prompt
+    from ..providers.local import chat_messages, plain_prompt
 
     tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     if raw:
@@ -403,7 +403,7 @@ def _count_with_tokenizer_json(folder: Path, request: ChatRequest, raw: bool) ->
 
 def _count_with_transformers(source: ModelSource, request: ChatRequest, raw: bool) -> _Counted:
     """Exact but slower: the tokenizer as transformers loads it (.gguf files, slow tokenizers)."""
-    from .providers.local import encode_prompt, import_backend, load_error
+    from ..providers.local import encode_prompt, import_backend, load_error
 
     _, transformers = import_backend()
     kwargs: dict[str, Any] = {}

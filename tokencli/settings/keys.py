@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
-from .providers.registry import ProviderConfig
-from .redact import register_secret
+from ..errors import ConfigError
+from ..providers.registry import ProviderConfig
+from ..redact import register_secret
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import Settings
+from .. import __version__
+from ..settings.loader import Settings
 
 INDEX_FORMAT = 2
 MAX_AGE = timedelta(days=1)
@@ -82,7 +82,7 @@ def _notes(model: Any) -> str:
 
 def build_index() -> dict[str, Any]:
     """Flatten genai-prices' bundled table (imports it)."""
-    from .pricing import genai_prices_module
+    from .cost import genai_prices_module
 
     gp = genai_prices_module()
     from genai_prices import data_snapshot
@@ -233,7 +233,7 @@ def list_models(
     settings: Settings, *, include_all: bool = False, refresh: bool = False
 ) -> list[ModelPrice]:
     """Every model tokencli can price, per tokencli provider name."""
-    from .providers.mock import MODELS as MOCK_MODELS
+    from ..providers.mock import MODELS as MOCK_MODELS
 
     index = load_index(settings, refresh=refresh)
     version = index.get("table_version", "?")

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .ledger.store import IMPORT_COLUMNS, STATUSES, format_ts
-from .money import PICOS_PER_UNIT, to_picos
+from ..money import PICOS_PER_UNIT, to_picos
+from .store import IMPORT_COLUMNS, STATUSES, format_ts
 
 VERSION = 1
 FINISHED = tuple(s for s in STATUSES if s != "pending")

@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ProviderError
-from .providers.registry import ProviderConfig
+from ..errors import ProviderError
+from ..providers.registry import ProviderConfig
 
 MAX_BACKOFF_S = 8.0
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from .config import Settings
-from .errors import (
+from ..errors import (
     ConfigError,
     Interrupted,
     ProviderError,
@@ -29,12 +28,10 @@ from .errors import (
     TokencliError,
     UsageError,
 )
-from .ids import new_id
-from .keys import KeyStore, require_key
-from .ledger import Call, Ledger, format_ts, parse_ts, utc_now
-from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
-from .pricing import Cost, needs_table, prefetch, price_call
-from .providers.base import (
+from ..ids import new_id
+from ..ledger import Call, Ledger, format_ts, parse_ts, utc_now
+from ..pricing.cost import Cost, needs_table, prefetch, price_call
+from ..providers.base import (
     CONTENT_FILTER,
     ChatRequest,
     Finished,
@@ -44,9 +41,12 @@ from .providers.base import (
     TextDelta,
     UsageUpdate,
 )
-from .providers.registry import ProviderConfig, load_protocol
-from .redact import redact
-from .response_cache import request_key
+from ..providers.registry import ProviderConfig, load_protocol
+from ..redact import redact
+from ..settings.keys import KeyStore, require_key
+from ..settings.loader import Settings
+from .cache import request_key
+from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
 from .retry import RetryPolicy, describe_failure, give_up_hint
 from .signals import deferred_signals
 from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .providers.base import ChatRequest
+from ..providers.base import ChatRequest
 
 
 def request_key(provider: str, request: ChatRequest) -> str:
