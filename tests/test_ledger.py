@@ -10,18 +10,21 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from tests.conftest import ledger_rows, subprocess_env, write_config
 from tokencli.calls.usage import Usage
-from tokencli.ledger import Call, CallFilter, Ledger, format_ts, host_name, utc_now
+from tokencli.ledger import Call, CallFilter, Ledger, format_ts, host_name
 from tokencli.ledger.migrations import MIGRATIONS
 
 
 def make_call(i: int = 0, **kw) -> Call:
-    return Call(id=f"01TEST{i:020d}", ts=format_ts(utc_now()), provider="p", model="m", **kw)
+    return Call(
+        id=f"01TEST{i:020d}", ts=format_ts(datetime.now(UTC)), provider="p", model="m", **kw
+    )
 
 
 def test_new_ledger_is_owner_only_wal_and_migrated(tmp_path):

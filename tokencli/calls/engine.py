@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
     ConfigError,
     Interrupted,
@@ -29,7 +30,7 @@ from ..errors import (
     UsageError,
 )
 from ..ids import new_id
-from ..ledger import Call, Ledger, format_ts, parse_ts, utc_now
+from ..ledger import Call, Ledger, format_ts, parse_ts
 from ..pricing.cost import Cost, needs_table, prefetch, price_call
 from ..providers.base import (
     CONTENT_FILTER,
@@ -152,11 +153,10 @@ class Engine:
         settings: Settings,
         *,
         ledger: Callable[[], Ledger],
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         providers: dict[str, Provider] | None = None,
         notify: Callable[[str], None] = lambda _: None,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
@@ -171,7 +171,7 @@ class Engine:
         # A provider built once serves every call of this process (batch, compare).
         self._providers: dict[str, Provider] = providers if providers is not None else {}
         self.keys = KeyStore(settings.paths.keys)
-        self.limiter = RateLimiter(settings, lambda: self.ledger, now)
+        self.limiter = RateLimiter(settings, lambda: self.ledger, clock.timestamp)
 
     @property
     def ledger(self) -> Ledger:
@@ -287,7 +287,7 @@ class Engine:
         }
         return Call(
             id=new_id(),
-            ts=format_ts(self.clock()),
+            ts=format_ts(self.clock.now()),
             provider=target.provider.name,
             model=target.model,
             pid=os.getpid(),
@@ -354,7 +354,7 @@ class Engine:
 
     def _cached(self, target: ResolvedModel, cache_key: str) -> Call | None:
         ttl = target.provider.cache_ttl
-        not_before = format_ts(self.clock() - timedelta(seconds=float(ttl))) if ttl else None
+        not_before = format_ts(self.clock.now() - timedelta(seconds=float(ttl))) if ttl else None
         return self.ledger.cached_answer(cache_key, not_before)
 
     def _answer_from_cache(

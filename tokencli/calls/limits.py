@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..ledger import Ledger, ratelimits
 from ..providers.http_headers import parse_reset
@@ -102,6 +102,8 @@ class RateLimiter:
                 remaining = lower.get(remaining_name)
                 if remaining is None or remaining.strip() not in ("0", "0.0"):
                     continue
-                seconds = parse_reset(lower.get(reset_name, ""), datetime.now().astimezone())
+                seconds = parse_reset(
+                    lower.get(reset_name, ""), datetime.fromtimestamp(self.now(), UTC)
+                )
                 if seconds:
                     self.hold(provider, model, seconds, dimension)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ..calls.engine import Engine
+    from ..clock import Clock
     from ..ledger import Ledger
     from ..settings.loader import Settings
 
@@ -59,41 +60,36 @@ class AppContext:
     def ledger(self, *, create: bool = True) -> Ledger | None:
         from ..ledger import Ledger
 
-        return Ledger.open(self.settings.paths.db, create=create)
+        return Ledger.open(self.settings.paths.db, create=create, clock=self.clock)
 
     def engine(self) -> Engine:
         """An engine whose notices (retries, waits, price hints) go to stderr."""
         from ..calls.engine import Engine
         from ..ledger import Ledger
 
-        path = self.settings.paths.db
+        path, clock = self.settings.paths.db, self.clock
 
         def open_ledger() -> Ledger:
-            ledger = Ledger.open(path)
+            ledger = Ledger.open(path, clock=clock)
             assert ledger is not None  # create=True always opens
             return ledger
 
         return Engine(
-            self.settings, ledger=open_ledger, notify=lambda m: self.err(f"tokencli: {m}")
+            self.settings,
+            ledger=open_ledger,
+            clock=clock,
+            notify=lambda m: self.err(f"tokencli: {m}"),
         )
 
+    @cached_property
+    def clock(self) -> Clock:
+        """The one clock; TOKENCLI_NOW pins it (reproducible reports, forecasts, tests)."""
+        from ..clock import clock_from_env
+
+        return clock_from_env(self.env)
+
     def now(self) -> datetime:
-        """The clock. TOKENCLI_NOW (an ISO time) pins it: reproducible reports, forecasts, tests."""
-        from datetime import UTC, datetime
-
-        pinned = self.env.get("TOKENCLI_NOW")
-        if pinned:
-            from ..errors import ConfigError
-
-            try:
-                when = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
-            except ValueError:
-                raise ConfigError(
-                    f"TOKENCLI_NOW={pinned!r} is not an ISO time.",
-                    "Use e.g. 2026-11-15T12:00:00Z, or unset it.",
-                ) from None
-            return when if when.tzinfo else when.replace(tzinfo=UTC)
-        return datetime.now(UTC)
+        return self.clock.now()
 
     def err(self, message: str) -> None:
         print(message, file=self.streams.stderr, flush=True)

@@ -60,12 +60,12 @@ def logs(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from ..ledger import CallFilter, format_ts, utc_now
+    from ..ledger import CallFilter, format_ts
     from ..window import parse_point
     from .options import parse_tags
 
     app_ctx = app_context(ctx)
-    now = utc_now()
+    now = app_ctx.now()
     flt = CallFilter(
         provider=provider,
         model=model,

@@ -17,7 +17,6 @@ from .store import (
     host_name,
     parse_ts,
     pid_alive,
-    utc_now,
 )
 
 __all__ = [
@@ -32,5 +31,4 @@ __all__ = [
     "host_name",
     "parse_ts",
     "pid_alive",
-    "utc_now",
 ]

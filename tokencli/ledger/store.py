@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..calls.usage import Usage
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
 from . import rollups
@@ -38,10 +39,6 @@ from .migrations import MIGRATION_SET, MIGRATIONS
 
 BUSY_TIMEOUT_S = 60.0
 STATUSES = ("pending", "ok", "error", "interrupted", "blocked", "cached")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def format_ts(when: datetime) -> str:
@@ -260,14 +257,15 @@ class CallFilter:
 
 
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.conn = conn
         self.path = path
 
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True) -> Ledger | None:
+    def open(cls, path: Path, *, create: bool = True, clock: Clock = SYSTEM_CLOCK) -> Ledger | None:
         """Open (and if needed create and migrate) the ledger at `path`.
 
         With `create=False` a missing ledger gives None: read-only commands do
@@ -282,7 +280,7 @@ class Ledger:
                 str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
-            ledger = cls(conn, path)
+            ledger = cls(conn, path, clock)
             ledger._configure()
             ledger._migrate()
             # Any command that opens the ledger settles calls of killed processes.
@@ -557,7 +555,7 @@ class Ledger:
             "SELECT id, pid, ts FROM calls WHERE status = 'pending' AND host = ?", (host,)
         ).fetchall()
         # A day-old pending call is abandoned whatever its pid says: pids get reused.
-        stale = format_ts(utc_now() - timedelta(days=1))
+        stale = format_ts(self.clock.now() - timedelta(days=1))
         dead = [
             r["id"] for r in rows if r["pid"] is None or r["ts"] < stale or not alive(int(r["pid"]))
         ]
@@ -582,7 +580,8 @@ class Ledger:
         """True the first time `key` is seen: for hints shown only once."""
         with self.write() as conn:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)", (key, format_ts(utc_now()))
+                "INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)",
+                (key, format_ts(self.clock.now())),
             )
             return cur.rowcount == 1
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..calls.engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
 from ..calls.usage import COUNTED, ESTIMATED, Usage, estimate_tokens
+from ..clock import SYSTEM_CLOCK
 from ..errors import ConfigError, UsageError
-from ..ledger import utc_now
 from ..providers.base import ChatRequest, Message
 from ..providers.registry import ProviderConfig
 from ..settings.loader import Settings
@@ -104,7 +104,9 @@ def count_request(
     if counted is None:
         counted = _estimate(request, raw)
     usage = Usage(input_tokens=counted.tokens, source=counted.source)
-    cost = _input_cost(settings, provider, resolved.model, usage, when or utc_now(), price_as)
+    cost = _input_cost(
+        settings, provider, resolved.model, usage, when or SYSTEM_CLOCK.now(), price_as
+    )
     return TokenCount(
         provider=provider.name,
         model=resolved.model,
