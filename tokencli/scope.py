@@ -1,0 +1,44 @@
+"""Which calls: one `Scope` for logs, reports, exports, budgets, alerts and the gateway.
+
+A scope is plain data (a field left as None or empty matches everything); the
+ledger turns it into SQL, budgets and alerts compare it with a call. Time is
+not part of it: that is a `window.Window`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scope:
+    provider: str | None = None
+    model: str | None = None
+    project: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    # "NAME" (every version) or "NAME@VERSION"
+    prompt: str | None = None
+    status: str | None = None
+    # a gateway client's name
+    client: str | None = None
+
+    @property
+    def is_everything(self) -> bool:
+        return self == Scope()
+
+    def describe(self) -> dict[str, str]:
+        """What the scope covers, e.g. {"provider": "openai", "tag:client": "acme"}."""
+        out = {
+            name: value
+            for name, value in (
+                ("provider", self.provider),
+                ("model", self.model),
+                ("project", self.project),
+                ("prompt", self.prompt),
+                ("status", self.status),
+                ("client", self.client),
+            )
+            if value
+        }
+        out.update({f"tag:{key}": value for key, value in self.tags})
+        return out
