@@ -115,7 +115,7 @@ def build(path: Path, n: int, months: int, end: datetime) -> float:
     ledger = Ledger.open(path)
     assert ledger is not None
     ledger.import_calls(synthetic_calls(n, end, months))
-    ledger.conn.execute("PRAGMA optimize")
+    ledger.optimize()
     ledger.close()
     return time.perf_counter() - began
 

@@ -32,8 +32,8 @@ def test_new_ledger_is_owner_only_wal_and_migrated(tmp_path):
     ledger = Ledger.open(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    applied = ledger.conn.execute(
+    assert ledger._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    applied = ledger._conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'tokencli'"
     ).fetchall()
     assert [r[0] for r in applied] == [name for name, _ in MIGRATIONS]

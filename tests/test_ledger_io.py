@@ -305,8 +305,7 @@ def reader(request, monkeypatch, tmp_path):
 
     Tiny chunks, so the child stages many and waits for the parent (back-pressure).
     """
-    from tokencli.cli import ledger_cmd
-    from tokencli.ledger import staging
+    from tokencli.ledger import exchange, staging
 
     if request.param == "one process":
         yield request.param
@@ -322,8 +321,8 @@ def reader(request, monkeypatch, tmp_path):
         used.append(1)
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(ledger_cmd, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(ledger_cmd, "IMPORT_CHUNK", 7)
+    monkeypatch.setattr(exchange, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(exchange, "IMPORT_CHUNK", 7)
     monkeypatch.setattr(staging, "staged_chunks", counted)
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     yield request.param

@@ -162,7 +162,7 @@ def test_a_million_micro_dollar_calls_sum_to_exactly_one_dollar(tmp_path):
                 row["currency"],
             ),
         )
-    count, total = ledger.conn.execute("SELECT count(*), sum(cost_pico) FROM calls").fetchone()
+    count, total = ledger._conn.execute("SELECT count(*), sum(cost_pico) FROM calls").fetchone()
     assert count == 1_000_000
     assert from_picos(total) == Decimal(1)
     assert sum([0.000001] * 1_000_000) != 1.0  # what floats would have done

@@ -147,7 +147,7 @@ def test_totals_and_daily_groups_equal_sums_over_the_rows(ledger_and_calls, zone
     ledger, calls = ledger_and_calls
     tz = ZoneInfo(zone_name)
     period = resolve_period(now=NOW, tz=tz, **period_args)
-    report = build_report(ledger.conn, period, tz, by=("day",), currencies=RATES, now=NOW)
+    report = build_report(ledger, period, tz, by=("day",), currencies=RATES, now=NOW)
     assert actual(report.totals) == expected(calls, period.start, period.end)
     # Each local day's group holds exactly the calls of that local day.
     for group in report.groups:
@@ -177,7 +177,7 @@ def test_the_month_boundary_is_local_midnight(ledger_and_calls):
         tz = ZoneInfo(zone_name)
         period = resolve_period(now=NOW, tz=tz, month="2026-01")
         assert period.start == first
-        report = build_report(ledger.conn, period, tz, currencies=RATES, compare=False)
+        report = build_report(ledger, period, tz, currencies=RATES, compare=False)
         assert actual(report.totals) == expected(
             calls, first, datetime(2026, 2, 1, tzinfo=tz).astimezone(UTC)
         )
@@ -198,7 +198,7 @@ def test_groups_partition_the_calls(ledger_and_calls, by):
     ledger, calls = ledger_and_calls
     tz = ZoneInfo("Europe/Berlin")
     period = resolve_period(now=NOW, tz=tz, since="2025-12-10", until="2026-01-20T12:00")
-    report = build_report(ledger.conn, period, tz, by=parse_by(by), currencies=RATES, now=NOW)
+    report = build_report(ledger, period, tz, by=parse_by(by), currencies=RATES, now=NOW)
     assert actual(report.totals) == expected(calls, period.start, period.end)
     assert sum(g.totals.calls for g in report.groups) == report.totals.calls
     assert sum((g.totals.cost for g in report.groups), Decimal(0)) == report.totals.cost
@@ -243,7 +243,7 @@ def test_filters_select_the_same_calls_as_python(ledger_and_calls):
             lambda c: c.model == "gpt-4o-mini" and c.project == "blog",
         ),
     ):
-        report = build_report(ledger.conn, period, tz, by=("day",), flt=flt, currencies=RATES)
+        report = build_report(ledger, period, tz, by=("day",), flt=flt, currencies=RATES)
         assert actual(report.totals) == expected(calls, period.start, period.end, keep), flt
 
 
@@ -251,12 +251,12 @@ def test_currency_without_a_rate_is_left_out_and_named(ledger_and_calls):
     ledger, calls = ledger_and_calls
     tz = ZoneInfo("UTC")
     period = resolve_period(now=NOW, tz=tz, month="2025-12")
-    report = build_report(ledger.conn, period, tz, currencies=Currencies("USD", {}))
+    report = build_report(ledger, period, tz, currencies=Currencies("USD", {}))
     assert report.unconverted == ["CNY"]
     usd_only = expected(calls, period.start, period.end, lambda c: c.currency != "CNY")
     assert report.totals.cost == usd_only["cost"]
     eur = build_report(
-        ledger.conn,
+        ledger,
         period,
         tz,
         currencies=Currencies("EUR", {"USD": Decimal("0.9"), "CNY": Decimal("0.13")}),
@@ -278,7 +278,7 @@ def test_models_top_calls_and_busiest_hours(ledger_and_calls):
     ledger, calls = ledger_and_calls
     tz = ZoneInfo("UTC")
     period = resolve_period(now=NOW, tz=tz, month="2025-12")
-    report = build_report(ledger.conn, period, tz, currencies=RATES, top=5)
+    report = build_report(ledger, period, tz, currencies=RATES, top=5)
     in_period = [c for c in calls if period.start <= parse_ts(c.ts) < period.end]
     spent = [c for c in in_period if c.status not in ("pending", "cached") and c.cost is not None]
     assert [t.id for t in report.top_calls] == [
@@ -335,13 +335,13 @@ def test_pruned_months_keep_their_totals(tmp_path: Path, zone_name: str, by: tup
     tz = ZoneInfo(zone_name)
     december = resolve_period(now=NOW, tz=tz, month="2025-12")
     january = resolve_period(now=NOW, tz=tz, month="2026-01")
-    before = build_report(ledger.conn, december, tz, by=by, currencies=RATES, top=3)
+    before = build_report(ledger, december, tz, by=by, currencies=RATES, top=3)
     assert before.top_calls and before.pruned_until is None
 
     done = prune(ledger, "2026-01-01T00:00:00.000000Z", chunk=500)
     old = [c for c in calls if c.ts < "2026-01-01" and c.status != "pending"]
     assert done.calls == len(old) > 1000
-    after = build_report(ledger.conn, december, tz, by=by, currencies=RATES, top=3)
+    after = build_report(ledger, december, tz, by=by, currencies=RATES, top=3)
     assert (
         actual(after.totals)
         == actual(before.totals)
@@ -358,11 +358,11 @@ def test_pruned_months_keep_their_totals(tmp_path: Path, zone_name: str, by: tup
     )
     assert "were pruned" in " ".join(display_warnings(after))
     # January east of UTC starts on December 31st (UTC): pruned time, exact totals.
-    edge = build_report(ledger.conn, january, tz, currencies=RATES, top=3)
+    edge = build_report(ledger, january, tz, currencies=RATES, top=3)
     assert (edge.pruned_until is not None) == (january.start < datetime(2026, 1, 1, tzinfo=UTC))
     assert actual(edge.totals) == expected(calls, january.start, january.end)
     february = resolve_period(now=NOW, tz=tz, month="2026-02")
-    later = build_report(ledger.conn, february, tz, currencies=RATES, top=3)
+    later = build_report(ledger, february, tz, currencies=RATES, top=3)
     assert later.pruned_until is None and later.top_calls
 
 

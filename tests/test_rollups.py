@@ -22,7 +22,7 @@ def _nonzero_rows(conn: sqlite3.Connection, table: str) -> list[tuple]:
 
 
 def assert_rollups_match_calls(ledger: Ledger) -> None:
-    conn = ledger.conn
+    conn = ledger._conn
     actual = {t: _nonzero_rows(conn, t) for t in TABLES}
     conn.execute("BEGIN")
     try:
@@ -58,7 +58,7 @@ def test_every_write_path_keeps_rollups_equal_to_calls(tmp_path: Path):
     ledger.insert_call(_call(1, project="blog", tags={"step": "draft"}))
     pending = _call(2, status="pending", prompt_name="title", prompt_version=2)
     ledger.insert_call(pending)
-    counted = ledger.conn.execute("SELECT sum(calls) FROM rollup_hour").fetchone()[0]
+    counted = ledger._conn.execute("SELECT sum(calls) FROM rollup_hour").fetchone()[0]
     assert counted == 1  # the pending call is not counted yet
     pending.status = "ok"
     ledger.finish_call(pending)
@@ -78,19 +78,19 @@ def test_every_write_path_keeps_rollups_equal_to_calls(tmp_path: Path):
     assert (counts.inserted, counts.skipped, counts.pruned) == (3, 1, 0)
     assert_rollups_match_calls(ledger)
 
-    totals = ledger.conn.execute(
+    totals = ledger._conn.execute(
         "SELECT sum(calls), sum(ok), sum(errors), sum(cached), sum(unpriced), sum(cost_pico), "
         "sum(savings_pico) FROM rollup_hour"
     ).fetchone()
     statuses = [
-        r[0] for r in ledger.conn.execute("SELECT status FROM calls WHERE status != 'pending'")
+        r[0] for r in ledger._conn.execute("SELECT status FROM calls WHERE status != 'pending'")
     ]
     assert totals[0] == len(statuses)
     assert totals[1] == statuses.count("ok")
     assert totals[2] == statuses.count("error") + statuses.count("interrupted")
     assert totals[3] == 1 and totals[6] == 500_000_000_000  # $0.5 saved, not spent
     assert totals[4] == 1  # call 5
-    spent = ledger.conn.execute(
+    spent = ledger._conn.execute(
         "SELECT sum(cost_pico) FROM calls WHERE status != 'cached' AND cost_pico IS NOT NULL"
     ).fetchone()[0]
     assert totals[5] == spent
@@ -102,11 +102,11 @@ def test_latency_buckets_are_within_five_percent(tmp_path: Path):
     durations = (0, 7, 99, 100, 109, 110, 1234, 1299, 9999, 98765, 1_000_000)
     for i, ms in enumerate(durations):
         ledger.insert_call(_call(i, duration_ms=ms, ts="2026-11-10T10:00:00.000000Z"))
-    buckets = [r[0] for r in ledger.conn.execute("SELECT bucket FROM latency_day ORDER BY bucket")]
+    buckets = [r[0] for r in ledger._conn.execute("SELECT bucket FROM latency_day ORDER BY bucket")]
     assert buckets == [0, 7, 99, 100, 110, 1210, 9090, 90900, 1_000_000]
     for ms in (100, 109, 1234, 1299, 9999, 98765, 1_000_000, 123_456_789):
         expr = rollups.BUCKET_EXPR.replace("c.duration_ms", str(ms))
-        bucket = ledger.conn.execute(f"SELECT {expr}").fetchone()[0]
+        bucket = ledger._conn.execute(f"SELECT {expr}").fetchone()[0]
         lower, upper = rollups.bucket_bounds(bucket)
         assert lower <= ms < upper
         assert abs(rollups.bucket_middle(bucket) - ms) / ms < 0.05 + 1e-9
@@ -119,8 +119,8 @@ def test_migration_fills_rollups_from_existing_calls(tmp_path: Path):
     assert ledger is not None
     for i in range(1, 6):
         ledger.insert_call(_call(i, project="p"))
-    before = _nonzero_rows(ledger.conn, "rollup_day_detail")
-    conn = ledger.conn
+    before = _nonzero_rows(ledger._conn, "rollup_day_detail")
+    conn = ledger._conn
     conn.execute("BEGIN")
     for t in TABLES:
         conn.execute(f"DROP TABLE {t}")
@@ -130,5 +130,5 @@ def test_migration_fills_rollups_from_existing_calls(tmp_path: Path):
     ledger.close()
     reopened = Ledger.open(path)
     assert reopened is not None
-    assert _nonzero_rows(reopened.conn, "rollup_day_detail") == before
+    assert _nonzero_rows(reopened._conn, "rollup_day_detail") == before
     assert_rollups_match_calls(reopened)

@@ -98,7 +98,7 @@ def forecast(
         )
     ledger = app_ctx.ledger(create=False) or Ledger.open_memory()
     result = build_forecast(
-        ledger.conn,
+        ledger,
         now=app_ctx.now(),
         tz=zone(tz),
         currencies=settings.currencies,

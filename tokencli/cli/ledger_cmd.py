@@ -12,8 +12,6 @@ from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOp
 from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from ..ledger import CallFilter
     from .context import AppContext
 
@@ -22,11 +20,6 @@ app = typer.Typer(
     help="Export, import and prune the ledger's calls.",
     no_args_is_help=True,
 )
-
-PROGRESS_EVERY = 20_000
-# Files this big are read and checked in a second process while this one writes.
-PARALLEL_FROM_BYTES = 4 << 20
-IMPORT_CHUNK = 20_000  # calls per transaction
 
 
 def _calls(n: int) -> str:
@@ -47,21 +40,12 @@ class Progress:
         self.enabled = show and app_ctx.streams.stderr_isatty
         self.verb = verb
         self.shown = False
-        self.n = 0  # what `count` let through
 
     def __call__(self, n: int) -> None:
         if self.enabled:
             self.stream.write(f"\rtokencli: {self.verb} {n:,} calls…")
             self.stream.flush()
             self.shown = True
-
-    def count(self, rows: "Iterator[Any]") -> "Iterator[Any]":
-        """Pass `rows` through, counting them and showing the count now and then."""
-        for row in rows:
-            self.n += 1
-            if self.enabled and self.n % PROGRESS_EVERY == 0:
-                self(self.n)
-            yield row
 
     def done(self) -> None:
         if self.shown:
@@ -137,31 +121,28 @@ def export(
                 f"--format prometheus writes all-time counters; {chosen[0]} does not apply to it.",
                 "Leave it out, or export jsonl or csv for a period.",
             )
-        from ..ledger.file_formats import prometheus_text
-        from ..ledger.transfer import model_totals
+        from ..ledger.exchange import export_prometheus
 
-        totals = model_totals(ledger.conn) if ledger else []
-        _write(app_ctx, output, iter([prometheus_text(totals, now=app_ctx.now())]), mode=0o644)
+        export_prometheus(ledger, now=app_ctx.now(), output=output, stdout=app_ctx.streams.stdout)
         return
     flt = _filter(app_ctx, month, since, until, last, tz, provider, model, project, tag)
     with_text = text if text is not None else fmt is ExportFormat.jsonl
-    from ..ledger.file_formats import csv_rows, encode_jsonl
-    from ..ledger.transfer import export_rows
+    from ..ledger.exchange import export_calls
 
     # Progress on a terminal only when the calls go to a file, not between them on screen.
     progress = Progress(app_ctx, "exported", show=output is not None)
-    rows = progress.count(
-        export_rows(ledger.conn, flt, with_text=with_text) if ledger else iter(())
+    n = export_calls(
+        ledger,
+        flt,
+        fmt=fmt.value,
+        with_text=with_text,
+        output=output,
+        stdout=app_ctx.streams.stdout,
+        progress=progress if progress.enabled else None,
     )
-    lines = (
-        (encode_jsonl(row) + "\n" for row in rows)
-        if fmt is ExportFormat.jsonl
-        else csv_rows(rows, with_text=with_text)
-    )
-    _write(app_ctx, output, lines, mode=0o600)
     progress.done()
     if output is not None:
-        app_ctx.err(f"tokencli: exported {_calls(progress.n)} to {output}")
+        app_ctx.err(f"tokencli: exported {_calls(n)} to {output}")
 
 
 def _filter(
@@ -198,53 +179,6 @@ def _filter(
     )
 
 
-def _write(
-    app_ctx: "AppContext", output: Path | None, chunks: "Iterator[str]", *, mode: int
-) -> None:
-    """Stream text to stdout, or to a file through a temporary name renamed at the end."""
-    if output is None:
-        out = app_ctx.streams.stdout
-        for chunk in chunks:
-            out.write(chunk)
-        out.flush()
-        return
-    import os
-
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        os.fchmod(fd, mode)  # the umask must not loosen an owner-only backup
-        with open(fd, "wb") as raw:
-            if output.name.endswith(".gz"):
-                import gzip
-
-                with gzip.GzipFile(filename=output.name[:-3], mode="wb", fileobj=raw) as zipped:
-                    _copy(chunks, zipped)
-            else:
-                _copy(chunks, raw)
-        os.replace(tmp, output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(
-            f"Cannot write {output}: {exc.strerror}.", "Check the --output path."
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _copy(chunks: "Iterator[str]", sink: Any) -> None:
-    pending: list[str] = []
-    size = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        size += len(chunk)
-        if size > 1 << 20:
-            sink.write("".join(pending).encode("utf-8"))
-            pending, size = [], 0
-    sink.write("".join(pending).encode("utf-8"))
-
-
 @app.command("import")
 def import_(
     ctx: typer.Context,
@@ -262,48 +196,17 @@ def import_(
     Ids are global, so calls already here (or pruned from here) are skipped, never
     counted twice: importing the same file again changes nothing.
     """
-    from ..ledger.file_formats import FormatError, decode_jsonl
+    from ..ledger.exchange import import_source, open_import
     from ..ledger.store import ImportStopped
 
     app_ctx = app_context(ctx)
-    name = "stdin" if file == "-" else file
-    lines = _lines(app_ctx, file)
-
-    def parsed(batch: "list[tuple[int, str]]") -> "Iterator[Any]":
-        for number, line in batch:
-            try:
-                yield decode_jsonl(line)
-            except FormatError as exc:
-                raise UsageError(
-                    f"{name} line {number} {exc}.",
-                    "Fix or remove that line and import again: calls already imported are skipped.",
-                ) from None
-
-    def rows() -> "Iterator[Any]":
-        # Lines of calls the ledger already holds are counted, not parsed: importing
-        # the same backup again (or another machine's whole ledger daily) reads ids only.
-        known = _KnownIds(db_path)
-        batch: list[tuple[int, str]] = []
-        for number, line in lines:
-            if line.strip():
-                batch.append((number, line))
-                if len(batch) >= 2000:
-                    yield from known.skip(batch, parsed)
-                    batch = []
-        yield from known.skip(batch, parsed)
-        known.close()
-
+    source = open_import(file, app_ctx.streams.stdin)  # before the ledger: a typo creates nothing
+    name = source.name
     ledger = app_ctx.ledger()
     assert ledger is not None
-    db_path = ledger.path
     progress = Progress(app_ctx, "read")
     try:
-        counts = ledger.import_rows(
-            rows(),
-            chunk=IMPORT_CHUNK,
-            progress=lambda c: progress(sum(c)),
-            parallel=_big_file(file),
-        )
+        counts = import_source(ledger, source, progress=lambda c: progress(sum(c)))
     except ImportStopped as stopped:
         # What came before the failure is in the ledger: say how much, then why it stopped.
         progress.done()
@@ -322,105 +225,12 @@ def import_(
     app_ctx.err(f"tokencli: {_summary(counts, name)}.")
 
 
-class _KnownIds:
-    """Reads which exported ids a ledger has, on a read-only connection of its own
-    (opened where the rows are read: in the reader process when there is one)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn: Any = None
-
-    def skip(self, batch: "list[tuple[int, str]]", parsed: Any) -> "Iterator[Any]":
-        from ..ledger.file_formats import EXPORTED_ID
-        from ..ledger.store import Known
-        from ..ledger.transfer import known_ids
-
-        if not batch:
-            return
-        if self.conn is None:
-            import sqlite3
-
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60)
-        ids = [match.group(1) if (match := EXPORTED_ID.match(line)) else None for _, line in batch]
-        present, pruned = known_ids(self.conn, [i for i in ids if i is not None])
-        if not present and not pruned:
-            yield from parsed(batch)
-            return
-        for (number, line), call_id in zip(batch, ids, strict=True):
-            if call_id in present:
-                yield Known(present=1)
-            elif call_id in pruned:
-                yield Known(pruned=1)
-            else:
-                yield from parsed([(number, line)])
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
 def _summary(counts: Any, name: str) -> str:
     return (
         f"imported {_calls(counts.inserted)} from {name}"
         + (f"; {counts.skipped:,} already in the ledger" if counts.skipped else "")
         + (f"; {counts.pruned:,} pruned from it before, left out" if counts.pruned else "")
     )
-
-
-def _big_file(file: str) -> bool:
-    """Whether reading FILE is worth a second process (see ledger.staging)."""
-    import os
-
-    try:
-        return file != "-" and os.stat(file).st_size >= PARALLEL_FROM_BYTES
-    except OSError:
-        return False
-
-
-def _lines(app_ctx: "AppContext", file: str) -> "Iterator[tuple[int, str]]":
-    """Numbered text lines of FILE (or stdin), gunzipped when it is gzip."""
-    if file == "-":
-        stream: Any = app_ctx.streams.stdin
-        source: Any = getattr(stream, "buffer", stream)
-    else:
-        try:
-            source = open(file, "rb")  # noqa: SIM115 - closed by the generator below
-        except OSError as exc:
-            raise UsageError(
-                f"Cannot read {file}: {exc.strerror}.", "Give the path of a 'ledger export' file."
-            ) from None
-        if source.peek(2)[:2] == b"\x1f\x8b":
-            import gzip
-
-            source = gzip.GzipFile(fileobj=source, mode="rb")
-    return _decoded(source, "stdin" if file == "-" else file)
-
-
-def _decoded(source: Any, name: str) -> "Iterator[tuple[int, str]]":
-    import gzip
-    import zlib
-
-    number = 0
-    try:
-        for number, raw in enumerate(source, 1):
-            if isinstance(raw, str):
-                yield number, raw
-                continue
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(
-                    f"{name} line {number} is not UTF-8 text.",
-                    "Give the JSON lines file that 'ledger export' wrote.",
-                ) from None
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise UsageError(
-            f"Cannot read {name} after line {number}: {exc}.",
-            "The file is damaged or cut short; export it again.",
-        ) from None
-    finally:
-        if hasattr(source, "close") and name != "stdin":
-            source.close()
 
 
 @app.command("prune")

@@ -91,7 +91,7 @@ def report(
     # No ledger yet: an empty report, from an empty ledger in memory.
     ledger = app_ctx.ledger(create=False) or Ledger.open_memory()
     result = build_report(
-        ledger.conn,
+        ledger,
         period,
         zone_,
         by=dims,

@@ -9,13 +9,13 @@ a hundredth of a cent, as an estimate should be.
 from __future__ import annotations
 
 import calendar
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import NamedTuple
 
+from ..ledger.reads import LedgerReader
 from ..ledger.report_queries import Filters
 from ..settings.loader import Budget, Currencies
 from . import forecast
@@ -85,7 +85,7 @@ class _Clock(NamedTuple):
 
 
 def _series(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     clock: _Clock,
     dims: Sequence[str],
     flt: Filters,
@@ -97,7 +97,7 @@ def _series(
     period = Period(local_midnight(clock.history_start, clock.tz), end, "", "")
     days = (clock.today - clock.history_start).days + 1
     out: dict[tuple[str, ...], list[Decimal]] = {}
-    for row in time_sums(conn, period, clock.tz, "day", dims, flt):
+    for row in time_sums(ledger, period, clock.tz, "day", dims, flt):
         index = (date.fromisoformat(row.label) - clock.history_start).days
         if not 0 <= index < days:
             continue
@@ -164,7 +164,7 @@ def budget_window(period: str, today: date) -> tuple[date, date, str]:
 
 def _budget_outlook(
     budget: Budget,
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     clock: _Clock,
     currencies: Currencies,
     unconverted: set[str],
@@ -178,7 +178,7 @@ def _budget_outlook(
         rate = currencies.rates[budget.currency]
     money = _Money(currencies)
     flt = Filters(budget.provider, budget.model, budget.project, budget.tags)
-    series = _series(conn, clock, (), flt, money).get(
+    series = _series(ledger, clock, (), flt, money).get(
         (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
     )
     unconverted |= money.unconverted
@@ -214,7 +214,7 @@ def _budget_outlook(
 
 
 def build_forecast(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     *,
     now: datetime,
     tz: tzinfo,
@@ -227,7 +227,7 @@ def build_forecast(
     days_in_month = calendar.monthrange(clock.today.year, clock.today.month)[1]
     money = _Money(currencies)
     empty = [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
-    total_series = _series(conn, clock, (), flt, money).get((), empty)
+    total_series = _series(ledger, clock, (), flt, money).get((), empty)
     result = Forecast(
         month=f"{clock.today:%Y-%m}",
         tz=zone_name(tz),
@@ -239,14 +239,14 @@ def build_forecast(
         by=tuple(by),
     )
     if by:
-        grouped = _series(conn, clock, by, flt, money)
+        grouped = _series(ledger, clock, by, flt, money)
         result.groups = sorted(
             (_month_projection(k, s, clock, days_in_month) for k, s in grouped.items() if any(s)),
             key=lambda p: (-p.expected, p.key),
         )
     unconverted = set(money.unconverted)
     for budget in budgets:
-        outlook = _budget_outlook(budget, conn, clock, currencies, unconverted)
+        outlook = _budget_outlook(budget, ledger, clock, currencies, unconverted)
         if outlook is not None:
             result.budgets.append(outlook)
     result.unconverted = sorted(unconverted)

@@ -1,15 +1,15 @@
 """Building a report from the ledger: sums, conversion to one currency, sections.
 
-All reading goes through `ledger.report_queries` (rollups plus raw edges);
-this module turns its integer sums into `Decimal` money in the report's
-currency and assembles the sections. Currencies without a configured rate are
-left out of money totals and named in `Report.unconverted`, never guessed.
+All reading goes through a `LedgerReader` (the ledger's report queries:
+rollups plus raw edges); this module turns its integer sums into `Decimal`
+money in the report's currency and assembles the sections. Currencies
+without a configured rate are left out of money totals and named in
+`Report.unconverted`, never guessed.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -17,18 +17,8 @@ from decimal import Decimal
 
 from ..errors import UsageError
 from ..ledger import format_ts
-from ..ledger.report_queries import (
-    Filters,
-    Segment,
-    SumRow,
-    hour_of_day_totals,
-    latency_histograms,
-    percentile,
-    pruned_until,
-    sums,
-    sums_by_local,
-    top_calls,
-)
+from ..ledger.reads import LedgerReader
+from ..ledger.report_queries import Filters, Segment, SumRow, percentile
 from ..money import from_picos
 from ..settings.loader import Currencies
 from .model import (
@@ -169,7 +159,7 @@ def _label(local_epoch: int, dim: str) -> str:
 
 
 def time_sums(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     period: Period,
     tz: tzinfo,
     dim: str,
@@ -178,9 +168,9 @@ def time_sums(
 ) -> list[SumRow]:
     """Sums per local hour/day/week/month: the hourly fast path when it applies, else segments."""
     unit = 3600 if dim == "hour" else 86400
-    hourly = sums_by_local(conn, period.start, period.end, tz, unit, other, flt)
+    hourly = ledger.local_sums(period.start, period.end, tz, unit, other, flt)
     if hourly is None:
-        return sums(conn, time_segments(period, dim, tz), other, flt)
+        return ledger.segment_sums(time_segments(period, dim, tz), other, flt)
     merged: dict[tuple[str, tuple[str, ...], str], dict[str, int]] = {}
     for row in hourly:
         key = (_label(int(row.label), dim), row.key, row.currency)
@@ -203,7 +193,7 @@ def _whole(period: Period) -> list[Segment]:
 
 
 def build_report(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     period: Period,
     tz: tzinfo,
     *,
@@ -218,16 +208,18 @@ def build_report(
     time_dim = next((d for d in by if d in TIME_DIMENSIONS), None)
     other = tuple(d for d in by if d not in TIME_DIMENSIONS)
     if time_dim:
-        rows = time_sums(conn, period, tz, time_dim, other, flt)
+        rows = time_sums(ledger, period, tz, time_dim, other, flt)
     else:
-        rows = sums(conn, _whole(period), other, flt)
+        rows = ledger.segment_sums(_whole(period), other, flt)
     totals = money.totals(rows)
 
     previous_period_ = previous_totals = None
     previous_by_key: dict[tuple[str, ...], Decimal] = {}
     if compare:
         previous_period_ = previous_period(period, tz)
-        previous_rows = sums(conn, _whole(previous_period_), other if not time_dim else (), flt)
+        previous_rows = ledger.segment_sums(
+            _whole(previous_period_), other if not time_dim else (), flt
+        )
         previous_totals = money.totals(previous_rows)
         if not time_dim:
             for row in previous_rows:
@@ -253,7 +245,7 @@ def build_report(
             groups.sort(key=lambda g: (-g.totals.cost, -g.totals.calls, g.key))
 
     daily_rows = (
-        rows if time_dim == "day" and not other else time_sums(conn, period, tz, "day", (), flt)
+        rows if time_dim == "day" and not other else time_sums(ledger, period, tz, "day", (), flt)
     )
     daily: dict[date, Decimal] = {}
     for row in daily_rows:
@@ -269,54 +261,52 @@ def build_report(
         previous_period=previous_period_,
         previous=previous_totals,
         daily=sorted(daily.items()),
-        top_calls=_top_calls(conn, period, flt, money, top, totals.calls),
-        models=_models(conn, period, flt, money),
-        busiest_hours=_busiest_hours(conn, period, flt, money, tz),
+        top_calls=_top_calls(ledger, period, flt, money, top, totals.calls),
+        models=_models(ledger, period, flt, money),
+        busiest_hours=_busiest_hours(ledger, period, flt, money, tz),
         unconverted=sorted(money.unconverted),
         generated_at=now or datetime.now(UTC),
-        pruned_until=_pruned_within(conn, period),
+        pruned_until=_pruned_within(ledger, period),
     )
 
 
-def _pruned_within(conn: sqlite3.Connection, period: Period) -> str | None:
-    until = pruned_until(conn)
+def _pruned_within(ledger: LedgerReader, period: Period) -> str | None:
+    until = ledger.pruned_until()
     return until if until is not None and until > format_ts(period.start) else None
 
 
 def _top_calls(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, n: int, calls: int
+    ledger: LedgerReader, period: Period, flt: Filters, money: _Money, n: int, calls: int
 ) -> list[TopCall]:
     if n <= 0 or not calls:
         return []
     found = [
         TopCall(
-            id=r["id"],
-            ts=r["ts"],
-            provider=r["provider"],
-            model=r["model"],
-            project=r["project"],
-            status=r["status"],
-            input_tokens=r["input_tokens"],
-            output_tokens=r["output_tokens"],
-            cost=money.convert(r["cost_pico"], r["currency"] or ""),
-            duration_ms=r["duration_ms"],
+            id=r.id,
+            ts=r.ts,
+            provider=r.provider,
+            model=r.model,
+            project=r.project,
+            status=r.status,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            cost=money.convert(r.cost_pico, r.currency or ""),
+            duration_ms=r.duration_ms,
         )
         # Costs are ranked in their own currencies by SQL: read a few extra
         # so a CNY call worth more dollars than a USD one is not missed.
-        for r in top_calls(conn, period.start, period.end, flt, n * 3, calls)
+        for r in ledger.costliest_calls(period.start, period.end, flt, n * 3, calls)
     ]
     found.sort(key=lambda c: (-c.cost, c.ts))
     return found[:n]
 
 
-def _models(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money
-) -> list[ModelStats]:
-    rows = sums(conn, _whole(period), ("provider", "model"), flt)
+def _models(ledger: LedgerReader, period: Period, flt: Filters, money: _Money) -> list[ModelStats]:
+    rows = ledger.segment_sums(_whole(period), ("provider", "model"), flt)
     per_model: dict[tuple[str, str], list[SumRow]] = {}
     for row in rows:
         per_model.setdefault((row.key[0], row.key[1]), []).append(row)
-    hist = latency_histograms(conn, period.start, period.end, flt)
+    hist = ledger.latency_histograms(period.start, period.end, flt)
     stats = []
     for (provider, model), members in per_model.items():
         t = money.totals(members)
@@ -340,7 +330,7 @@ def _models(
 
 
 def _busiest_hours(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, tz: tzinfo
+    ledger: LedgerReader, period: Period, flt: Filters, money: _Money, tz: tzinfo
 ) -> list[HourStat]:
     """Calls and spend per local hour of the day, busiest first.
 
@@ -350,7 +340,7 @@ def _busiest_hours(
     calls: dict[int, int] = {}
     cost: dict[int, Decimal] = {}
     if flt == Filters():
-        for local, currency, n, picos in hour_of_day_totals(conn, period.start, period.end, tz):
+        for local, currency, n, picos in ledger.hour_of_day_totals(period.start, period.end, tz):
             calls[local] = calls.get(local, 0) + n
             cost[local] = cost.get(local, Decimal(0)) + money.convert(picos, currency)
     else:
@@ -362,7 +352,7 @@ def _busiest_hours(
             )
             for s in time_segments(period, "hour", tz)
         ]
-        for row in sums(conn, segments, (), flt):
+        for row in ledger.segment_sums(segments, (), flt):
             local = int(row.label)
             calls[local] = calls.get(local, 0) + row.sums["calls"]
             cost[local] = cost.get(local, Decimal(0)) + money.convert(

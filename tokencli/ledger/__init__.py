@@ -1,8 +1,18 @@
 """The ledger: one SQLite file. This package is the only code that speaks SQL.
 
-- `store`: opening (WAL, busy timeout, owner-only), migrations, writing and
-  reading calls;
-- `migrations`: the schema, as ordered append-only migrations.
+Its connection never leaves the package: the rest of tokencli calls the
+`Ledger`'s methods and the functions here, which take a `Ledger`.
+
+- `store`: opening (WAL, busy timeout, owner-only), writing and reading calls;
+- `migrations`: the schema, as ordered append-only migrations;
+- `rollups`: the hourly, daily and monthly totals kept beside the calls;
+- `reads` and `report_queries`: what reports and forecasts read (`LedgerReader`);
+- `exchange`, `file_formats`, `transfer`, `staging`: export and import as files;
+- `retention`: pruning old calls; `ratelimits`: the shared rate-limit state.
+
+A new table (top-ups, balance snapshots, alerts, prompt versions, ...) gets its
+own small module here, beside these: its migration in `migrations`, its reads
+and writes as functions taking a `Ledger` (as `retention` and `ratelimits` do).
 """
 
 from .store import (

@@ -20,7 +20,7 @@ def reserve(ledger: Ledger, key: str, cost: float, rate: float | None, now: floa
     """
     if not rate:
         # Nothing to book: a plain read, no write lock for the many calls without limits.
-        row = ledger.conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+        row = ledger._conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
         return max(float(row[0]) - now, 0.0) if row else 0.0
     with ledger.write() as conn:
         row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()

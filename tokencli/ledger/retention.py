@@ -28,11 +28,11 @@ class PruneCounts(NamedTuple):
 
 def prunable(ledger: Ledger, cutoff: str) -> PruneCounts:
     """What pruning calls older than `cutoff` (a ledger timestamp) would delete."""
-    count, first, last = ledger.conn.execute(
+    count, first, last = ledger._conn.execute(
         "SELECT count(*), min(ts), max(ts) FROM calls WHERE ts < ? AND status != 'pending'",
         (cutoff,),
     ).fetchone()
-    pending = ledger.conn.execute(
+    pending = ledger._conn.execute(
         "SELECT count(*) FROM calls WHERE ts < ? AND status = 'pending'", (cutoff,)
     ).fetchone()[0]
     return PruneCounts(int(count), first, last, int(pending))
@@ -47,7 +47,7 @@ def prune(
 ) -> PruneCounts:
     """Delete finished calls older than `cutoff`, with their texts and tags, in chunks."""
     plan = prunable(ledger, cutoff)
-    conn = ledger.conn
+    conn = ledger._conn
     # Whole rows: the quarter-hour totals are summed from this copy, read in order,
     # rather than by looking each call up again.
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed AS SELECT * FROM main.calls WHERE 0")
@@ -76,5 +76,5 @@ def prune(
 
 def vacuum(ledger: Ledger) -> None:
     """Give the freed pages back to the file system (rewrites the file; needs a moment alone)."""
-    ledger.conn.execute("VACUUM")
-    ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ledger._conn.execute("VACUUM")
+    ledger._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

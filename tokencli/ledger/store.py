@@ -36,6 +36,7 @@ from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
 from . import rollups
 from .migrations import MIGRATION_SET, MIGRATIONS
+from .reads import ReportReads
 
 BUSY_TIMEOUT_S = 60.0
 STATUSES = ("pending", "ok", "error", "interrupted", "blocked", "cached")
@@ -256,10 +257,13 @@ class CallFilter:
 # ------------------------------------------------------------------- ledger
 
 
-class Ledger:
+class Ledger(ReportReads):
+    """The ledger file. Its connection stays inside this package: callers use its
+    methods (reports and forecasts read through `reads.LedgerReader`)."""
+
     def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
-        self.conn = conn
+        self._conn = conn
         self.path = path
 
     # ---------------------------------------------------------------- opening
@@ -302,17 +306,21 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
+
+    def optimize(self) -> None:
+        """Let SQLite refresh its query planner's statistics (after a bulk import)."""
+        self._conn.execute("PRAGMA optimize")
 
     def _configure(self) -> None:
-        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         # journal_mode is persistent: only the first process to open the file
         # switches it, and racing first openers retry on "locked".
-        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             for attempt in range(50):
                 try:
-                    self.conn.execute("PRAGMA journal_mode = WAL")
+                    self._conn.execute("PRAGMA journal_mode = WAL")
                     break
                 except sqlite3.OperationalError as exc:
                     if "locked" not in str(exc) or attempt == 49:
@@ -320,13 +328,13 @@ class Ledger:
                     import time
 
                     time.sleep(0.05)
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _applied_count(self) -> int:
         try:
             return int(
-                self.conn.execute(
+                self._conn.execute(
                     "SELECT count(*) FROM _sqlite_migrations WHERE migration_set = ?",
                     (MIGRATION_SET,),
                 ).fetchone()[0]
@@ -343,7 +351,7 @@ class Ledger:
         migrations = Migrations(MIGRATION_SET)
         for name, function in MIGRATIONS:
             migrations(name=name)(function)
-        db = Database(self.conn, execute_plugins=False)
+        db = Database(self._conn, execute_plugins=False)
         # One writer migrates; the others wait on the lock, then find nothing pending.
         with self.write():
             migrations.apply(db)
@@ -357,15 +365,15 @@ class Ledger:
         `BEGIN IMMEDIATE` waits (busy timeout) for the lock instead of failing
         later when a deferred read would have to be upgraded.
         """
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            yield self._conn
         except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            self._conn.execute("COMMIT")
 
     def insert_call(self, call: Call) -> None:
         """Write a whole call: the pending row before a request, or a finished one."""
@@ -457,9 +465,9 @@ class Ledger:
         return total
 
     def _staging_table(self) -> None:
-        self.conn.execute("PRAGMA temp_store = MEMORY")
+        self._conn.execute("PRAGMA temp_store = MEMORY")
         columns = ", ".join(f"{c}{' PRIMARY KEY' if c == 'id' else ''}" for c in IMPORT_COLUMNS)
-        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming ({columns})")
+        self._conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming ({columns})")
 
     def _stage_rows(self, batch: list[Sequence[Any]]) -> None:
         marks = ", ".join("?" for _ in IMPORT_COLUMNS)
@@ -471,17 +479,17 @@ class Ledger:
     @contextlib.contextmanager
     def _temp_only(self) -> Iterator[sqlite3.Connection]:
         """A transaction that writes the temp database only: the ledger is not locked."""
-        self.conn.execute("BEGIN")
+        self._conn.execute("BEGIN")
         try:
-            yield self.conn
+            yield self._conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        self._conn.execute("COMMIT")
 
     def _stage_from(self, path: Path, table: str) -> None:
         """Copy a chunk another process staged into temp.incoming (no per-value binding)."""
-        conn = self.conn
+        conn = self._conn
         conn.execute("ATTACH DATABASE ? AS staging", (str(path),))
         try:
             with self._temp_only():
@@ -551,7 +559,7 @@ class Ledger:
         A process killed outright (kill -9, power loss) never finished its row;
         the request may have been paid for, so the row stays, marked.
         """
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "SELECT id, pid, ts FROM calls WHERE status = 'pending' AND host = ?", (host,)
         ).fetchall()
         # A day-old pending call is abandoned whatever its pid says: pids get reused.
@@ -596,7 +604,7 @@ class Ledger:
         )
         join = " LEFT JOIN call_texts t ON t.call_id = c.id" if with_text else ""
         sql = f"{select} FROM calls c{join}{where} ORDER BY c.ts DESC, c.id DESC LIMIT ?"
-        rows = self.conn.execute(sql, (*args, limit)).fetchall()
+        rows = self._conn.execute(sql, (*args, limit)).fetchall()
         return [_row_to_call(r, with_text) for r in rows]
 
     def get_call(self, id_prefix: str) -> Call:
@@ -606,7 +614,7 @@ class Ledger:
                 f"Call id {id_prefix!r} is too short.",
                 "Give at least 4 characters of an id from 'tokencli logs'.",
             )
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             """
             SELECT c.*, t.system_text, t.prompt_text, t.response_text
             FROM calls c LEFT JOIN call_texts t ON t.call_id = c.id
@@ -627,7 +635,7 @@ class Ledger:
 
     def cached_answer(self, cache_key: str, not_before: str | None = None) -> Call | None:
         """The newest successful call with this request key whose text was kept."""
-        row = self.conn.execute(
+        row = self._conn.execute(
             """
             SELECT c.*, t.system_text, t.prompt_text, t.response_text
             FROM calls c JOIN call_texts t ON t.call_id = c.id
@@ -640,7 +648,7 @@ class Ledger:
 
     def batch_results(self, batch_id: str) -> dict[str, Call]:
         """The latest finished call of each item of a batch (a rerun's skip list)."""
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             """
             SELECT c.*, t.system_text, t.prompt_text, t.response_text
             FROM calls c LEFT JOIN call_texts t ON t.call_id = c.id
@@ -652,7 +660,7 @@ class Ledger:
         return {row["batch_item"]: _row_to_call(row, True) for row in rows}
 
     def count_calls(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM calls").fetchone()[0])
 
 
 def where_sql(flt: CallFilter) -> tuple[str, list[Any]]:
