@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,41 @@ def test_only_cli_imports_typer_and_rich():
         if "cli" not in path.relative_to(PACKAGE).parts
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+SQL_MODULES = {"sqlite3", "sqlite_utils"}
+# A ledger's connection, or the write transaction that hands it out.
+_CONNECTION = re.compile(r"\._?conn\b|\bledger\.write\(")
+
+
+def sql_doors(path: Path) -> list[str]:
+    """What in a module outside tokencli/ledger/ reaches SQL around the ledger's methods."""
+    found = sorted(_imports(path) & SQL_MODULES)
+    found += _CONNECTION.findall(path.read_text())
+    return found
+
+
+def test_only_the_ledger_speaks_sql():
+    offenders = {
+        str(path.relative_to(PACKAGE)): doors
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] != "ledger" and (doors := sql_doors(path))
+    }
+    assert offenders == {}
+
+
+def test_the_sql_boundary_check_bites(tmp_path):
+    module = tmp_path / "reporting.py"
+    module.write_text(
+        "import sqlite3\n"
+        "from sqlite_utils import Database\n"
+        "rows = ledger.conn.execute('SELECT 1')\n"
+        "other = store._conn\n"
+        "with ledger.write() as c:\n"
+        "    pass\n"
+        "sys.stdout.write('fine'); ledger.connect_timeout = 1\n"
+    )
+    assert sql_doors(module) == ["sqlite3", "sqlite_utils", ".conn", "._conn", "ledger.write("]
 
 
 def test_core_works_without_the_cli_loaded(tmp_path):
