@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import write_config
 from tests.test_boundaries import imported_modules
 from tokencli.errors import ConfigError, ExitCode, ProviderError, ProviderUnavailable
-from tokencli.providers import http
 from tokencli.providers.base import (
     ChatRequest,
     CountsTokens,
@@ -25,6 +24,7 @@ from tokencli.providers.base import (
     TokenTally,
     ValidatesRequests,
 )
+from tokencli.providers.http_base import HTTPProvider
 from tokencli.providers.registry import (
     COMMON_FIELDS,
     PRESETS,
@@ -181,7 +181,7 @@ def test_count_loads_no_network_or_model_library(home, model):
 # ------------------------------------------------------------ the HTTP skeleton
 
 
-class Talk(http.HTTPProvider):
+class Talk(HTTPProvider):
     """The smallest protocol: SSE items {"text": ...} until {"end": true}."""
 
     request_id_headers = ("x-trace-id",)

@@ -23,6 +23,7 @@ from .base import (
     TextDelta,
     UsageUpdate,
 )
+from .http_base import HTTPProvider, StreamState
 
 API_VERSION = "2023-06-01"
 _FINISH = {"end_turn": STOP, "stop_sequence": STOP, "max_tokens": LENGTH, "refusal": CONTENT_FILTER}
@@ -67,7 +68,7 @@ def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
     )
 
 
-class AnthropicProvider(http.HTTPProvider):
+class AnthropicProvider(HTTPProvider):
     request_id_headers = ("request-id",)
 
     def url(self, request: ChatRequest) -> str:
@@ -116,7 +117,7 @@ class AnthropicProvider(http.HTTPProvider):
         )
 
     def parse_event(
-        self, kind: str | None, data: Any, state: http.StreamState, request_id: str | None
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
     ) -> Iterator[Event]:
         if not isinstance(data, dict):
             return
@@ -144,6 +145,6 @@ class AnthropicProvider(http.HTTPProvider):
             raise http.classify(self.config.name, 0, http.dumps(data), request_id=request_id)
         # ping, content_block_start/stop and future event types: nothing to do.
 
-    def stream_complete(self, state: http.StreamState) -> bool:
+    def stream_complete(self, state: StreamState) -> bool:
         # A stop_reason without message_stop is still a cut stream.
         return state.done

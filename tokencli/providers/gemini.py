@@ -23,6 +23,7 @@ from .base import (
     TextDelta,
     UsageUpdate,
 )
+from .http_base import HTTPProvider, StreamState
 
 _FINISH = {
     "STOP": STOP,
@@ -48,7 +49,7 @@ def parse_usage(u: Mapping[str, Any]) -> Usage:
     )
 
 
-class GeminiProvider(http.HTTPProvider):
+class GeminiProvider(HTTPProvider):
     request_id_headers = ("x-goog-request-id",)
 
     def url(self, request: ChatRequest) -> str:
@@ -84,12 +85,12 @@ class GeminiProvider(http.HTTPProvider):
             raise http.bad_response_error(
                 self.config.name, "JSON that is not a response", request_id=request_id
             )
-        state = http.StreamState()
+        state = StreamState()
         yield from self._chunk(data, state, request_id)
         yield state.finished()
 
     def parse_event(
-        self, kind: str | None, data: Any, state: http.StreamState, request_id: str | None
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
     ) -> Iterator[Event]:
         if isinstance(data, list):  # a bare error array
             data = data[0] if data else {}
@@ -97,7 +98,7 @@ class GeminiProvider(http.HTTPProvider):
             yield from self._chunk(data, state, request_id)
 
     def _chunk(
-        self, data: Mapping[str, Any], state: http.StreamState, request_id: str | None
+        self, data: Mapping[str, Any], state: StreamState, request_id: str | None
     ) -> Iterator[Event]:
         """Events of one GenerateContentResponse; its finish and ids go into `state`."""
         if "error" in data:

@@ -31,6 +31,7 @@ from .base import (
     TextDelta,
     UsageUpdate,
 )
+from .http_base import HTTPProvider, StreamState
 from .registry import ProviderConfig
 
 _FINISH = {"stop": STOP, "length": LENGTH}
@@ -63,7 +64,7 @@ def durations(data: Mapping[str, Any]) -> dict[str, int]:
     return {f"{k}_ns": as_count(data[k]) for k in _DURATIONS if k in data}
 
 
-class OllamaProvider(http.HTTPProvider):
+class OllamaProvider(HTTPProvider):
     # No request ids; the stream is NDJSON, not SSE.
 
     def api_root(self, config: ProviderConfig) -> str:
@@ -110,24 +111,24 @@ class OllamaProvider(http.HTTPProvider):
             error.hint = f"Pull it first: ollama pull {request.model}"
 
     def stream_items(
-        self, response: httpx.Response, state: http.StreamState, request_id: str | None
+        self, response: httpx.Response, state: StreamState, request_id: str | None
     ) -> Iterator[tuple[str | None, Any]]:
         for data in http.iter_ndjson(response.iter_lines()):
             yield None, data
 
     def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
-        state = http.StreamState()
+        state = StreamState()
         yield from self._answer(data, state)
         if not state.done:
             raise http.bad_response_error(self.config.name, "an answer without done: true")
         yield state.finished()
 
     def parse_event(
-        self, kind: str | None, data: Any, state: http.StreamState, request_id: str | None
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
     ) -> Iterator[Event]:
         return self._answer(data, state)
 
-    def _answer(self, data: Any, state: http.StreamState) -> Iterator[Event]:
+    def _answer(self, data: Any, state: StreamState) -> Iterator[Event]:
         """One NDJSON line (or the whole answer); the `done` line completes `state`."""
         name = self.config.name
         if not isinstance(data, dict):

@@ -24,6 +24,7 @@ from .base import (
     TextDelta,
     UsageUpdate,
 )
+from .http_base import HTTPProvider, StreamState
 
 _FINISH = {"stop": STOP, "length": LENGTH, "content_filter": CONTENT_FILTER, "eos": STOP}
 
@@ -76,7 +77,7 @@ def _usage_event(u: Mapping[str, Any]) -> UsageUpdate:
     )
 
 
-class OpenAIProvider(http.HTTPProvider):
+class OpenAIProvider(HTTPProvider):
     request_id_headers = ("x-request-id", "request-id")
     done_marker = "[DONE]"
 
@@ -136,7 +137,7 @@ class OpenAIProvider(http.HTTPProvider):
         )
 
     def parse_event(
-        self, kind: str | None, data: Any, state: http.StreamState, request_id: str | None
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
     ) -> Iterator[Event]:
         if not isinstance(data, dict):
             return
