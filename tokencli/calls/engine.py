@@ -41,6 +41,7 @@ from ..providers.base import (
     ResponseStarted,
     TextDelta,
     UsageUpdate,
+    ValidatesRequests,
 )
 from ..providers.registry import ProviderConfig, load_protocol
 from ..redact import redact
@@ -228,9 +229,8 @@ class Engine:
         price_as = resolve_price_as(self.settings, target, opts.price_as)
         provider = self.provider_for(target.provider)
         request = build_request(self.settings, target, opts)
-        validate = getattr(provider, "validate", None)
-        if validate is not None:
-            validate(request)
+        if isinstance(provider, ValidatesRequests):
+            provider.validate(request)
         estimated_input = self._guard_input(target, request)
 
         use_cache = opts.cache if opts.cache is not None else target.provider.cache

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
-
 from ..calls.usage import Usage, as_count
 from . import http
 from .base import (
@@ -22,11 +20,10 @@ from .base import (
     ChatRequest,
     Event,
     Finished,
-    ResponseStarted,
     TextDelta,
     UsageUpdate,
 )
-from .registry import ProviderConfig
+from .http_base import HTTPProvider, StreamState
 
 API_VERSION = "2023-06-01"
 _FINISH = {"end_turn": STOP, "stop_sequence": STOP, "max_tokens": LENGTH, "refusal": CONTENT_FILTER}
@@ -71,22 +68,11 @@ def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
     )
 
 
-class AnthropicProvider:
-    def __init__(
-        self,
-        config: ProviderConfig,
-        api_key: str | None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        self.config = config
-        self.api_key = api_key
-        self.url = f"{(config.base_url or '').rstrip('/')}/v1/messages"
-        http.check_url_safety(config, self.url)
-        self.client = http.build_client(config, transport)
+class AnthropicProvider(HTTPProvider):
+    request_id_headers = ("request-id",)
 
-    def close(self) -> None:
-        self.client.close()
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.base}/v1/messages"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -108,25 +94,7 @@ class AnthropicProvider:
             headers["x-api-key"] = self.api_key
         return headers
 
-    def generate(self, request: ChatRequest) -> Iterator[Event]:
-        name = self.config.name
-        with (
-            http.transport_errors(name, self.url) as state,
-            self.client.stream(
-                "POST", self.url, json=self.body(request), headers=self.headers()
-            ) as response,
-        ):
-            request_id = response.headers.get("request-id")
-            state["request_id"] = request_id
-            http.raise_for_status(name, response, request_id)
-            state["started"] = "yes"
-            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-            if request.stream:
-                yield from self._stream(response, request_id)
-            else:
-                yield from self._whole(http.read_json(name, response, request_id), request_id)
-
-    def _whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
         name = self.config.name
         if not isinstance(data, dict):
             raise http.bad_response_error(name, "JSON that is not a message", request_id=request_id)
@@ -148,44 +116,35 @@ class AnthropicProvider:
             _FINISH.get(raw, raw) if raw else None, raw, data.get("model"), data.get("id")
         )
 
-    def _stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
-        name = self.config.name
-        usage: Usage | None = None
-        model = message_id = stop = None
-        stopped = False
-        for event in http.iter_sse(response.iter_lines()):
-            try:
-                data = http.loads(event.data)
-            except ValueError:
-                raise http.bad_response_error(
-                    name,
-                    f"a stream event that is not JSON ({event.data[:60]!r})",
-                    request_id=request_id,
-                ) from None
-            if not isinstance(data, dict):
-                continue
-            kind = data.get("type") or event.event
-            if kind == "message_start":
-                message = data.get("message") or {}
-                model, message_id = message.get("model"), message.get("id")
-                if isinstance(message.get("usage"), dict):
-                    usage = parse_usage(message["usage"])
-                    yield UsageUpdate(usage)
-            elif kind == "content_block_delta":
-                delta = data.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield TextDelta(str(delta["text"]))
-            elif kind == "message_delta":
-                stop = (data.get("delta") or {}).get("stop_reason") or stop
-                if isinstance(data.get("usage"), dict):
-                    usage = parse_usage(data["usage"], usage)
-                    yield UsageUpdate(usage)
-            elif kind == "message_stop":
-                stopped = True
-                break
-            elif kind == "error":
-                raise http.classify(name, 0, http.dumps(data), request_id=request_id)
-            # ping, content_block_start/stop and future event types: nothing to do.
-        if not stopped:
-            raise http.stream_cut_error(name, request_id=request_id)
-        yield Finished(_FINISH.get(stop, stop) if stop else None, stop, model, message_id)
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type") or kind
+        if kind == "message_start":
+            message = data.get("message") or {}
+            state.model, state.response_id = message.get("model"), message.get("id")
+            if isinstance(message.get("usage"), dict):
+                state.usage = parse_usage(message["usage"])
+                yield UsageUpdate(state.usage)
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                yield TextDelta(str(delta["text"]))
+        elif kind == "message_delta":
+            stop = (data.get("delta") or {}).get("stop_reason") or state.raw_finish
+            state.raw_finish = stop
+            state.finish = _FINISH.get(stop, stop) if stop else None
+            if isinstance(data.get("usage"), dict):
+                state.usage = parse_usage(data["usage"], state.usage)
+                yield UsageUpdate(state.usage)
+        elif kind == "message_stop":
+            state.done = True
+        elif kind == "error":
+            raise http.classify(self.config.name, 0, http.dumps(data), request_id=request_id)
+        # ping, content_block_start/stop and future event types: nothing to do.
+
+    def stream_complete(self, state: StreamState) -> bool:
+        # A stop_reason without message_stop is still a cut stream.
+        return state.done

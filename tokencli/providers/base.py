@@ -9,6 +9,12 @@ interruption (Ctrl-C, a cut stream) is still in the caller's hands:
 - `Finished` when the provider said the answer is complete.
 
 Failures are raised as `ProviderError`s; see `providers.http.classify`.
+
+What a provider can do beyond that is declared by the small capability
+protocols at the end (`ValidatesRequests`, `CountsTokens`, `ReportsBalance`,
+`ListsModels`): callers ask `isinstance(provider, CountsTokens)`, never
+`getattr`. Counting without building a provider (`tokencli count`, which must
+not import httpx) goes through the type's `counter` in `registry.TYPES`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from ..calls.usage import Usage
+from ..calls.usage import COUNTED, Usage
 from .registry import ProviderConfig
 
 # Normalized finish reasons; providers map theirs onto these.
@@ -88,3 +94,62 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- capabilities
+
+
+@dataclass(frozen=True)
+class TokenTally:
+    """The input tokens a request would cost, and how they were counted."""
+
+    tokens: int
+    method: str  # in words: "the mock provider's tokenizer"
+    source: str = COUNTED  # counted | estimated
+    notes: tuple[str, ...] = ()
+
+
+class TokenCounter(Protocol):
+    """Counts a request offline (`raw`: the prompt text alone, no chat framing)."""
+
+    def __call__(self, request: ChatRequest, raw: bool) -> TokenTally: ...
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What is left on an account, as the provider reports it."""
+
+    amount: Decimal
+    currency: str
+    # Granted (free) credit included in amount, when the provider says so.
+    granted: Decimal | None = None
+
+
+@runtime_checkable
+class ValidatesRequests(Protocol):
+    """Refuses a request it cannot serve before the call is recorded."""
+
+    def validate(self, request: ChatRequest) -> None:
+        """Raise ConfigError (or ProviderError) for a request that would fail."""
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """Counts a request's input tokens: an offline tokenizer or a count endpoint."""
+
+    def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally: ...
+
+
+@runtime_checkable
+class ReportsBalance(Protocol):
+    """Reports the account's remaining credit."""
+
+    def balance(self) -> Balance: ...
+
+
+@runtime_checkable
+class ListsModels(Protocol):
+    """Names the models it can answer with (without the provider prefix)."""
+
+    def list_models(self) -> list[str]: ...

@@ -12,8 +12,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from ..calls.usage import Usage, as_count
 from . import http
 from .base import (
@@ -22,12 +20,10 @@ from .base import (
     STOP,
     ChatRequest,
     Event,
-    Finished,
-    ResponseStarted,
     TextDelta,
     UsageUpdate,
 )
-from .registry import ProviderConfig
+from .http_base import HTTPProvider, StreamState
 
 _FINISH = {
     "STOP": STOP,
@@ -53,22 +49,8 @@ def parse_usage(u: Mapping[str, Any]) -> Usage:
     )
 
 
-class GeminiProvider:
-    def __init__(
-        self,
-        config: ProviderConfig,
-        api_key: str | None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        self.config = config
-        self.api_key = api_key
-        self.base = (config.base_url or "").rstrip("/")
-        http.check_url_safety(config, self.base)
-        self.client = http.build_client(config, transport)
-
-    def close(self) -> None:
-        self.client.close()
+class GeminiProvider(HTTPProvider):
+    request_id_headers = ("x-goog-request-id",)
 
     def url(self, request: ChatRequest) -> str:
         model = request.model.removeprefix("models/")
@@ -98,74 +80,41 @@ class GeminiProvider:
             headers["x-goog-api-key"] = self.api_key
         return headers
 
-    def generate(self, request: ChatRequest) -> Iterator[Event]:
-        name = self.config.name
-        url = self.url(request)
-        with (
-            http.transport_errors(name, url) as state,
-            self.client.stream(
-                "POST", url, json=self.body(request), headers=self.headers()
-            ) as response,
-        ):
-            request_id = response.headers.get("x-goog-request-id")
-            state["request_id"] = request_id
-            http.raise_for_status(name, response, request_id)
-            state["started"] = "yes"
-            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-            if request.stream:
-                yield from self._stream(response, request_id)
-            else:
-                data = http.read_json(name, response, request_id)
-                if not isinstance(data, dict):
-                    raise http.bad_response_error(
-                        name, "JSON that is not a response", request_id=request_id
-                    )
-                finish, finish_raw, meta = yield from self._chunk(data, request_id)
-                yield Finished(finish, finish_raw, meta[0], meta[1])
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+        if not isinstance(data, dict):
+            raise http.bad_response_error(
+                self.config.name, "JSON that is not a response", request_id=request_id
+            )
+        state = StreamState()
+        yield from self._chunk(data, state, request_id)
+        yield state.finished()
 
-    def _chunk(self, data: Mapping[str, Any], request_id: str | None):
-        """Events of one GenerateContentResponse; returns (finish, raw finish, (model, id))."""
-        name = self.config.name
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        if isinstance(data, list):  # a bare error array
+            data = data[0] if data else {}
+        if isinstance(data, dict):
+            yield from self._chunk(data, state, request_id)
+
+    def _chunk(
+        self, data: Mapping[str, Any], state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        """Events of one GenerateContentResponse; its finish and ids go into `state`."""
         if "error" in data:
-            raise http.classify(name, 0, http.dumps(data), request_id=request_id)
-        finish: str | None = None
-        raw: str | None = None
+            raise http.classify(self.config.name, 0, http.dumps(data), request_id=request_id)
         feedback = data.get("promptFeedback") or {}
         if feedback.get("blockReason"):
-            raw = str(feedback["blockReason"])
-            finish = CONTENT_FILTER
+            state.raw_finish = str(feedback["blockReason"])
+            state.finish = CONTENT_FILTER
         for candidate in (data.get("candidates") or [])[:1]:
             for part in (candidate.get("content") or {}).get("parts") or []:
                 if isinstance(part, dict) and part.get("text") and not part.get("thought"):
                     yield TextDelta(str(part["text"]))
             if candidate.get("finishReason"):
                 raw = str(candidate["finishReason"])
-                finish = _FINISH.get(raw, raw.lower())
+                state.raw_finish, state.finish = raw, _FINISH.get(raw, raw.lower())
         if isinstance(data.get("usageMetadata"), dict):
             yield UsageUpdate(parse_usage(data["usageMetadata"]))
-        return finish, raw, (data.get("modelVersion"), data.get("responseId"))
-
-    def _stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
-        name = self.config.name
-        finish = raw = model = response_id = None
-        for event in http.iter_sse(response.iter_lines()):
-            try:
-                data = http.loads(event.data)
-            except ValueError:
-                raise http.bad_response_error(
-                    name,
-                    f"a stream event that is not JSON ({event.data[:60]!r})",
-                    request_id=request_id,
-                ) from None
-            if isinstance(data, list):  # a bare error array
-                data = data[0] if data else {}
-            if not isinstance(data, dict):
-                continue
-            chunk_finish, chunk_raw, (chunk_model, chunk_id) = yield from self._chunk(
-                data, request_id
-            )
-            finish, raw = chunk_finish or finish, chunk_raw or raw
-            model, response_id = model or chunk_model, response_id or chunk_id
-        if finish is None:
-            raise http.stream_cut_error(name, request_id=request_id)
-        yield Finished(finish, raw, model, response_id)
+        state.model = state.model or data.get("modelVersion")
+        state.response_id = state.response_id or data.get("responseId")

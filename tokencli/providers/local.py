@@ -52,6 +52,7 @@ from .base import (
     Finished,
     ResponseStarted,
     TextDelta,
+    TokenTally,
     UsageUpdate,
 )
 from .registry import ProviderConfig
@@ -423,6 +424,11 @@ class LocalProvider:
     def validate(self, request: ChatRequest) -> None:
         """Load the model before the call is recorded (see the module docstring)."""
         self.loaded(request.model)
+
+    def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally:
+        from .local_tokens import count_request
+
+        return count_request(request, raw)
 
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         with self._generating:

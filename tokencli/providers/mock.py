@@ -27,6 +27,7 @@ from .base import (
     Finished,
     ResponseStarted,
     TextDelta,
+    TokenTally,
     UsageUpdate,
 )
 from .registry import ProviderConfig
@@ -123,6 +124,15 @@ def count_tokens(text: str) -> int:
     return len(tokenize(text))
 
 
+def count_request(request: ChatRequest, raw: bool) -> TokenTally:
+    """The mock's own count of a request (exact: it is what the mock bills)."""
+    if raw:
+        texts = [request.prompt_text]
+    else:
+        texts = ([request.system] if request.system else []) + [m.content for m in request.messages]
+    return TokenTally(sum(count_tokens(t) for t in texts), "the mock provider's tokenizer")
+
+
 def lorem(prompt: str, words: int) -> str:
     start = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big") % len(_LOREM)
     picked = [_LOREM[(start + i) % len(_LOREM)] for i in range(words)]
@@ -148,6 +158,12 @@ class MockProvider:
                 f"Unknown model {self.config.name}:{request.model}.",
                 "Known models: " + ", ".join(f"{self.config.name}:{m}" for m in MODELS) + ".",
             )
+
+    def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally:
+        return count_request(request, raw)
+
+    def list_models(self) -> list[str]:
+        return list(MODELS)
 
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         self.validate(request)

@@ -15,7 +15,7 @@ was cut.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -28,11 +28,10 @@ from .base import (
     STOP,
     ChatRequest,
     Event,
-    Finished,
-    ResponseStarted,
     TextDelta,
     UsageUpdate,
 )
+from .http_base import HTTPProvider, StreamState
 from .registry import ProviderConfig
 
 _FINISH = {"stop": STOP, "length": LENGTH}
@@ -65,22 +64,14 @@ def durations(data: Mapping[str, Any]) -> dict[str, int]:
     return {f"{k}_ns": as_count(data[k]) for k in _DURATIONS if k in data}
 
 
-class OllamaProvider:
-    def __init__(
-        self,
-        config: ProviderConfig,
-        api_key: str | None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        self.config = config
-        self.api_key = api_key
-        self.url = f"{api_root(config.base_url or 'http://localhost:11434')}/api/chat"
-        http.check_url_safety(config, self.url)
-        self.client = http.build_client(config, transport)
+class OllamaProvider(HTTPProvider):
+    # No request ids; the stream is NDJSON, not SSE.
 
-    def close(self) -> None:
-        self.client.close()
+    def api_root(self, config: ProviderConfig) -> str:
+        return api_root(config.base_url or "http://localhost:11434")
+
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.base}/api/chat"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages: list[dict[str, str]] = []
@@ -114,37 +105,31 @@ class OllamaProvider:
             headers["authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def generate(self, request: ChatRequest) -> Iterator[Event]:
-        name = self.config.name
-        try:
-            with (
-                http.transport_errors(name, self.url) as state,
-                self.client.stream(
-                    "POST", self.url, json=self.body(request), headers=self.headers()
-                ) as response,
-            ):
-                http.raise_for_status(name, response, None)
-                state["started"] = "yes"
-                yield ResponseStarted(headers=dict(response.headers))
-                if request.stream:
-                    yield from self._stream(http.iter_ndjson(response.iter_lines()))
-                else:
-                    yield from self._answer(http.read_json(name, response, None), whole=True)
-        except ProviderError as exc:
-            if exc.kind == "not_found" and "not found" in exc.message:
-                # Ollama's 404 is `model "x" not found, try pulling it first`.
-                exc.hint = f"Pull it first: ollama pull {request.model}"
-            raise
+    def refine_error(self, error: ProviderError, request: ChatRequest) -> None:
+        if error.kind == "not_found" and "not found" in error.message:
+            # Ollama's 404 is `model "x" not found, try pulling it first`.
+            error.hint = f"Pull it first: ollama pull {request.model}"
 
-    def _stream(self, lines: Iterator[Any]) -> Iterator[Event]:
-        for data in lines:
-            done = yield from self._answer(data, whole=False)
-            if done:
-                return
-        raise http.stream_cut_error(self.config.name)
+    def stream_items(
+        self, response: httpx.Response, state: StreamState, request_id: str | None
+    ) -> Iterator[tuple[str | None, Any]]:
+        for data in http.iter_ndjson(response.iter_lines()):
+            yield None, data
 
-    def _answer(self, data: Any, *, whole: bool) -> Generator[Event, None, bool]:
-        """One NDJSON line (or the whole answer); returns True on the `done` line."""
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+        state = StreamState()
+        yield from self._answer(data, state)
+        if not state.done:
+            raise http.bad_response_error(self.config.name, "an answer without done: true")
+        yield state.finished()
+
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        return self._answer(data, state)
+
+    def _answer(self, data: Any, state: StreamState) -> Iterator[Event]:
+        """One NDJSON line (or the whole answer); the `done` line completes `state`."""
         name = self.config.name
         if not isinstance(data, dict):
             raise http.bad_response_error(name, "JSON that is not an Ollama chat answer")
@@ -155,15 +140,11 @@ class OllamaProvider:
         if content:
             yield TextDelta(str(content))
         if not data.get("done"):
-            if whole:
-                raise http.bad_response_error(name, "an answer without done: true")
-            return False
+            return
         yield UsageUpdate(parse_usage(data))
         raw = data.get("done_reason")
-        yield Finished(
-            finish_reason=_FINISH.get(raw, raw) if raw else STOP,
-            raw_finish_reason=raw,
-            response_model=data.get("model"),
-            extra=durations(data),
-        )
-        return True
+        state.finish = _FINISH.get(raw, raw) if raw else STOP
+        state.raw_finish = raw
+        state.model = data.get("model")
+        state.extra = durations(data)
+        state.done = True

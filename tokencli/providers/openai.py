@@ -12,8 +12,6 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from ..calls.usage import Usage, as_count
 from . import http
 from .base import (
@@ -23,11 +21,10 @@ from .base import (
     ChatRequest,
     Event,
     Finished,
-    ResponseStarted,
     TextDelta,
     UsageUpdate,
 )
-from .registry import ProviderConfig
+from .http_base import HTTPProvider, StreamState
 
 _FINISH = {"stop": STOP, "length": LENGTH, "content_filter": CONTENT_FILTER, "eos": STOP}
 
@@ -80,22 +77,12 @@ def _usage_event(u: Mapping[str, Any]) -> UsageUpdate:
     )
 
 
-class OpenAIProvider:
-    def __init__(
-        self,
-        config: ProviderConfig,
-        api_key: str | None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        self.config = config
-        self.api_key = api_key
-        self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
-        http.check_url_safety(config, self.url)
-        self.client = http.build_client(config, transport)
+class OpenAIProvider(HTTPProvider):
+    request_id_headers = ("x-request-id", "request-id")
+    done_marker = "[DONE]"
 
-    def close(self) -> None:
-        self.client.close()
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.base}/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages: list[dict[str, str]] = []
@@ -121,25 +108,7 @@ class OpenAIProvider:
             headers["authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def generate(self, request: ChatRequest) -> Iterator[Event]:
-        name = self.config.name
-        with (
-            http.transport_errors(name, self.url) as state,
-            self.client.stream(
-                "POST", self.url, json=self.body(request), headers=self.headers()
-            ) as response,
-        ):
-            request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
-            state["request_id"] = request_id
-            http.raise_for_status(name, response, request_id)
-            state["started"] = "yes"
-            yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-            if request.stream:
-                yield from self._stream(response, request_id)
-            else:
-                yield from self._whole(http.read_json(name, response, request_id), request_id)
-
-    def _whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
         name = self.config.name
         if not isinstance(data, dict):
             raise http.bad_response_error(
@@ -167,48 +136,26 @@ class OpenAIProvider:
             response_id=data.get("id"),
         )
 
-    def _stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
-        name = self.config.name
-        finish: str | None = None
-        model: str | None = None
-        response_id: str | None = None
-        done = False
-        for event in http.iter_sse(response.iter_lines()):
-            if event.data.strip() == "[DONE]":
-                done = True
-                break
-            try:
-                chunk = http.loads(event.data)
-            except ValueError:
-                raise http.bad_response_error(
-                    name,
-                    f"a stream event that is not JSON ({event.data[:60]!r})",
-                    request_id=request_id,
-                ) from None
-            if not isinstance(chunk, dict):
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        if not isinstance(data, dict):
+            return
+        if data.get("error") or data.get("object") == "error":
+            raise http.classify(self.config.name, 0, http.dumps(data), request_id=request_id)
+        state.model = state.model or data.get("model")
+        state.response_id = state.response_id or data.get("id")
+        for choice in data.get("choices") or []:
+            if not isinstance(choice, dict):
                 continue
-            if chunk.get("error") or chunk.get("object") == "error":
-                raise http.classify(name, 0, http.dumps(chunk), request_id=request_id)
-            model = model or chunk.get("model")
-            response_id = response_id or chunk.get("id")
-            for choice in chunk.get("choices") or []:
-                if not isinstance(choice, dict):
-                    continue
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if content:
-                    yield TextDelta(str(content))
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-                if isinstance(choice.get("usage"), dict):  # Moonshot
-                    yield _usage_event(choice["usage"])
-            if isinstance(chunk.get("usage"), dict):
-                yield _usage_event(chunk["usage"])
-        if not done and finish is None:
-            raise http.stream_cut_error(name, request_id=request_id)
-        yield Finished(
-            finish_reason=_FINISH.get(finish, finish) if finish else None,
-            raw_finish_reason=finish,
-            response_model=model,
-            response_id=response_id,
-        )
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                yield TextDelta(str(content))
+            if choice.get("finish_reason"):
+                raw = choice["finish_reason"]
+                state.raw_finish, state.finish = raw, _FINISH.get(raw, raw)
+            if isinstance(choice.get("usage"), dict):  # Moonshot
+                yield _usage_event(choice["usage"])
+        if isinstance(data.get("usage"), dict):
+            yield _usage_event(data["usage"])

@@ -1,32 +1,25 @@
-"""Provider presets, the fields a `[providers.NAME]` table may set, and the
-registry of wire protocols.
+"""Provider presets, the provider types (wire protocols) and the fields a
+`[providers.NAME]` table may set.
 
-Importing this module is cheap: protocol modules (and httpx, torch) load only
-when a provider is built for a call.
+Importing this module is cheap: each type names its provider class and its
+offline token counter as "module:attribute", loaded only when a call (or a
+count) needs them, so httpx and torch stay off paths that do not call.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .base import Provider
+    from .base import Provider, TokenCounter
 
-# type → "module:Class". Built-ins register here the way a plugin would.
-PROTOCOLS: dict[str, str] = {
-    "openai": "tokencli.providers.openai:OpenAIProvider",
-    "anthropic": "tokencli.providers.anthropic:AnthropicProvider",
-    "gemini": "tokencli.providers.gemini:GeminiProvider",
-    "mock": "tokencli.providers.mock:MockProvider",
-    "ollama": "tokencli.providers.ollama:OllamaProvider",
-    "transformers": "tokencli.providers.local:LocalProvider",
-}
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -178,7 +171,7 @@ PRESETS: dict[str, ProviderConfig] = {
 }
 
 
-# ---------------------------------------------------------------- config fields
+# ------------------------------------------------- provider types and config fields
 
 
 @dataclass(frozen=True)
@@ -187,8 +180,111 @@ class FieldSpec:
     help: str
 
 
+@dataclass(frozen=True)
+class ProviderType:
+    """One wire protocol (or in-process backend): what it is called, the
+    settings only it understands, and where its code lives."""
+
+    name: str
+    # "module:Class" of the provider, imported when a provider is built for a call.
+    provider: str
+    # Settings only this type understands; they land in ProviderConfig.options.
+    fields: Mapping[str, FieldSpec] = field(default_factory=dict)
+    # "module:function" counting a request offline with the type's own tokenizer
+    # (a TokenCounter); None: counted by the model's name (see pricing.counting).
+    counter: str | None = None
+
+    def load(self) -> Callable[..., Provider]:
+        cls: Callable[..., Provider] = _attribute(self.provider)
+        return cls
+
+    def load_counter(self) -> TokenCounter | None:
+        if self.counter is None:
+            return None
+        counter: TokenCounter = _attribute(self.counter)
+        return counter
+
+
+def _attribute(target: str) -> Any:
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
+
+
+# Built-ins register here the way a plugin would.
+TYPES: dict[str, ProviderType] = {
+    t.name: t
+    for t in [
+        ProviderType("openai", "tokencli.providers.openai:OpenAIProvider"),
+        ProviderType("anthropic", "tokencli.providers.anthropic:AnthropicProvider"),
+        ProviderType("gemini", "tokencli.providers.gemini:GeminiProvider"),
+        ProviderType(
+            "mock",
+            "tokencli.providers.mock:MockProvider",
+            fields={"delay_ms": FieldSpec("int", "pause between streamed words, in milliseconds")},
+            counter="tokencli.providers.mock:count_request",
+        ),
+        ProviderType(
+            "ollama",
+            "tokencli.providers.ollama:OllamaProvider",
+            fields={
+                "num_ctx": FieldSpec("int", "context window Ollama allocates (options.num_ctx)"),
+                "keep_alive": FieldSpec(
+                    "str", "how long Ollama keeps the model loaded, e.g. 5m or 1h"
+                ),
+            },
+        ),
+        ProviderType(
+            "transformers",
+            "tokencli.providers.local:LocalProvider",
+            fields={
+                "device": FieldSpec(
+                    "str", "auto (CUDA, then MPS, then CPU), cuda, cuda:N, mps or cpu"
+                ),
+                "dtype": FieldSpec("str", "auto, bf16, fp16 or fp32"),
+                "quantize": FieldSpec("str", "8bit or 4bit (bitsandbytes); unset: no quantization"),
+                "trust_remote_code": FieldSpec(
+                    "bool", "run a model's own Python code (only if you trust it)"
+                ),
+            },
+            counter="tokencli.providers.local_tokens:count_request",
+        ),
+    ]
+}
+
+
+class _TypesView(Mapping[str, _V]):
+    """A live, read-only view of one attribute of every type in TYPES."""
+
+    def __init__(self, pick: Callable[[ProviderType], _V]) -> None:
+        self._pick = pick
+
+    def __getitem__(self, type_: str) -> _V:
+        return self._pick(TYPES[type_])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TYPES)
+
+    def __len__(self) -> int:
+        return len(TYPES)
+
+
+# For code that only needs names: type → "module:Class", type → its own fields.
+PROTOCOLS: Mapping[str, str] = _TypesView(lambda t: t.provider)
+TYPE_FIELDS: Mapping[str, Mapping[str, FieldSpec]] = _TypesView(lambda t: t.fields)
+
+
+def provider_type(type_: str) -> ProviderType:
+    found = TYPES.get(type_)
+    if found is None:
+        raise ConfigError(
+            f"Unknown provider type {type_!r}.",
+            f"Valid types: {', '.join(sorted(TYPES))}.",
+        )
+    return found
+
+
 COMMON_FIELDS: dict[str, FieldSpec] = {
-    "type": FieldSpec("str", "wire protocol: " + ", ".join(PROTOCOLS)),
+    "type": FieldSpec("str", "wire protocol: " + ", ".join(TYPES)),
     "base_url": FieldSpec("str", "API root, e.g. https://api.openai.com/v1 or a proxy"),
     "api_key_env": FieldSpec("str_list", "environment variable(s) holding the key"),
     "key_required": FieldSpec("bool", "refuse to call without a key"),
@@ -213,37 +309,14 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
     "max_input_tokens": FieldSpec("int", "refuse prompts larger than this before sending"),
 }
 
-# Settings that only one protocol understands.
-TYPE_FIELDS: dict[str, dict[str, FieldSpec]] = {
-    "mock": {
-        "delay_ms": FieldSpec("int", "pause between streamed words, in milliseconds"),
-    },
-    "ollama": {
-        "num_ctx": FieldSpec("int", "context window Ollama allocates (options.num_ctx)"),
-        "keep_alive": FieldSpec("str", "how long Ollama keeps the model loaded, e.g. 5m or 1h"),
-    },
-    "transformers": {
-        "device": FieldSpec("str", "auto (CUDA, then MPS, then CPU), cuda, cuda:N, mps or cpu"),
-        "dtype": FieldSpec("str", "auto, bf16, fp16 or fp32"),
-        "quantize": FieldSpec("str", "8bit or 4bit (bitsandbytes); unset: no quantization"),
-        "trust_remote_code": FieldSpec(
-            "bool", "run a model's own Python code (only if you trust it)"
-        ),
-    },
-}
+
+def fields_of(type_: str) -> dict[str, FieldSpec]:
+    """Every setting a `[providers.NAME]` table of this type may hold."""
+    return {**COMMON_FIELDS, **provider_type(type_).fields}
 
 
 def load_protocol(type_: str) -> Callable[..., Provider]:
-    target = PROTOCOLS.get(type_)
-    if target is None:
-        raise ConfigError(
-            f"Unknown provider type {type_!r}.",
-            f"Valid types: {', '.join(sorted(PROTOCOLS))}.",
-        )
-    module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(module_name)
-    cls: Callable[..., Provider] = getattr(module, class_name)
-    return cls
+    return provider_type(type_).load()
 
 
 def custom_provider(name: str, type_: str) -> ProviderConfig:

@@ -19,13 +19,12 @@ from typing import Any
 from ..errors import ConfigError
 from ..money import parse_amount
 from ..providers.registry import (
-    COMMON_FIELDS,
     PRESETS,
     PROTOCOLS,
-    TYPE_FIELDS,
     FieldSpec,
     ProviderConfig,
     custom_provider,
+    fields_of,
     with_overrides,
 )
 from . import tomlpos
@@ -356,7 +355,7 @@ def settings_from_doc(
         elif type_ != base.type:
             # A preset spoken through another protocol keeps its key variable and pricing.
             base = replace(base, type=type_)
-        specs = {**COMMON_FIELDS, **TYPE_FIELDS.get(type_, {})}
+        specs = fields_of(type_)
         values, found = check.fields(key_path, table, specs)
         if "currency" in values:
             values["currency"] = _currency_code(check, (*key_path, "currency"), values["currency"])

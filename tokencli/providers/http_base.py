@@ -1,0 +1,168 @@
+"""`HTTPProvider`: the skeleton every HTTP protocol fills in with its wire format.
+
+Imported only when a remote provider is built (it imports httpx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import ProviderError
+from .base import ChatRequest, Event, Finished, ResponseStarted
+from .http import (
+    bad_response_error,
+    build_client,
+    check_url_safety,
+    iter_sse,
+    loads,
+    raise_for_status,
+    read_json,
+    stream_cut_error,
+    transport_errors,
+)
+from .registry import ProviderConfig
+
+
+@dataclass
+class StreamState:
+    """What a stream has said so far, filled in by `HTTPProvider.parse_event`."""
+
+    finish: str | None = None  # normalized finish reason
+    raw_finish: str | None = None  # as the provider sent it
+    model: str | None = None
+    response_id: str | None = None
+    # The provider said the answer is complete (a terminator, a done line).
+    done: bool = False
+    # Protocol-specific memory between events (Anthropic's partial usage).
+    usage: Any = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def finished(self) -> Finished:
+        return Finished(self.finish, self.raw_finish, self.model, self.response_id, self.extra)
+
+
+class HTTPProvider:
+    """One POST per call, streamed or whole; subclasses state only their wire format.
+
+    `generate` opens the request, maps transport failures and error statuses
+    (with the request id and rate-limit headers), yields `ResponseStarted`,
+    then reads the answer through the hooks below: `parse_event` for each
+    stream item (SSE events decoded as JSON, unless `stream_items` is
+    overridden), `parse_whole` for a non-streamed body.
+    """
+
+    # Response headers holding the provider's request id, tried in order.
+    request_id_headers: tuple[str, ...] = ()
+    # An SSE data line that ends the stream (OpenAI's "[DONE]").
+    done_marker: str | None = None
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.config = config
+        self.api_key = api_key
+        self.base = self.api_root(config)
+        check_url_safety(config, self.base)
+        self.client = build_client(config, transport)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------ hooks
+
+    def api_root(self, config: ProviderConfig) -> str:
+        """The URL every request path hangs off."""
+        return (config.base_url or "").rstrip("/")
+
+    def url(self, request: ChatRequest) -> str:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]:
+        """Events of one stream item (`kind`: the SSE event name); updates `state`."""
+        raise NotImplementedError
+
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
+        """Events of a non-streamed answer, ending with `Finished`."""
+        raise NotImplementedError
+
+    def stream_complete(self, state: StreamState) -> bool:
+        """Whether a stream that ended here was whole (else it was cut)."""
+        return state.done or state.finish is not None
+
+    def refine_error(self, error: ProviderError, request: ChatRequest) -> None:
+        """Adjust a failure's message or hint for this protocol (in place)."""
+
+    def request_id(self, response: httpx.Response) -> str | None:
+        found: str | None = None
+        for name in self.request_id_headers:
+            found = found or response.headers.get(name)
+        return found
+
+    def stream_items(
+        self, response: httpx.Response, state: StreamState, request_id: str | None
+    ) -> Iterator[tuple[str | None, Any]]:
+        """(SSE event name, decoded JSON) of each event, until `done_marker`."""
+        for event in iter_sse(response.iter_lines()):
+            if self.done_marker is not None and event.data.strip() == self.done_marker:
+                state.done = True
+                return
+            try:
+                data = loads(event.data)
+            except ValueError:
+                raise bad_response_error(
+                    self.config.name,
+                    f"a stream event that is not JSON ({event.data[:60]!r})",
+                    request_id=request_id,
+                ) from None
+            yield event.event, data
+
+    # --------------------------------------------------------- template
+
+    def generate(self, request: ChatRequest) -> Iterator[Event]:
+        name = self.config.name
+        url = self.url(request)
+        try:
+            with (
+                transport_errors(name, url) as state,
+                self.client.stream(
+                    "POST", url, json=self.body(request), headers=self.headers()
+                ) as response,
+            ):
+                request_id = self.request_id(response)
+                state["request_id"] = request_id
+                raise_for_status(name, response, request_id)
+                state["started"] = "yes"
+                yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
+                if request.stream:
+                    yield from self._read_stream(response, request_id)
+                else:
+                    yield from self.parse_whole(read_json(name, response, request_id), request_id)
+        except ProviderError as exc:
+            self.refine_error(exc, request)
+            raise
+
+    def _read_stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
+        state = StreamState()
+        for kind, data in self.stream_items(response, state, request_id):
+            yield from self.parse_event(kind, data, state, request_id)
+            if state.done:
+                break
+        if not self.stream_complete(state):
+            raise stream_cut_error(self.config.name, request_id=request_id)
+        yield state.finished()
