@@ -49,10 +49,6 @@ class Result:
             return body
         return {"schema": self.schema, **body}
 
-    @property
-    def version(self) -> int:
-        return int(self.schema.rpartition("/")[2])
-
 
 def call_record(call: Call, *, text: str | None = None, with_text: bool = False) -> dict[str, Any]:
     """A recorded call as scripts read it: `run`, `logs show`, each element of `logs`."""
