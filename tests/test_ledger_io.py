@@ -40,6 +40,7 @@ from tokencli.window import retention_cutoff
 
 TABLES = (*ROLLUP_TABLES, *LATENCY_TABLES)
 ELSEWHERE = "elsewhere"  # not this host: a pending row stays pending when a ledger opens
+IMPORTED = {"schema": "tokencli.import/1"}  # the --json summary's first key
 
 
 # ------------------------------------------------------------------ helpers
@@ -365,7 +366,12 @@ def test_export_then_import_reproduces_every_row_and_rollup(cli, varied, tmp_pat
     dest = tmp_path / "dest.db"
     result = cli("--db", str(dest), "ledger", "import", str(backup), "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": len(finished), "skipped": 0, "pruned": 0}
+    assert json.loads(result.stdout) == {
+        **IMPORTED,
+        "inserted": len(finished),
+        "skipped": 0,
+        "pruned": 0,
+    }
     assert f"imported {len(finished)} calls from {backup}." in result.stderr
 
     assert snapshot(dest) == snapshot(source)
@@ -417,13 +423,13 @@ def test_importing_again_changes_nothing(cli, varied, tmp_path):
 
     again = cli("--db", str(dest), "ledger", "import", str(backup), "--json")
     assert again.exit_code == 0, again.stderr
-    assert json.loads(again.stdout) == {"inserted": 0, "skipped": n, "pruned": 0}
+    assert json.loads(again.stdout) == {**IMPORTED, "inserted": 0, "skipped": n, "pruned": 0}
     assert f"imported 0 calls from {backup}; {n} already in the ledger." in again.stderr
     assert snapshot(dest) == before
 
     # Into the source itself: every call is already there.
     into_source = cli("--db", str(source), "ledger", "import", str(backup), "--json")
-    assert json.loads(into_source.stdout) == {"inserted": 0, "skipped": n, "pruned": 0}
+    assert json.loads(into_source.stdout) == {**IMPORTED, "inserted": 0, "skipped": n, "pruned": 0}
     assert snapshot(source) == before
 
 
@@ -442,6 +448,7 @@ def test_partial_overlap_counts_both_kinds(cli, varied, tmp_path):
     second = cli("--db", str(dest), "ledger", "import", "-", "--json", input=everything)
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout) == {
+        **IMPORTED,
         "inserted": len(finished) - len(january),
         "skipped": len(january),
         "pruned": 0,
@@ -459,7 +466,7 @@ def test_an_id_repeated_in_one_file_is_inserted_once_first_copy_wins(cli, tmp_pa
     )
     result = cli("--db", str(dest), "ledger", "import", "-", "--json", input=text)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 2, "skipped": 1, "pruned": 0}
+    assert json.loads(result.stdout) == {**IMPORTED, "inserted": 2, "skipped": 1, "pruned": 0}
     assert query(
         dest, "SELECT model, input_tokens, cost_pico FROM calls WHERE id = ?", (record(1)["id"],)
     ) == [("first-copy", 5, 1_000_000_000)]
@@ -480,7 +487,7 @@ def test_an_id_repeated_far_apart_in_a_big_file_is_also_first_copy_wins(cli, tmp
     lines.append(jsonl(record(0, model="last-copy")))
     result = cli("--db", str(dest), "ledger", "import", "-", "--json", input="".join(lines))
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 20_000, "skipped": 1, "pruned": 0}
+    assert json.loads(result.stdout) == {**IMPORTED, "inserted": 20_000, "skipped": 1, "pruned": 0}
     assert query(dest, "SELECT model FROM calls WHERE id = ?", (record(0)["id"],)) == [
         ("first-copy",)
     ]
@@ -520,7 +527,7 @@ def test_a_bad_line_stops_the_import_after_the_lines_before_it(cli, tmp_path, re
     path.write_text("".join(good[:3]) + jsonl(record(99)) + "".join(good[3:]), "utf-8")
     result = cli("--db", str(dest), "ledger", "import", str(path), "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 3, "skipped": 3, "pruned": 0}
+    assert json.loads(result.stdout) == {**IMPORTED, "inserted": 3, "skipped": 3, "pruned": 0}
     assert len(ids(dest)) == 6
     ledger = Ledger.open(dest)
     assert ledger is not None
@@ -618,7 +625,7 @@ def test_an_empty_file_imports_nothing(cli, tmp_path):
         path.write_text(content, "utf-8")
         result = cli("--db", str(dest), "ledger", "import", str(path), "--json")
         assert result.exit_code == 0, result.stderr
-        assert json.loads(result.stdout) == {"inserted": 0, "skipped": 0, "pruned": 0}
+        assert json.loads(result.stdout) == {**IMPORTED, "inserted": 0, "skipped": 0, "pruned": 0}
         assert f"imported 0 calls from {path}." in result.stderr
     assert ids(dest) == []
 
@@ -1110,6 +1117,7 @@ def test_prune_dry_run_deletes_nothing(cli, home, pruneable):
     assert f"{n} calls recorded before 2026-04-15 (UTC) would be deleted (dry run)" in result.stderr
     result = cli("ledger", "prune", "--older-than", "2mo", "--dry-run", "--json")
     assert json.loads(result.stdout) == {
+        "schema": "tokencli.prune/1",
         "cutoff": CUTOFF,
         "dry_run": True,
         "would_delete": n,
@@ -1154,6 +1162,7 @@ def test_prune_deletes_old_finished_calls_and_keeps_every_total(cli, home, prune
     result = cli("ledger", "prune", "--older-than", "2mo", "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
+        "schema": "tokencli.prune/1",
         "cutoff": CUTOFF,
         "dry_run": False,
         "deleted": len(gone),
@@ -1237,6 +1246,7 @@ def test_importing_a_backup_after_pruning_skips_the_pruned_calls(
     result = cli("ledger", "import", str(backup), "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
+        **IMPORTED,
         "inserted": 0,
         "skipped": len(finished) - len(gone),
         "pruned": len(gone),
@@ -1255,7 +1265,7 @@ def test_importing_a_backup_after_pruning_skips_the_pruned_calls(
         currency="USD",
     )
     result = cli("ledger", "import", "-", "--json", input=jsonl(stranger))
-    assert json.loads(result.stdout) == {"inserted": 1, "skipped": 0, "pruned": 0}
+    assert json.loads(result.stdout) == {**IMPORTED, "inserted": 1, "skipped": 0, "pruned": 0}
     assert stranger["id"] in ids(db)
     after = json.loads(cli("report", "--month", "2026-02", "--tz", "UTC", "--json").stdout)
     assert after["totals"]["calls"] == report["totals"]["calls"] + 1
@@ -1401,7 +1411,12 @@ def test_interrupting_a_big_import_keeps_whole_chunks_and_resumes(
         timeout=120,
     )
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"inserted": n - kept, "skipped": kept, "pruned": 0}
+    assert json.loads(again.stdout) == {
+        **IMPORTED,
+        "inserted": n - kept,
+        "skipped": kept,
+        "pruned": 0,
+    }
     assert query(db, "SELECT count(*), sum(cost_pico) FROM calls")[0] == (n, n * 1_000_000)
     assert list(scratch.iterdir()) == []
 
@@ -1437,5 +1452,5 @@ def test_calls_already_here_are_counted_without_being_parsed(cli, varied, tmp_pa
     monkeypatch.setattr(exports, "decode_jsonl", counting)
     result = cli("--db", str(source), "ledger", "import", str(backup), "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 1, "skipped": n, "pruned": 0}
+    assert json.loads(result.stdout) == {**IMPORTED, "inserted": 1, "skipped": n, "pruned": 0}
     assert parsed == [extra]

@@ -8,7 +8,7 @@ import typer
 from ..errors import UsageError
 from .context import app_context
 from .options import JsonOpt
-from .output import Column, emit_json, render_table
+from .output import Column, emit_result, render_table
 
 app = typer.Typer(
     name="config",
@@ -51,7 +51,9 @@ def path(
     if which is not None:
         entries = [e for e in entries if e[0] == which.value]
     if json_out:
-        emit_json(app_ctx.streams, {name: {"path": p, "source": s} for name, p, s in entries})
+        from ..results import PathsResult
+
+        emit_result(app_ctx.streams, PathsResult(entries))
         return
     render_table(
         app_ctx.streams,
@@ -188,9 +190,9 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         )
 
     if json_out:
-        emit_json(
-            app_ctx.streams, [{"key": k, "value": _plain(v), "source": s} for k, v, s in rows]
-        )
+        from ..results import Setting, SettingList
+
+        emit_result(app_ctx.streams, SettingList([Setting(k, _plain(v), s) for k, v, s in rows]))
         return
     render_table(
         app_ctx.streams,

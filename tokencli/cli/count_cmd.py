@@ -1,12 +1,12 @@
 """`tokencli count`: offline token count and input-cost estimate for a text and a model."""
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .context import AppContext, app_context
 from .options import JsonOpt, ModelOpt
-from .output import emit_json
+from .output import emit_result
 
 if TYPE_CHECKING:
     from ..pricing.counting import TokenCount
@@ -46,22 +46,6 @@ def count(
     render_count(app_ctx, result, json_out)
 
 
-def count_json(result: "TokenCount") -> dict[str, Any]:
-    from ..money import decimal_str
-
-    return {
-        "provider": result.provider,
-        "model": result.model,
-        "input_tokens": result.input_tokens,
-        "usage_source": result.usage_source,
-        "method": result.method,
-        "cost": decimal_str(result.cost.amount),
-        "currency": result.cost.currency,
-        "price_source": result.cost.source,
-        "notes": list(result.notes),
-    }
-
-
 def count_lines(result: "TokenCount") -> list[str]:
     from ..money import format_money
 
@@ -77,7 +61,9 @@ def render_count(app_ctx: AppContext, result: "TokenCount", json_out: bool) -> N
     for note in result.notes:
         app_ctx.err(f"tokencli: {note}")
     if json_out:
-        emit_json(app_ctx.streams, count_json(result))
+        from ..results import CountResult
+
+        emit_result(app_ctx.streams, CountResult(result))
         return
     out = app_ctx.streams.stdout
     for line in count_lines(result):

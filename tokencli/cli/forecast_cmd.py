@@ -11,7 +11,7 @@ from .period_options import TagFilterOpt, TzOpt
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from ..insights.outlook import BudgetOutlook, Forecast, Projection
+    from ..insights.outlook import BudgetOutlook, Forecast
     from .context import Streams
 
 FORECAST_HELP = """Spend projected to the end of this month, and the day each budget runs out.
@@ -112,59 +112,12 @@ def forecast(
             "those amounts are left out. Add them under [currency] rates in the config."
         )
     if json_out:
-        from .output import emit_json
+        from ..results import ForecastResult
+        from .output import emit_result
 
-        emit_json(app_ctx.streams, forecast_to_dict(result))
+        emit_result(app_ctx.streams, ForecastResult(result))
     else:
         print_forecast(app_ctx.streams, result)
-
-
-def forecast_to_dict(result: "Forecast") -> dict[str, object]:
-    """The forecast as JSON: money as decimal strings, dates as YYYY-MM-DD."""
-
-    def projection(p: "Projection") -> dict[str, object]:
-        return {
-            "spent": p.spent,
-            "projected": p.expected,
-            "low": p.low,
-            "high": p.high,
-            "linear_burn": p.linear,
-            "method": p.method,
-        }
-
-    def outlook(b: "BudgetOutlook") -> dict[str, object]:
-        return {
-            "name": b.name,
-            "amount": b.amount,
-            "currency": b.currency,
-            "period": b.period,
-            "scope": b.scope,
-            "window": b.window,
-            "spent": b.spent,
-            "projected": b.expected,
-            "exceeded_on": b.exceeded_on.isoformat() if b.exceeded_on else None,
-            "runs_out_on": b.runs_out.isoformat() if b.runs_out else None,
-            "chance_runs_out": round(b.chance, 3),
-        }
-
-    return {
-        "version": 1,
-        "month": result.month,
-        "tz": result.tz,
-        "as_of": result.as_of,
-        "day": result.day,
-        "days_in_month": result.days_in_month,
-        "currency": result.currency,
-        "interval": 0.8,
-        "total": projection(result.total),
-        "by": list(result.by),
-        "groups": [
-            {"key": dict(zip(result.by, g.key, strict=True)), **projection(g)}
-            for g in result.groups
-        ],
-        "budgets": [outlook(b) for b in result.budgets],
-        "unconverted": result.unconverted,
-    }
 
 
 _METHODS = {

@@ -7,7 +7,7 @@ import typer
 from ..errors import UsageError
 from .context import app_context
 from .options import JsonOpt
-from .output import Column, emit_json, render_table
+from .output import Column, emit_result, render_table
 
 app = typer.Typer(
     name="keys",
@@ -72,7 +72,9 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             }
         )
     if json_out:
-        emit_json(app_ctx.streams, rows)
+        from ..results import KeyList, KeyState
+
+        emit_result(app_ctx.streams, KeyList([KeyState(**r) for r in rows]))
         return
     render_table(
         app_ctx.streams,

@@ -219,9 +219,10 @@ def import_(
         raise error from None  # its own exit code (130 for Ctrl-C or SIGTERM)
     progress.done()
     if json_out:
-        from .output import emit_json
+        from ..results import ImportResult
+        from .output import emit_result
 
-        emit_json(app_ctx.streams, counts._asdict())
+        emit_result(app_ctx.streams, ImportResult(*counts))
     app_ctx.err(f"tokencli: {_summary(counts, name)}.")
 
 
@@ -324,19 +325,10 @@ def _prune_result(
 ) -> None:
     if not json_out:
         return
-    from .output import emit_json
+    from ..results import PruneResult
+    from .output import emit_result
 
-    emit_json(
-        app_ctx.streams,
-        {
-            "cutoff": cutoff,
-            "dry_run": dry_run,
-            "would_delete" if dry_run else "deleted": plan.calls if dry_run and plan else deleted,
-            "oldest": plan.first_ts if plan else None,
-            "newest": plan.last_ts if plan else None,
-            "pending_kept": plan.pending_kept if plan else 0,
-        },
-    )
+    emit_result(app_ctx.streams, PruneResult(cutoff, dry_run, plan, deleted))
 
 
 def register(root: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from .options import (
     SinceOpt,
     UntilOpt,
 )
-from .output import Column, count, duration, emit_json, local_time, render_table
+from .output import Column, count, duration, emit_result, local_time, render_table
 
 app = typer.Typer(
     name="logs",
@@ -78,9 +78,9 @@ def logs(
     ledger = app_ctx.ledger(create=False)
     calls = ledger.list_calls(flt, limit=n, with_text=text) if ledger else []
     if json_out:
-        from .render import call_json
+        from ..results import CallList
 
-        emit_json(app_ctx.streams, [call_json(c, with_text=text) for c in calls])
+        emit_result(app_ctx.streams, CallList(calls, with_text=text))
         return
     if not calls:
         app_ctx.err(
@@ -129,7 +129,7 @@ def show(
 ) -> None:
     """Show one call: usage, cost, timing, error, and its texts."""
     from ..money import format_money
-    from .render import call_json
+    from ..results import CallResult
 
     app_ctx = app_context(ctx)
     ledger = app_ctx.ledger(create=False)
@@ -139,7 +139,7 @@ def show(
         )
     call = ledger.get_call(call_id)
     if json_out:
-        emit_json(app_ctx.streams, call_json(call, with_text=True))
+        emit_result(app_ctx.streams, CallResult(call, with_text=True))
         return
     u = call.usage
     lines = [

@@ -6,7 +6,7 @@ import typer
 
 from .context import app_context
 from .options import JsonOpt, ProviderFilterOpt
-from .output import Column, emit_json, render_table
+from .output import Column, emit_result, render_table
 
 MODELS_HELP = """Known models with prices per million tokens and the source of each price.
 
@@ -58,24 +58,9 @@ def models(
         rows = [r for r in rows if needle in r.model.lower()]
 
     if json_out:
-        emit_json(
-            app_ctx.streams,
-            [
-                {
-                    "provider": r.provider,
-                    "model": r.model,
-                    "input_per_mtok": decimal_str(r.input),
-                    "output_per_mtok": decimal_str(r.output),
-                    "cached_input_per_mtok": decimal_str(r.cached_input),
-                    "cache_write_per_mtok": decimal_str(r.cache_write),
-                    "currency": r.currency,
-                    "context_window": r.context_window,
-                    "source": r.source,
-                    "notes": r.notes.split(",") if r.notes else [],
-                }
-                for r in rows
-            ],
-        )
+        from ..results import ModelList
+
+        emit_result(app_ctx.streams, ModelList(rows))
         return
     if not rows:
         app_ctx.err("tokencli: no models match.")

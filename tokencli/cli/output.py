@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import Streams
+
+if TYPE_CHECKING:
+    from ..results import Result
 
 
 @dataclass(frozen=True)
@@ -16,16 +19,21 @@ class Column:
     justify: str = "left"  # left | right
 
 
-def emit_json(streams: Streams, data: Any) -> None:
+def json_text(result: Result) -> str:
+    """The one JSON rendering of a --json document."""
     import json
 
-    streams.stdout.write(
-        json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n"
-    )
+    return json.dumps(result.document(), ensure_ascii=False, indent=2, default=_json_default) + "\n"
+
+
+def emit_result(streams: Streams, result: Result) -> None:
+    streams.stdout.write(json_text(result))
     streams.stdout.flush()
 
 
 def _json_default(value: Any) -> Any:
+    # Results hold JSON values already; this keeps a stray Decimal or datetime
+    # (say, in a provider's `extra`) from failing the whole document.
     from datetime import datetime
     from decimal import Decimal
 

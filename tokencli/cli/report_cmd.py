@@ -127,9 +127,10 @@ def _render(
     from ..insights import formats
 
     if chosen is Format.json:
-        import json
+        from ..results import ReportResult
+        from .output import json_text
 
-        return json.dumps(formats.report_to_dict(result), ensure_ascii=False, indent=2) + "\n"
+        return json_text(ReportResult(result))
     if chosen is Format.csv:
         return formats.to_csv(result)
     if chosen is Format.markdown:

@@ -5,9 +5,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
+from ..results import CallResult
 from .context import AppContext, Streams, app_context
 from .options import JsonOpt, ModelOpt, parse_tags
-from .output import emit_json
+from .output import emit_result
 
 if TYPE_CHECKING:
     from ..calls.engine import RunOptions
@@ -84,7 +85,7 @@ def run(
     ] = False,
 ) -> None:
     from ..calls.engine import RunOptions
-    from .render import call_json, usage_line
+    from .render import usage_line
 
     app_ctx = app_context(ctx)
     streams = app_ctx.streams
@@ -118,7 +119,7 @@ def run(
         engine.close()
     printer.finish()
     if json_out:
-        emit_json(streams, call_json(result.call, text=result.text))
+        emit_result(streams, CallResult(result.call, text=result.text))
     if usage or streams.stderr_isatty:
         app_ctx.err(usage_line(result.call))
 
@@ -126,28 +127,15 @@ def run(
 def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None:
     """The request, counted and priced offline; no call, no ledger row."""
     from ..pricing.counting import dry_run
-    from .count_cmd import count_json, count_lines
+    from ..results import DryRunResult
+    from .count_cmd import count_lines
 
     plan = dry_run(app_ctx.settings, options)
     request, result = plan.request, plan.count
     for note in result.notes:
         app_ctx.err(f"tokencli: {note}")
     if json_out:
-        emit_json(
-            app_ctx.streams,
-            {
-                "dry_run": True,
-                **count_json(result),
-                "alias": plan.alias,
-                "request": {
-                    "system": request.system,
-                    "prompt": request.prompt_text,
-                    "max_tokens": request.max_tokens,
-                    "temperature": request.temperature,
-                    "stream": request.stream,
-                },
-            },
-        )
+        emit_result(app_ctx.streams, DryRunResult(plan))
         return
 
     def shown(value: object) -> str:
@@ -167,10 +155,10 @@ def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None
 
 
 def _after_failure(app_ctx: AppContext, call: "Call", json_out: bool, usage: bool) -> None:
-    from .render import call_json, usage_line
+    from .render import usage_line
 
     if json_out:
-        emit_json(app_ctx.streams, call_json(call, text=call.response_text or ""))
+        emit_result(app_ctx.streams, CallResult(call, text=call.response_text or ""))
     if usage or app_ctx.streams.stderr_isatty:
         app_ctx.err(usage_line(call))
 

@@ -1,0 +1,371 @@
+"""What `--json` prints: one result object per document, each naming its schema.
+
+A command builds one of these from the core's answer; `cli/output.py` is the one
+place that turns a result into JSON text. docs/json.md describes every document.
+
+Versioning, so scripts keep working:
+- an object document starts with `"schema": "tokencli.<document>/<N>"`;
+- collections stay bare, as DESIGN.md has `logs`: the lists of `logs`, `models`,
+  `config show` and `keys list`, and `config path`'s map of names; their elements
+  follow the schema named here all the same;
+- within a version fields are only ever added; removing or renaming a field, or
+  changing its type, bumps N.
+
+Bodies hold JSON values only: money as exact decimal strings, times as ISO 8601 text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .money import decimal_str
+
+if TYPE_CHECKING:
+    from .insights.model import Report
+    from .insights.outlook import BudgetOutlook, Forecast, Projection
+    from .ledger import Call
+    from .ledger.retention import PruneCounts
+    from .pricing.counting import DryRun, TokenCount
+    from .pricing.index import ModelPrice
+
+
+class Result:
+    """A `--json` document: `schema` names it and its version, `body()` is its data."""
+
+    schema: ClassVar[str]
+    # A collection (a list, or a map keyed by name) prints bare: a `schema` key
+    # there would read as one more element. Records print `schema` first.
+    collection: ClassVar[bool] = False
+
+    def body(self) -> dict[str, Any] | list[Any]:
+        raise NotImplementedError
+
+    def document(self) -> dict[str, Any] | list[Any]:
+        """What is printed: a record with `schema` first, or the bare collection."""
+        body = self.body()
+        if self.collection or not isinstance(body, dict):
+            return body
+        return {"schema": self.schema, **body}
+
+
+def call_record(call: Call, *, text: str | None = None, with_text: bool = False) -> dict[str, Any]:
+    """A recorded call as scripts read it: `run`, `logs show`, each element of `logs`."""
+    data: dict[str, Any] = {
+        "id": call.id,
+        "ts": call.ts,
+        "provider": call.provider,
+        "model": call.model,
+        "response_model": call.response_model,
+        "alias": call.alias,
+        "project": call.project,
+        "tags": call.tags,
+        "status": call.status,
+        "usage": call.usage.as_dict(),
+        "cost": decimal_str(call.cost),
+        "currency": call.currency,
+        "price_source": call.price_source,
+        "duration_ms": call.duration_ms,
+        "ttft_ms": call.ttft_ms,
+        "finish_reason": call.finish_reason,
+        "request_id": call.request_id,
+        "host": call.host,
+    }
+    if call.prompt_name:
+        data["prompt"] = {"name": call.prompt_name, "version": call.prompt_version}
+    if call.status not in ("ok", "cached"):
+        data["error"] = {"kind": call.error_kind, "message": call.error_message}
+    if call.extra:
+        data["extra"] = call.extra
+    if text is not None:
+        data["text"] = text
+    elif with_text:
+        data["system"] = call.system_text
+        data["prompt_text"] = call.prompt_text
+        data["text"] = call.response_text
+    return data
+
+
+@dataclass(frozen=True)
+class CallResult(Result):
+    """`run --json` (done or failed) and `logs show --json`: one call."""
+
+    schema: ClassVar[str] = "tokencli.call/1"
+    call: Call
+    text: str | None = None  # run: the answer as printed
+    with_text: bool = False  # logs show: system, prompt and response from the ledger
+
+    def body(self) -> dict[str, Any]:
+        return call_record(self.call, text=self.text, with_text=self.with_text)
+
+
+@dataclass(frozen=True)
+class CallList(Result):
+    """`logs --json`: a list of call records (their texts with `--text`)."""
+
+    schema: ClassVar[str] = "tokencli.calls/1"
+    collection: ClassVar[bool] = True
+    calls: Sequence[Call]
+    with_text: bool = False
+
+    def body(self) -> list[Any]:
+        return [call_record(c, with_text=self.with_text) for c in self.calls]
+
+
+def _count_fields(result: TokenCount) -> dict[str, Any]:
+    return {
+        "provider": result.provider,
+        "model": result.model,
+        "input_tokens": result.input_tokens,
+        "usage_source": result.usage_source,
+        "method": result.method,
+        "cost": decimal_str(result.cost.amount),
+        "currency": result.cost.currency,
+        "price_source": result.cost.source,
+        "notes": list(result.notes),
+    }
+
+
+@dataclass(frozen=True)
+class CountResult(Result):
+    """`count --json`: a text's input tokens for a model, and their price."""
+
+    schema: ClassVar[str] = "tokencli.count/1"
+    count: TokenCount
+
+    def body(self) -> dict[str, Any]:
+        return _count_fields(self.count)
+
+
+@dataclass(frozen=True)
+class DryRunResult(Result):
+    """`run --dry-run --json`: the count's fields, and the request that was not sent."""
+
+    schema: ClassVar[str] = "tokencli.dry-run/1"
+    plan: DryRun
+
+    def body(self) -> dict[str, Any]:
+        request = self.plan.request
+        return {
+            "dry_run": True,
+            **_count_fields(self.plan.count),
+            "alias": self.plan.alias,
+            "request": {
+                "system": request.system,
+                "prompt": request.prompt_text,
+                "max_tokens": request.max_tokens,
+                "temperature": request.temperature,
+                "stream": request.stream,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ModelList(Result):
+    """`models --json`: each model with its prices per million tokens."""
+
+    schema: ClassVar[str] = "tokencli.models/1"
+    collection: ClassVar[bool] = True
+    models: Sequence[ModelPrice]
+
+    def body(self) -> list[Any]:
+        return [
+            {
+                "provider": r.provider,
+                "model": r.model,
+                "input_per_mtok": decimal_str(r.input),
+                "output_per_mtok": decimal_str(r.output),
+                "cached_input_per_mtok": decimal_str(r.cached_input),
+                "cache_write_per_mtok": decimal_str(r.cache_write),
+                "currency": r.currency,
+                "context_window": r.context_window,
+                "source": r.source,
+                "notes": r.notes.split(",") if r.notes else [],
+            }
+            for r in self.models
+        ]
+
+
+@dataclass(frozen=True)
+class ForecastResult(Result):
+    """`forecast --json`: money as decimal strings, dates as YYYY-MM-DD."""
+
+    schema: ClassVar[str] = "tokencli.forecast/1"
+    forecast: Forecast
+
+    def body(self) -> dict[str, Any]:
+        result = self.forecast
+        return {
+            "version": 1,  # printed before `schema` existed; kept while this is /1
+            "month": result.month,
+            "tz": result.tz,
+            "as_of": result.as_of.isoformat(),
+            "day": result.day,
+            "days_in_month": result.days_in_month,
+            "currency": result.currency,
+            "interval": 0.8,
+            "total": _projection(result.total),
+            "by": list(result.by),
+            "groups": [
+                {"key": dict(zip(result.by, g.key, strict=True)), **_projection(g)}
+                for g in result.groups
+            ],
+            "budgets": [_outlook(b) for b in result.budgets],
+            "unconverted": list(result.unconverted),
+        }
+
+
+def _projection(p: Projection) -> dict[str, Any]:
+    return {
+        "spent": decimal_str(p.spent),
+        "projected": decimal_str(p.expected),
+        "low": decimal_str(p.low),
+        "high": decimal_str(p.high),
+        "linear_burn": decimal_str(p.linear),
+        "method": p.method,
+    }
+
+
+def _outlook(b: BudgetOutlook) -> dict[str, Any]:
+    return {
+        "name": b.name,
+        "amount": decimal_str(b.amount),
+        "currency": b.currency,
+        "period": b.period,
+        "scope": b.scope,
+        "window": b.window,
+        "spent": decimal_str(b.spent),
+        "projected": decimal_str(b.expected),
+        "exceeded_on": b.exceeded_on.isoformat() if b.exceeded_on else None,
+        "runs_out_on": b.runs_out.isoformat() if b.runs_out else None,
+        "chance_runs_out": round(b.chance, 3),
+    }
+
+
+@dataclass(frozen=True)
+class ReportResult(Result):
+    """`report --json` (and `--format json`): see `insights.formats.report_to_dict`."""
+
+    schema: ClassVar[str] = "tokencli.report/1"
+    report: Report
+
+    def body(self) -> dict[str, Any]:
+        from .insights.formats import report_to_dict
+
+        return report_to_dict(self.report)
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # "defaults.model", "providers.openai.base_url", ...
+    value: Any  # a JSON value; secrets already redacted
+    source: str  # default, preset, file:line, env, flag, ...
+
+
+@dataclass(frozen=True)
+class SettingList(Result):
+    """`config show --json`: every effective setting with its source."""
+
+    schema: ClassVar[str] = "tokencli.settings/1"
+    collection: ClassVar[bool] = True
+    settings: Sequence[Setting]
+
+    def body(self) -> list[Any]:
+        return [{"key": s.key, "value": s.value, "source": s.source} for s in self.settings]
+
+
+@dataclass(frozen=True)
+class PathsResult(Result):
+    """`config path --json`: {name: {path, source}} for config, ledger, keys and cache."""
+
+    schema: ClassVar[str] = "tokencli.paths/1"
+    collection: ClassVar[bool] = True
+    paths: Sequence[tuple[str, str, str]]  # (name, path, source)
+
+    def body(self) -> dict[str, Any]:
+        return {name: {"path": path, "source": source} for name, path, source in self.paths}
+
+
+@dataclass(frozen=True)
+class KeyState:
+    provider: str
+    status: str  # set | missing
+    source: str | None
+    key: str | None  # masked
+    env: Sequence[str]  # the variables the provider reads
+
+
+@dataclass(frozen=True)
+class KeyList(Result):
+    """`keys list --json`: each provider's key, masked, and where it comes from."""
+
+    schema: ClassVar[str] = "tokencli.keys/1"
+    collection: ClassVar[bool] = True
+    keys: Sequence[KeyState]
+
+    def body(self) -> list[Any]:
+        return [
+            {
+                "provider": k.provider,
+                "status": k.status,
+                "source": k.source,
+                "key": k.key,
+                "env": list(k.env),
+            }
+            for k in self.keys
+        ]
+
+
+@dataclass(frozen=True)
+class ImportResult(Result):
+    """`ledger import --json`: how many calls went in, and how many were left out why."""
+
+    schema: ClassVar[str] = "tokencli.import/1"
+    inserted: int  # calls added
+    skipped: int  # already in the ledger, or repeated in the file
+    pruned: int  # pruned from this ledger before: left out
+
+    def body(self) -> dict[str, Any]:
+        return {"inserted": self.inserted, "skipped": self.skipped, "pruned": self.pruned}
+
+
+@dataclass(frozen=True)
+class PruneResult(Result):
+    """`ledger prune --json`: what was deleted (or with --dry-run, would be)."""
+
+    schema: ClassVar[str] = "tokencli.prune/1"
+    cutoff: str
+    dry_run: bool
+    plan: PruneCounts | None  # what was found before the cutoff; None: no ledger
+    deleted: int = 0
+
+    def body(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "cutoff": self.cutoff,
+            "dry_run": self.dry_run,
+            "would_delete" if self.dry_run else "deleted": (
+                (plan.calls if plan else 0) if self.dry_run else self.deleted
+            ),
+            "oldest": plan.first_ts if plan else None,
+            "newest": plan.last_ts if plan else None,
+            "pending_kept": plan.pending_kept if plan else 0,
+        }
+
+
+# Every document, for docs/json.md and the contract test.
+RESULTS: tuple[type[Result], ...] = (
+    CallResult,
+    CallList,
+    DryRunResult,
+    CountResult,
+    ModelList,
+    ForecastResult,
+    ReportResult,
+    SettingList,
+    PathsResult,
+    KeyList,
+    ImportResult,
+    PruneResult,
+)
