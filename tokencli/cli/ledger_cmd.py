@@ -8,13 +8,28 @@ import typer
 
 from ..errors import UsageError
 from .context import app_context
-from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
-from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
+from .options import (
+    JsonOpt,
+    LastOpt,
+    ModelFilterOpt,
+    MonthOpt,
+    OlderThanOpt,
+    ProjectFilterOpt,
+    PromptFilterOpt,
+    ProviderFilterOpt,
+    SinceOpt,
+    StatusFilterOpt,
+    TagFilterOpt,
+    TzOpt,
+    UntilOpt,
+    scope_from,
+    window_from,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ..ledger import CallFilter
+    from ..window import Window
     from .context import AppContext
 
 app = typer.Typer(
@@ -89,6 +104,8 @@ def export(
     provider: ProviderFilterOpt = None,
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
+    prompt: PromptFilterOpt = None,
+    status: StatusFilterOpt = None,
     tag: TagFilterOpt = None,
     text: Annotated[
         bool | None,
@@ -127,6 +144,8 @@ def export(
                 ("--provider", provider),
                 ("--model", model),
                 ("--project", project),
+                ("--prompt", prompt),
+                ("--status", status),
                 ("--tag", tag),
                 ("--text", text),
             )
@@ -143,7 +162,8 @@ def export(
         totals = model_totals(ledger.conn) if ledger else []
         _write(app_ctx, output, iter([prometheus_text(totals, now=app_ctx.now())]), mode=0o644)
         return
-    flt = _filter(app_ctx, month, since, until, last, tz, provider, model, project, tag)
+    window = _window(app_ctx, month, since, until, last, tz)
+    scope = scope_from(provider, model, project, tag, prompt=prompt, status=status)
     with_text = text if text is not None else fmt is ExportFormat.jsonl
     from ..ledger.file_formats import csv_rows, encode_jsonl
     from ..ledger.transfer import export_rows
@@ -151,7 +171,15 @@ def export(
     # Progress on a terminal only when the calls go to a file, not between them on screen.
     progress = Progress(app_ctx, "exported", show=output is not None)
     rows = progress.count(
-        export_rows(ledger.conn, flt, with_text=with_text) if ledger else iter(())
+        export_rows(
+            ledger.conn,
+            scope,
+            since=window.start if window else None,
+            until=window.end if window else None,
+            with_text=with_text,
+        )
+        if ledger
+        else iter(())
     )
     lines = (
         (encode_jsonl(row) + "\n" for row in rows)
@@ -164,38 +192,18 @@ def export(
         app_ctx.err(f"tokencli: exported {_calls(progress.n)} to {output}")
 
 
-def _filter(
+def _window(
     app_ctx: "AppContext",
     month: str | None,
     since: str | None,
     until: str | None,
     last: str | None,
     tz: str | None,
-    provider: str | None,
-    model: str | None,
-    project: str | None,
-    tag: list[str] | None,
-) -> "CallFilter":
-    """report's period and filter options as a ledger filter; no period means every call."""
-    from ..ledger import CallFilter, format_ts
-    from .options import parse_tags
-
-    start = end = None
-    if any(v is not None for v in (month, since, until, last)):
-        from ..insights.period import resolve_period, zone
-
-        period = resolve_period(
-            now=app_ctx.now(), tz=zone(tz), month=month, since=since, until=until, last=last
-        )
-        start, end = format_ts(period.start), format_ts(period.end)
-    return CallFilter(
-        provider=provider,
-        model=model,
-        project=project,
-        since=start,
-        until=end,
-        tags=tuple(parse_tags(tag or []).items()),
-    )
+) -> "Window | None":
+    """report's period options as a Window; None (every call) when none is given."""
+    if all(v is None for v in (month, since, until, last)):
+        return None
+    return window_from(app_ctx.now(), tz=tz, month=month, since=since, until=until, last=last)
 
 
 def _write(
@@ -426,14 +434,7 @@ def _decoded(source: Any, name: str) -> "Iterator[tuple[int, str]]":
 @app.command("prune")
 def prune(
     ctx: typer.Context,
-    older_than: Annotated[
-        str,
-        typer.Option(
-            "--older-than",
-            help="Delete calls older than this: 180d, 26w, 6mo or 1y (counted back from today,"
-            " whole UTC days).",
-        ),
-    ],
+    older_than: OlderThanOpt,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
     ] = False,

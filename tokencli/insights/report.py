@@ -18,7 +18,6 @@ from decimal import Decimal
 from ..errors import UsageError
 from ..ledger import format_ts
 from ..ledger.report_queries import (
-    Filters,
     Segment,
     SumRow,
     hour_of_day_totals,
@@ -30,7 +29,9 @@ from ..ledger.report_queries import (
     top_calls,
 )
 from ..money import from_picos
+from ..scope import Scope
 from ..settings.loader import Currencies
+from ..window import local_midnight, next_month, previous_period
 from .model import (
     DIMENSIONS,
     TIME_DIMENSIONS,
@@ -42,7 +43,6 @@ from .model import (
     TopCall,
     Totals,
 )
-from .period import local_midnight, next_month, previous_period
 
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -174,7 +174,7 @@ def time_sums(
     tz: tzinfo,
     dim: str,
     other: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
 ) -> list[SumRow]:
     """Sums per local hour/day/week/month: the hourly fast path when it applies, else segments."""
     unit = 3600 if dim == "hour" else 86400
@@ -208,7 +208,7 @@ def build_report(
     tz: tzinfo,
     *,
     by: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
     currencies: Currencies = Currencies(),
     top: int = 10,
     compare: bool = True,
@@ -284,7 +284,7 @@ def _pruned_within(conn: sqlite3.Connection, period: Period) -> str | None:
 
 
 def _top_calls(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, n: int, calls: int
+    conn: sqlite3.Connection, period: Period, flt: Scope, money: _Money, n: int, calls: int
 ) -> list[TopCall]:
     if n <= 0 or not calls:
         return []
@@ -310,7 +310,7 @@ def _top_calls(
 
 
 def _models(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money
+    conn: sqlite3.Connection, period: Period, flt: Scope, money: _Money
 ) -> list[ModelStats]:
     rows = sums(conn, _whole(period), ("provider", "model"), flt)
     per_model: dict[tuple[str, str], list[SumRow]] = {}
@@ -340,7 +340,7 @@ def _models(
 
 
 def _busiest_hours(
-    conn: sqlite3.Connection, period: Period, flt: Filters, money: _Money, tz: tzinfo
+    conn: sqlite3.Connection, period: Period, flt: Scope, money: _Money, tz: tzinfo
 ) -> list[HourStat]:
     """Calls and spend per local hour of the day, busiest first.
 
@@ -349,7 +349,7 @@ def _busiest_hours(
     """
     calls: dict[int, int] = {}
     cost: dict[int, Decimal] = {}
-    if flt == Filters():
+    if flt == Scope():
         for local, currency, n, picos in hour_of_day_totals(conn, period.start, period.end, tz):
             calls[local] = calls.get(local, 0) + n
             cost[local] = cost.get(local, Decimal(0)) + money.convert(picos, currency)
