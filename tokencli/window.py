@@ -31,6 +31,7 @@ SPAN_EXAMPLES = "30min, 12h, 7d, 2w, 3mo or 1y"
 # every sum, shift and comparison on them stays inside `datetime`.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+_SLACK = timedelta(days=1)  # so that 1900-01-01 and 9998-12-31 hold in every zone
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # where an open --since starts
 
 _SPAN = re.compile(r"^([0-9]+)\s*([a-z]+)$", re.IGNORECASE | re.ASCII)
@@ -154,7 +155,7 @@ def _checked(option: str, text: str, compute: Callable[[], T]) -> T:
 
 
 def _in_range(when: datetime, option: str, text: str) -> datetime:
-    if not EARLIEST <= when <= LATEST:
+    if not EARLIEST - _SLACK <= when <= LATEST + _SLACK:
         raise _out_of_range(option, text)
     return when
 
@@ -400,7 +401,8 @@ def previous_period(period: Window, tz: tzinfo) -> Window:
         first = previous_month(parse_month(period.label))
         return month_period(first, tz)
     length = period.end - period.start
-    start = period.start - length if length < period.start - EARLIEST else EARLIEST
+    floor = EARLIEST - _SLACK
+    start = period.start - length if length < period.start - floor else floor
     return Window(min(start, period.start), period.start, f"previous {period.label}", period.tz)
 
 

@@ -59,7 +59,7 @@ class SumRow(NamedTuple):
 
 
 def _seconds(when: datetime) -> int:
-    """Epoch seconds of a bound; periods are whole seconds (see insights.period)."""
+    """Epoch seconds of a bound; windows are whole seconds (see window.resolve_period)."""
     seconds = when.timestamp()
     if seconds != int(seconds):
         raise ValueError(f"report bounds must be whole seconds, not {when.isoformat()}")
