@@ -267,6 +267,9 @@ def test_report_and_export_take_minutes_as_logs_does(cli, two_calls):
             len(result.stdout.splitlines() if command[0] == "ledger" else json.loads(result.stdout))
             == 1
         )
+    # A time without a zone is read in --tz: 17:15 in Tokyo is 08:15 UTC.
+    tokyo = cli("logs", "--json", "--since", "2026-03-01T17:15", "--tz", "Asia/Tokyo")
+    assert [c["ts"] for c in json.loads(tokyo.stdout)] == ["2026-03-01T08:30:00.000000Z"]
     report = cli("report", "--since", "30min", "--json")
     assert report.exit_code == 0, report.stderr
     assert json.loads(report.stdout)["totals"]["calls"] == 1
