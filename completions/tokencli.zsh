@@ -190,13 +190,15 @@ _tokencli_ledger_export() {
     _arguments \
         '(--format -f)'{--format,-f}'[jsonl (a backup '\''ledger import'\'' reads), csv, or prometheus (all-time counters for node_exporter'\''s textfile collector)]:value:(jsonl csv prometheus)' \
         '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
-        '--since[From this date (YYYY-MM-DD, local), ISO time or duration ago (7d)]:value: ' \
+        '--since[From this date (YYYY-MM-DD, local), ISO time, or this long ago\: 30min, 12h, 7d, 2w, 3mo, 1y]:value: ' \
         '--until[Up to this date or time (same forms as --since)]:value: ' \
-        '--last[The last 24h, 7d (today and 6 days before), 4w or 3mo]:value: ' \
+        '--last[The last 30min, 24h, 7d (today and 6 days before), 4w, 3mo (this month and 2 before) or 1y]:value: ' \
         '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
         '--provider[Only this provider]:value: ' \
         '(--model -m)'{--model,-m}'[Only this model]:value: ' \
         '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--prompt[Only calls of this prompt\: NAME (every version) or NAME@VERSION]:value: ' \
+        '--status[Only calls with this status]:value:(pending ok error interrupted blocked cached)' \
         '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
         '(--text --no-text)'{--text,--no-text}'[Include system, prompt and response texts (default\: in jsonl, not in csv)]' \
         '(--output -o)'{--output,-o}'[Write to this file (replaced whole, never half-written); a name ending in .gz is compressed]:path:_files' \
@@ -230,9 +232,11 @@ _tokencli_logs() {
         '--provider[Only this provider]:value: ' \
         '(--model -m)'{--model,-m}'[Only this model]:value: ' \
         '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--prompt[Only calls of this prompt\: NAME (every version) or NAME@VERSION]:value: ' \
         '--status[Only calls with this status]:value:(pending ok error interrupted blocked cached)' \
-        '--since[From this date (YYYY-MM-DD, ISO time) or this long ago (30m, 12h, 7d, 2w)]:value: ' \
-        '--until[Before this date or time (same forms as --since)]:value: ' \
+        '--since[From this date (YYYY-MM-DD, local), ISO time, or this long ago\: 30min, 12h, 7d, 2w, 3mo, 1y]:value: ' \
+        '--until[Up to this date or time (same forms as --since)]:value: ' \
+        '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
         '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
         '--json[Print one JSON document on stdout]' \
         '--text[Include prompt and response text in --json output]' \
@@ -270,14 +274,15 @@ _tokencli_models() {
 _tokencli_report() {
     _arguments \
         '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
-        '--since[From this date (YYYY-MM-DD, local), ISO time or duration ago (7d)]:value: ' \
+        '--since[From this date (YYYY-MM-DD, local), ISO time, or this long ago\: 30min, 12h, 7d, 2w, 3mo, 1y]:value: ' \
         '--until[Up to this date or time (same forms as --since)]:value: ' \
-        '--last[The last 24h, 7d (today and 6 days before), 4w or 3mo]:value: ' \
+        '--last[The last 30min, 24h, 7d (today and 6 days before), 4w, 3mo (this month and 2 before) or 1y]:value: ' \
         '--tz[Time zone for days and months (IANA name; default\: this machine'\''s)]:value: ' \
         '(--by -b)'{--by,-b}'[Group by provider, model, project, prompt, tag\:KEY, hour, day, week or month (repeatable, or comma-separated)]:value: ' \
         '--provider[Only this provider]:value: ' \
         '(--model -m)'{--model,-m}'[Only this model]:value: ' \
         '(--project -p)'{--project,-p}'[Only this project]:value: ' \
+        '--prompt[Only calls of this prompt\: NAME (every version) or NAME@VERSION]:value: ' \
         '--tag[Only calls with this KEY=VALUE tag (repeatable)]:value: ' \
         '(--format -f)'{--format,-f}'[Output format (default\: table)]:value:(table json csv markdown html)' \
         '--json[Same as --format json]' \

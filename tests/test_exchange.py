@@ -21,14 +21,15 @@ import pytest
 from tests.test_ledger_io import call, make_ledger, snapshot, varied_calls
 from tokencli.errors import UsageError
 from tokencli.insights.outlook import build_forecast
-from tokencli.insights.period import resolve_period
 from tokencli.insights.report import build_report
-from tokencli.ledger import CallFilter, Ledger, staging
+from tokencli.ledger import Ledger, staging
 from tokencli.ledger import exchange as ex
 from tokencli.ledger.file_formats import prometheus_text
 from tokencli.ledger.retention import prune
 from tokencli.ledger.store import ImportCounts, ImportStopped
+from tokencli.scope import Scope
 from tokencli.settings.loader import Currencies
+from tokencli.window import resolve_period
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -50,7 +51,7 @@ def export_to(ledger: Ledger | None, output: Path | None, **kw: object) -> tuple
     stdout = io.StringIO()
     kw.setdefault("fmt", "jsonl")
     kw.setdefault("with_text", True)
-    n = ex.export_calls(ledger, CallFilter(), output=output, stdout=stdout, **kw)  # type: ignore[arg-type]
+    n = ex.export_calls(ledger, Scope(), None, output=output, stdout=stdout, **kw)  # type: ignore[arg-type]
     return n, stdout.getvalue()
 
 

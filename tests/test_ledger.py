@@ -17,8 +17,9 @@ import pytest
 
 from tests.conftest import ledger_rows, subprocess_env, write_config
 from tokencli.calls.usage import Usage
-from tokencli.ledger import Call, CallFilter, Ledger, format_ts, host_name
+from tokencli.ledger import Call, Ledger, format_ts, host_name
 from tokencli.ledger.migrations import MIGRATIONS
+from tokencli.scope import Scope
 
 
 def make_call(i: int = 0, **kw) -> Call:
@@ -92,9 +93,10 @@ def test_filters(tmp_path):
     ledger = Ledger.open(tmp_path / "l.db")
     ledger.insert_call(make_call(1, status="ok", project="a", tags={"client": "x"}))
     ledger.insert_call(make_call(2, status="error", project="b"))
-    assert [c.project for c in ledger.list_calls(CallFilter(status="error"))] == ["b"]
-    assert [c.project for c in ledger.list_calls(CallFilter(tags=(("client", "x"),)))] == ["a"]
-    assert ledger.list_calls(CallFilter(since="2999-01-01T00:00:00.000000Z")) == []
+    assert [c.project for c in ledger.list_calls(Scope(status="error"))] == ["b"]
+    assert [c.project for c in ledger.list_calls(Scope(tags=(("client", "x"),)))] == ["a"]
+    assert ledger.list_calls(since=datetime(2999, 1, 1, tzinfo=UTC)) == []
+    assert len(ledger.list_calls(until=datetime(2999, 1, 1, tzinfo=UTC))) == 2
 
 
 def test_abandoned_calls_of_dead_processes_are_marked(tmp_path):

@@ -26,11 +26,11 @@ from tests.conftest import write_config
 from tokencli.calls.usage import Usage
 from tokencli.ids import new_id
 from tokencli.insights.display import warnings as display_warnings
-from tokencli.insights.period import resolve_period
 from tokencli.insights.report import build_report, parse_by
 from tokencli.ledger import Call, Ledger, format_ts, parse_ts
-from tokencli.ledger.report_queries import Filters
+from tokencli.scope import Scope
 from tokencli.settings.loader import Currencies
+from tokencli.window import resolve_period
 
 MODELS = [
     ("openai", "gpt-4o-mini", "USD"),
@@ -235,11 +235,11 @@ def test_filters_select_the_same_calls_as_python(ledger_and_calls):
     tz = ZoneInfo("Asia/Kolkata")
     period = resolve_period(now=NOW, tz=tz, month="2025-12")
     for flt, keep in (
-        (Filters(provider="deepseek"), lambda c: c.provider == "deepseek"),
-        (Filters(project="blog"), lambda c: c.project == "blog"),
-        (Filters(tags=(("step", "b"),)), lambda c: c.tags.get("step") == "b"),
+        (Scope(provider="deepseek"), lambda c: c.provider == "deepseek"),
+        (Scope(project="blog"), lambda c: c.project == "blog"),
+        (Scope(tags=(("step", "b"),)), lambda c: c.tags.get("step") == "b"),
         (
-            Filters(model="gpt-4o-mini", project="blog"),
+            Scope(model="gpt-4o-mini", project="blog"),
             lambda c: c.model == "gpt-4o-mini" and c.project == "blog",
         ),
     ):

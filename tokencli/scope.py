@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -21,6 +23,28 @@ class Scope:
     status: str | None = None
     # a gateway client's name
     client: str | None = None
+
+    @property
+    def prompt_parts(self) -> tuple[str, int | None] | None:
+        """`prompt` as (name, version or None for every version); None when unset."""
+        if not self.prompt:
+            return None
+        name, sep, version = self.prompt.rpartition("@")
+        if not sep:
+            return self.prompt, None
+        if not name or not version.isascii() or not version.isdigit():
+            raise UsageError(
+                f"--prompt {self.prompt!r} is not NAME or NAME@VERSION.", "e.g. --prompt summary@3."
+            )
+        return name, int(version)
+
+    def refuse_client(self) -> None:
+        """No call records a gateway client yet: a client scope is refused, not silently empty."""
+        if self.client:
+            raise UsageError(
+                f"--client {self.client!r}: no calls carry a client yet.",
+                "Leave it out; the gateway will record clients.",
+            )
 
     @property
     def is_everything(self) -> bool:

@@ -5,8 +5,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .context import app_context
-from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
-from .period_options import TagFilterOpt, TzOpt
+from .options import (
+    JsonOpt,
+    ModelFilterOpt,
+    ProjectFilterOpt,
+    ProviderFilterOpt,
+    TagFilterOpt,
+    TzOpt,
+)
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -56,13 +62,12 @@ def forecast(
     from ..errors import UsageError
     from ..insights.model import TIME_DIMENSIONS
     from ..insights.outlook import build_forecast
-    from ..insights.period import zone
     from ..insights.report import parse_by
     from ..ledger import Ledger
-    from ..ledger.report_queries import Filters
     from ..money import parse_amount
     from ..settings.loader import Budget
-    from .options import parse_tags
+    from ..window import zone
+    from .options import scope_from
 
     app_ctx = app_context(ctx)
     dims = parse_by(by or [])
@@ -71,7 +76,7 @@ def forecast(
             "forecast projects the month as a whole; --by takes no hour, day, week or month.",
             "Use 'tokencli report --by day' for spend per day so far.",
         )
-    tags = tuple(parse_tags(tag or []).items())
+    scope = scope_from(provider, model, project, tag)
     settings = app_ctx.settings
     budgets = list(settings.budgets.values())
     if budget is not None:
@@ -93,7 +98,7 @@ def forecast(
                 provider,
                 model,
                 project,
-                tags,
+                scope.tags,
             )
         )
     ledger = app_ctx.ledger(create=False) or Ledger.open_memory()
@@ -103,7 +108,7 @@ def forecast(
         tz=zone(tz),
         currencies=settings.currencies,
         by=dims,
-        flt=Filters(provider, model, project, tags),
+        flt=scope,
         budgets=budgets,
     )
     if result.unconverted:

@@ -8,11 +8,26 @@ import typer
 
 from ..errors import UsageError
 from .context import app_context
-from .options import JsonOpt, ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
-from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
+from .options import (
+    JsonOpt,
+    LastOpt,
+    ModelFilterOpt,
+    MonthOpt,
+    OlderThanOpt,
+    ProjectFilterOpt,
+    PromptFilterOpt,
+    ProviderFilterOpt,
+    SinceOpt,
+    StatusFilterOpt,
+    TagFilterOpt,
+    TzOpt,
+    UntilOpt,
+    scope_from,
+    window_from,
+)
 
 if TYPE_CHECKING:
-    from ..ledger import CallFilter
+    from ..window import Window
     from .context import AppContext
 
 app = typer.Typer(
@@ -73,6 +88,8 @@ def export(
     provider: ProviderFilterOpt = None,
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
+    prompt: PromptFilterOpt = None,
+    status: StatusFilterOpt = None,
     tag: TagFilterOpt = None,
     text: Annotated[
         bool | None,
@@ -111,6 +128,8 @@ def export(
                 ("--provider", provider),
                 ("--model", model),
                 ("--project", project),
+                ("--prompt", prompt),
+                ("--status", status),
                 ("--tag", tag),
                 ("--text", text),
             )
@@ -125,7 +144,8 @@ def export(
 
         export_prometheus(ledger, now=app_ctx.now(), output=output, stdout=app_ctx.streams.stdout)
         return
-    flt = _filter(app_ctx, month, since, until, last, tz, provider, model, project, tag)
+    window = _window(app_ctx, month, since, until, last, tz)
+    scope = scope_from(provider, model, project, tag, prompt=prompt, status=status)
     with_text = text if text is not None else fmt is ExportFormat.jsonl
     from ..ledger.exchange import export_calls
 
@@ -133,7 +153,8 @@ def export(
     progress = Progress(app_ctx, "exported", show=output is not None)
     n = export_calls(
         ledger,
-        flt,
+        scope,
+        window,
         fmt=fmt.value,
         with_text=with_text,
         output=output,
@@ -145,38 +166,18 @@ def export(
         app_ctx.err(f"tokencli: exported {_calls(n)} to {output}")
 
 
-def _filter(
+def _window(
     app_ctx: "AppContext",
     month: str | None,
     since: str | None,
     until: str | None,
     last: str | None,
     tz: str | None,
-    provider: str | None,
-    model: str | None,
-    project: str | None,
-    tag: list[str] | None,
-) -> "CallFilter":
-    """report's period and filter options as a ledger filter; no period means every call."""
-    from ..ledger import CallFilter, format_ts
-    from .options import parse_tags
-
-    start = end = None
-    if any(v is not None for v in (month, since, until, last)):
-        from ..insights.period import resolve_period, zone
-
-        period = resolve_period(
-            now=app_ctx.now(), tz=zone(tz), month=month, since=since, until=until, last=last
-        )
-        start, end = format_ts(period.start), format_ts(period.end)
-    return CallFilter(
-        provider=provider,
-        model=model,
-        project=project,
-        since=start,
-        until=end,
-        tags=tuple(parse_tags(tag or []).items()),
-    )
+) -> "Window | None":
+    """report's period options as a Window; None (every call) when none is given."""
+    if all(v is None for v in (month, since, until, last)):
+        return None
+    return window_from(app_ctx.now(), tz=tz, month=month, since=since, until=until, last=last)
 
 
 @app.command("import")
@@ -237,14 +238,7 @@ def _summary(counts: Any, name: str) -> str:
 @app.command("prune")
 def prune(
     ctx: typer.Context,
-    older_than: Annotated[
-        str,
-        typer.Option(
-            "--older-than",
-            help="Delete calls older than this: 180d, 26w, 6mo or 1y (counted back from today,"
-            " whole UTC days).",
-        ),
-    ],
+    older_than: OlderThanOpt,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
     ] = False,

@@ -1,6 +1,5 @@
 """`tokencli logs`: recent calls, filtered; `tokencli logs show ID`: one call whole."""
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,8 +10,12 @@ from .options import (
     JsonOpt,
     ModelFilterOpt,
     ProjectFilterOpt,
+    PromptFilterOpt,
     ProviderFilterOpt,
     SinceOpt,
+    StatusFilterOpt,
+    TagFilterOpt,
+    TzOpt,
     UntilOpt,
 )
 from .output import Column, count, duration, emit_result, local_time, render_table
@@ -25,15 +28,6 @@ app = typer.Typer(
 )
 
 
-class Status(StrEnum):
-    pending = "pending"
-    ok = "ok"
-    error = "error"
-    interrupted = "interrupted"
-    blocked = "blocked"
-    cached = "cached"
-
-
 @app.callback()
 def logs(
     ctx: typer.Context,
@@ -41,18 +35,12 @@ def logs(
     provider: ProviderFilterOpt = None,
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
-    status: Annotated[
-        Status | None,
-        typer.Option("--status", help="Only calls with this status."),
-    ] = None,
+    prompt: PromptFilterOpt = None,
+    status: StatusFilterOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tag", help="Only calls with this KEY=VALUE tag (repeatable).", metavar="KEY=VALUE"
-        ),
-    ] = None,
+    tz: TzOpt = None,
+    tag: TagFilterOpt = None,
     json_out: JsonOpt = False,
     text: Annotated[
         bool, typer.Option("--text", help="Include prompt and response text in --json output.")
@@ -60,23 +48,18 @@ def logs(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from ..ledger import CallFilter, format_ts
-    from ..window import parse_point
-    from .options import parse_tags
+    from ..window import parse_point, zone
+    from .options import scope_from
 
     app_ctx = app_context(ctx)
-    now = app_ctx.now()
-    flt = CallFilter(
-        provider=provider,
-        model=model,
-        project=project,
-        status=status.value if status else None,
-        since=format_ts(parse_point(since, now)) if since else None,
-        until=format_ts(parse_point(until, now, option="--until")) if until else None,
-        tags=tuple(parse_tags(tag or []).items()),
-    )
+    now, zone_ = app_ctx.now(), zone(tz)
+    scope = scope_from(provider, model, project, tag, prompt=prompt, status=status)
+    start = parse_point(since, now, zone_, option="--since") if since else None
+    end = parse_point(until, now, zone_, option="--until") if until else None
     ledger = app_ctx.ledger(create=False)
-    calls = ledger.list_calls(flt, limit=n, with_text=text) if ledger else []
+    calls = (
+        ledger.list_calls(scope, since=start, until=end, limit=n, with_text=text) if ledger else []
+    )
     if json_out:
         from ..results import CallList
 

@@ -7,8 +7,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .context import app_context
-from .options import ModelFilterOpt, ProjectFilterOpt, ProviderFilterOpt
-from .period_options import LastOpt, MonthOpt, SinceOpt, TagFilterOpt, TzOpt, UntilOpt
+from .options import (
+    LastOpt,
+    ModelFilterOpt,
+    MonthOpt,
+    ProjectFilterOpt,
+    PromptFilterOpt,
+    ProviderFilterOpt,
+    SinceOpt,
+    TagFilterOpt,
+    TzOpt,
+    UntilOpt,
+)
 
 if TYPE_CHECKING:
     from ..insights.model import Report
@@ -54,6 +64,7 @@ def report(
     provider: ProviderFilterOpt = None,
     model: ModelFilterOpt = None,
     project: ProjectFilterOpt = None,
+    prompt: PromptFilterOpt = None,
     tag: TagFilterOpt = None,
     fmt: Annotated[
         Format | None, typer.Option("--format", "-f", help="Output format (default: table).")
@@ -71,10 +82,9 @@ def report(
     ] = None,
 ) -> None:
     from ..errors import UsageError
-    from ..insights.period import resolve_period, zone
     from ..insights.report import build_report, parse_by
-    from ..ledger.report_queries import Filters
-    from .options import parse_tags
+    from ..window import resolve_period, zone
+    from .options import scope_from
 
     app_ctx = app_context(ctx)
     if json_out and fmt not in (None, Format.json):
@@ -84,7 +94,7 @@ def report(
     now = app_ctx.now()
     period = resolve_period(now=now, tz=zone_, month=month, since=since, until=until, last=last)
     dims = parse_by(by or [])
-    flt = Filters(provider, model, project, tuple(parse_tags(tag or []).items()))
+    flt = scope_from(provider, model, project, tag, prompt=prompt)
     settings = app_ctx.settings
     from ..ledger import Ledger
 

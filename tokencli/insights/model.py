@@ -13,18 +13,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from ..window import Window
+
 # What `--by` accepts; `tag:KEY` too.
 DIMENSIONS = ("provider", "model", "project", "prompt", "day", "week", "month", "hour")
 TIME_DIMENSIONS = ("hour", "day", "week", "month")
 
 
-class Period(NamedTuple):
-    """[start, end) as aware UTC datetimes, described in the zone the user reads it in."""
-
-    start: datetime
-    end: datetime
-    label: str  # "2026-11", "2026-11-01 → 2026-11-15", "last 7d"
-    tz: str  # IANA zone name (or a fixed offset like "UTC+05:30")
+# A report's period is a `window.Window`: [start, end) in UTC, its label and zone.
+Period = Window
 
 
 class Totals(NamedTuple):

@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ..ledger.reads import LedgerReader
-from ..ledger.report_queries import Filters
+from ..scope import Scope
 from ..settings.loader import Budget, Currencies
+from ..window import local_midnight, next_month, zone_name
 from . import forecast
 from .model import Period
-from .period import local_midnight, next_month, zone_name
 from .report import _Money, time_sums
 
 _ESTIMATE = Decimal("0.0001")
@@ -88,7 +88,7 @@ def _series(
     ledger: LedgerReader,
     clock: _Clock,
     dims: Sequence[str],
-    flt: Filters,
+    flt: Scope,
     money: _Money,
 ) -> dict[tuple[str, ...], list[Decimal]]:
     """Spend per local day from the history's first day to today, per group."""
@@ -177,7 +177,9 @@ def _budget_outlook(
             return None
         rate = currencies.rates[budget.currency]
     money = _Money(currencies)
-    flt = Filters(budget.provider, budget.model, budget.project, budget.tags)
+    flt = Scope(
+        provider=budget.provider, model=budget.model, project=budget.project, tags=budget.tags
+    )
     series = _series(ledger, clock, (), flt, money).get(
         (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
     )
@@ -220,7 +222,7 @@ def build_forecast(
     tz: tzinfo,
     currencies: Currencies,
     by: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
     budgets: Sequence[Budget] = (),
 ) -> Forecast:
     clock = _Clock.at(now, tz)

@@ -18,9 +18,11 @@ from decimal import Decimal
 from ..errors import UsageError
 from ..ledger import format_ts
 from ..ledger.reads import LedgerReader
-from ..ledger.report_queries import Filters, Segment, SumRow, percentile
+from ..ledger.report_queries import Segment, SumRow, percentile
 from ..money import from_picos
+from ..scope import Scope
 from ..settings.loader import Currencies
+from ..window import local_midnight, next_month, previous_period
 from .model import (
     DIMENSIONS,
     TIME_DIMENSIONS,
@@ -32,7 +34,6 @@ from .model import (
     TopCall,
     Totals,
 )
-from .period import local_midnight, next_month, previous_period
 
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -164,7 +165,7 @@ def time_sums(
     tz: tzinfo,
     dim: str,
     other: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
 ) -> list[SumRow]:
     """Sums per local hour/day/week/month: the hourly fast path when it applies, else segments."""
     unit = 3600 if dim == "hour" else 86400
@@ -198,7 +199,7 @@ def build_report(
     tz: tzinfo,
     *,
     by: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
     currencies: Currencies = Currencies(),
     top: int = 10,
     compare: bool = True,
@@ -276,7 +277,7 @@ def _pruned_within(ledger: LedgerReader, period: Period) -> str | None:
 
 
 def _top_calls(
-    ledger: LedgerReader, period: Period, flt: Filters, money: _Money, n: int, calls: int
+    ledger: LedgerReader, period: Period, flt: Scope, money: _Money, n: int, calls: int
 ) -> list[TopCall]:
     if n <= 0 or not calls:
         return []
@@ -301,7 +302,7 @@ def _top_calls(
     return found[:n]
 
 
-def _models(ledger: LedgerReader, period: Period, flt: Filters, money: _Money) -> list[ModelStats]:
+def _models(ledger: LedgerReader, period: Period, flt: Scope, money: _Money) -> list[ModelStats]:
     rows = ledger.segment_sums(_whole(period), ("provider", "model"), flt)
     per_model: dict[tuple[str, str], list[SumRow]] = {}
     for row in rows:
@@ -330,7 +331,7 @@ def _models(ledger: LedgerReader, period: Period, flt: Filters, money: _Money) -
 
 
 def _busiest_hours(
-    ledger: LedgerReader, period: Period, flt: Filters, money: _Money, tz: tzinfo
+    ledger: LedgerReader, period: Period, flt: Scope, money: _Money, tz: tzinfo
 ) -> list[HourStat]:
     """Calls and spend per local hour of the day, busiest first.
 
@@ -339,7 +340,7 @@ def _busiest_hours(
     """
     calls: dict[int, int] = {}
     cost: dict[int, Decimal] = {}
-    if flt == Filters():
+    if flt == Scope():
         for local, currency, n, picos in ledger.hour_of_day_totals(period.start, period.end, tz):
             calls[local] = calls.get(local, 0) + n
             cost[local] = cost.get(local, Decimal(0)) + money.convert(picos, currency)

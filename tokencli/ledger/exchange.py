@@ -31,7 +31,9 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     import sqlite3
 
-    from .store import CallFilter, ImportCounts, Ledger
+    from ..scope import Scope
+    from ..window import Window
+    from .store import ImportCounts, Ledger
 
 PROGRESS_EVERY = 20_000  # exported calls between two progress reports
 # Files this big are read and checked in a second process while this one writes.
@@ -45,7 +47,8 @@ _ID_BATCH = 2000  # lines whose ids are looked up at once
 
 def export_calls(
     ledger: Ledger | None,
-    flt: CallFilter,
+    scope: Scope,
+    window: Window | None,
     *,
     fmt: str,
     with_text: bool,
@@ -53,7 +56,8 @@ def export_calls(
     stdout: IO[str],
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the finished calls `flt` matches as `fmt` ("jsonl" or "csv"); how many there were.
+    """Write the finished calls in `scope` and `window` (None: all time) as `fmt`
+    ("jsonl" or "csv"); how many there were.
 
     `progress` hears the count every `PROGRESS_EVERY` calls. No ledger: no calls.
     """
@@ -61,7 +65,12 @@ def export_calls(
     from .transfer import export_rows
 
     counted = _Counted(progress)
-    rows = counted(export_rows(ledger._conn, flt, with_text=with_text) if ledger else iter(()))
+    since, until = (window.start, window.end) if window else (None, None)
+    rows = counted(
+        export_rows(ledger._conn, scope, since=since, until=until, with_text=with_text)
+        if ledger
+        else iter(())
+    )
     lines = (
         (encode_jsonl(row) + "\n" for row in rows)
         if fmt == "jsonl"

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 if TYPE_CHECKING:
     import sqlite3
 
-    from .report_queries import Filters, Segment, SumRow
+    from ..scope import Scope
+    from .report_queries import Segment, SumRow
 
 
 class CostlyCall(NamedTuple):
@@ -38,7 +39,7 @@ class LedgerReader(Protocol):
     """The reads a report or a forecast makes (see `report_queries` for what each returns)."""
 
     def segment_sums(
-        self, segments: Sequence[Segment], dims: Sequence[str], flt: Filters
+        self, segments: Sequence[Segment], dims: Sequence[str], flt: Scope
     ) -> list[SumRow]:
         """Sums per (segment label, dimension values, currency) over the segments."""
         ...
@@ -50,7 +51,7 @@ class LedgerReader(Protocol):
         tz: tzinfo,
         unit: int,
         dims: Sequence[str],
-        flt: Filters,
+        flt: Scope,
     ) -> list[SumRow] | None:
         """Sums per local hour or day (`unit` seconds); None where only segments can say."""
         ...
@@ -62,13 +63,13 @@ class LedgerReader(Protocol):
         ...
 
     def latency_histograms(
-        self, start: datetime, end: datetime, flt: Filters
+        self, start: datetime, end: datetime, flt: Scope
     ) -> dict[tuple[str, str], dict[int, int]]:
         """(provider, model) → {duration bucket: count} of ok calls in [start, end)."""
         ...
 
     def costliest_calls(
-        self, start: datetime, end: datetime, flt: Filters, limit: int, period_calls: int
+        self, start: datetime, end: datetime, flt: Scope, limit: int, period_calls: int
     ) -> list[CostlyCall]:
         """The most expensive spending calls in [start, end), ranked in their own currency."""
         ...
@@ -84,7 +85,7 @@ class ReportReads:
     _conn: sqlite3.Connection
 
     def segment_sums(
-        self, segments: Sequence[Segment], dims: Sequence[str], flt: Filters
+        self, segments: Sequence[Segment], dims: Sequence[str], flt: Scope
     ) -> list[SumRow]:
         from .report_queries import sums
 
@@ -97,7 +98,7 @@ class ReportReads:
         tz: tzinfo,
         unit: int,
         dims: Sequence[str],
-        flt: Filters,
+        flt: Scope,
     ) -> list[SumRow] | None:
         from .report_queries import sums_by_local
 
@@ -111,14 +112,14 @@ class ReportReads:
         return hour_of_day_totals(self._conn, start, end, tz)
 
     def latency_histograms(
-        self, start: datetime, end: datetime, flt: Filters
+        self, start: datetime, end: datetime, flt: Scope
     ) -> dict[tuple[str, str], dict[int, int]]:
         from .report_queries import latency_histograms
 
         return latency_histograms(self._conn, start, end, flt)
 
     def costliest_calls(
-        self, start: datetime, end: datetime, flt: Filters, limit: int, period_calls: int
+        self, start: datetime, end: datetime, flt: Scope, limit: int, period_calls: int
     ) -> list[CostlyCall]:
         from .report_queries import top_calls
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, NamedTuple
 
+from ..errors import UsageError
+from ..scope import Scope
 from .migrations import ROLLUP_SUMS
 from .rollups import BUCKET_EXPR, SUM_EXPR, bucket_middle
 from .store import format_ts
@@ -31,15 +33,19 @@ class Segment(NamedTuple):
     end: datetime
 
 
-class Filters(NamedTuple):
-    provider: str | None = None
-    model: str | None = None
-    project: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
+def _needs_detail(scope: Scope) -> bool:
+    """Whether only the detail rollups (or the calls) know what `scope` asks about.
 
-    @property
-    def needs_detail(self) -> bool:
-        return bool(self.project or self.tags)
+    Reports count every status; a scope's status or client cannot be read from
+    the rollups and is refused.
+    """
+    if scope.status:
+        raise UsageError(
+            f"--status {scope.status!r}: reports and forecasts count every status.",
+            "Filter by status in 'tokencli logs' or 'tokencli ledger export'.",
+        )
+    scope.refuse_client()
+    return bool(scope.project or scope.tags or scope.prompt)
 
 
 class SumRow(NamedTuple):
@@ -53,7 +59,7 @@ class SumRow(NamedTuple):
 
 
 def _seconds(when: datetime) -> int:
-    """Epoch seconds of a bound; periods are whole seconds (see insights.period)."""
+    """Epoch seconds of a bound; windows are whole seconds (see window.resolve_period)."""
     seconds = when.timestamp()
     if seconds != int(seconds):
         raise ValueError(f"report bounds must be whole seconds, not {when.isoformat()}")
@@ -125,24 +131,34 @@ def _tag_path(key: str) -> str:
     return "$." + json.dumps(key)
 
 
-def _filter_sql(flt: Filters, alias: str, raw: bool) -> tuple[str, list[Any]]:
-    clauses, args = [], []
+def _filter_sql(flt: Scope, alias: str, raw: bool) -> tuple[str, list[Any]]:
+    _needs_detail(flt)
+    clauses: list[str] = []
+    args: list[Any] = []
     for column in ("provider", "model", "project"):
         value = getattr(flt, column)
         if value:
             clauses.append(f"{alias}.{column} = ?")
             args.append(value)
+    prompt = flt.prompt_parts
+    if prompt is not None:
+        clauses.append(f"{alias}.prompt_name = ?")
+        args.append(prompt[0])
+        if prompt[1] is not None:
+            clauses.append(f"{alias}.prompt_version = ?")
+            args.append(prompt[1])
     for key, value in flt.tags:
         clauses.append(f"json_extract(nullif({alias}.tags, ''), ?) = ?")
         args.extend((_tag_path(key), value))
     return "".join(f" AND {c}" for c in clauses), args
 
 
-def _tables_for(dims: Sequence[str], flt: Filters) -> list[tuple[str, str]]:
+def _tables_for(dims: Sequence[str], flt: Scope) -> list[tuple[str, str]]:
     """The narrowest rollups holding these dimensions and filters: [(grain, table)], coarsest first."""
-    if not dims and not flt.needs_detail and not flt.provider and not flt.model:
+    detail = _needs_detail(flt)
+    if not dims and not detail and not flt.provider and not flt.model:
         return [("hour", "rollup_hour")]
-    if set(dims) <= {"provider", "model"} and not flt.needs_detail:
+    if set(dims) <= {"provider", "model"} and not detail:
         return [("month", "rollup_month_model"), ("hour", "rollup_hour_model")]
     return [("month", "rollup_month_detail"), ("day", "rollup_day_detail")]
 
@@ -160,7 +176,7 @@ def sums(
     conn: sqlite3.Connection,
     segments: Sequence[Segment],
     dims: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
 ) -> list[SumRow]:
     """Sums per (segment label, dimension values, currency) over the segments."""
     tables = _tables_for(dims, flt)
@@ -225,7 +241,7 @@ def sums_by_local(
     tz: tzinfo,
     unit: int,
     dims: Sequence[str] = (),
-    flt: Filters = Filters(),
+    flt: Scope = Scope(),
 ) -> list[SumRow] | None:
     """Sums per local hour or day (`unit` seconds) over [start, end).
 
@@ -238,7 +254,7 @@ def sums_by_local(
     daily detail rollup has, or a zone whose offset is not whole hours): the
     caller then uses `sums` with segments.
     """
-    if flt.needs_detail or not set(dims) <= {"provider", "model"}:
+    if _needs_detail(flt) or not set(dims) <= {"provider", "model"}:
         return None
     a, b = _seconds(start), _seconds(end)
     lo, hi = _block_bounds("hour", a, b)
@@ -333,14 +349,17 @@ def _offset(epoch: int, tz: tzinfo) -> int:
 
 
 def latency_histograms(
-    conn: sqlite3.Connection, start: datetime, end: datetime, flt: Filters = Filters()
+    conn: sqlite3.Connection, start: datetime, end: datetime, flt: Scope = Scope()
 ) -> dict[tuple[str, str], dict[int, int]]:
     """(provider, model) → {bucket: count} of ok calls' durations in [start, end)."""
     hist: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    model_where, model_args = _filter_sql(Filters(flt.provider, flt.model), "r", raw=False)
+    model_where, model_args = _filter_sql(
+        Scope(provider=flt.provider, model=flt.model), "r", raw=False
+    )
     a, b = _seconds(start), _seconds(end)
-    # Histograms are per model only: with a project or tag filter, read the calls.
-    pieces = [("raw", a, b)] if flt.needs_detail else cover(a, b, ["month", "day"])
+    detail = _needs_detail(flt)
+    # Histograms are per model only: with a project, prompt or tag filter, read the calls.
+    pieces = [("raw", a, b)] if detail else cover(a, b, ["month", "day"])
     for grain, lo, hi in pieces:
         if grain == "raw":
             where, args = _filter_sql(flt, "c", raw=True)
@@ -350,7 +369,7 @@ def latency_histograms(
                 f"{where} GROUP BY 1, 2, 3",
                 (_ts(lo), _ts(hi), *args),
             )
-            if not flt.needs_detail:  # and what `ledger prune` took from this edge
+            if not detail:  # and what `ledger prune` took from this edge
                 rows = [
                     *rows,
                     *conn.execute(
@@ -389,7 +408,7 @@ def top_calls(
     conn: sqlite3.Connection,
     start: datetime,
     end: datetime,
-    flt: Filters,
+    flt: Scope,
     limit: int,
     period_calls: int,
 ) -> list[sqlite3.Row]:

@@ -34,6 +34,7 @@ from ..calls.usage import Usage
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
+from ..scope import Scope
 from . import rollups
 from .migrations import MIGRATION_SET, MIGRATIONS
 from .reads import ReportReads
@@ -241,17 +242,6 @@ def _row_to_call(row: sqlite3.Row, with_text: bool) -> Call:
         batch_id=row["batch_id"],
         batch_item=row["batch_item"],
     )
-
-
-@dataclass(frozen=True)
-class CallFilter:
-    provider: str | None = None
-    model: str | None = None
-    project: str | None = None
-    status: str | None = None
-    since: str | None = None  # formatted UTC timestamp
-    until: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
 
 
 # ------------------------------------------------------------------- ledger
@@ -596,9 +586,16 @@ class Ledger(ReportReads):
     # ------------------------------------------------------------------ reads
 
     def list_calls(
-        self, flt: CallFilter = CallFilter(), *, limit: int = 20, with_text: bool = False
+        self,
+        scope: Scope = Scope(),
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+        with_text: bool = False,
     ) -> list[Call]:
-        where, args = where_sql(flt)
+        """The newest calls in `scope` recorded in [since, until)."""
+        where, args = where_sql(scope, since, until)
         select = "SELECT c.*" + (
             ", t.system_text, t.prompt_text, t.response_text" if with_text else ""
         )
@@ -663,21 +660,35 @@ class Ledger(ReportReads):
         return int(self._conn.execute("SELECT count(*) FROM calls").fetchone()[0])
 
 
-def where_sql(flt: CallFilter) -> tuple[str, list[Any]]:
+def where_sql(
+    scope: Scope, since: datetime | None = None, until: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """` WHERE ...` on calls `c` for a scope and [since, until); '' for everything.
+
+    A scope's `client` is refused (no call records one yet) rather than matching nothing.
+    """
+    scope.refuse_client()
     clauses: list[str] = []
     args: list[Any] = []
     for column in ("provider", "model", "project", "status"):
-        value = getattr(flt, column)
+        value = getattr(scope, column)
         if value:
             clauses.append(f"c.{column} = ?")
             args.append(value)
-    if flt.since:
+    prompt = scope.prompt_parts
+    if prompt is not None:
+        clauses.append("c.prompt_name = ?")
+        args.append(prompt[0])
+        if prompt[1] is not None:
+            clauses.append("c.prompt_version = ?")
+            args.append(prompt[1])
+    if since is not None:
         clauses.append("c.ts >= ?")
-        args.append(flt.since)
-    if flt.until:
+        args.append(format_ts(since))
+    if until is not None:
         clauses.append("c.ts < ?")
-        args.append(flt.until)
-    for key, value in flt.tags:
+        args.append(format_ts(until))
+    for key, value in scope.tags:
         clauses.append(
             "EXISTS (SELECT 1 FROM call_tags g WHERE g.call_id = c.id AND g.key = ? AND g.value = ?)"
         )

@@ -10,18 +10,25 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from typing import NamedTuple
 
-from .store import CALL_COLUMNS, CallFilter, where_sql
+from ..scope import Scope
+from .store import CALL_COLUMNS, where_sql
 
 _FETCH = 2000
 
 
 def export_rows(
-    conn: sqlite3.Connection, flt: CallFilter = CallFilter(), *, with_text: bool = True
+    conn: sqlite3.Connection,
+    scope: Scope = Scope(),
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    with_text: bool = True,
 ) -> Iterator[tuple[object, ...]]:
-    """Finished calls matching `flt`, oldest first (pending ones are still in flight)."""
-    where, args = where_sql(flt)
+    """Finished calls in `scope` and [since, until), oldest first (pending ones are in flight)."""
+    where, args = where_sql(scope, since, until)
     where += (" AND " if where else " WHERE ") + "c.status != 'pending'"
     columns = ", ".join(f"c.{c}" for c in CALL_COLUMNS)
     if with_text:
