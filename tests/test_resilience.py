@@ -271,6 +271,7 @@ def test_sigkill_mid_stream_leaves_a_row_the_next_command_settles(cli, home, ser
 # ------------------------------------------------------------------ rate limits
 
 
+@pytest.mark.heavy
 def test_sixteen_processes_share_one_rate_limit(home, server, tokencli_exe):
     """rpm = 120 is one request every 0.5 s, however many processes ask at once.
 
