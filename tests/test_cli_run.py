@@ -384,6 +384,37 @@ def test_cut_stream_prints_partial_text_and_records_estimate(cli, home, server):
     assert row["cost_pico"] > 0  # an estimate of what the partial call cost
 
 
+def _cut_anthropic_stream(home, server, pieces, *, reported_output, with_delta):
+    """An Anthropic stream of `pieces` (input 25 reported) cut before message_stop."""
+    write_config(home, provider_config("ant", "anthropic", server.url, prices_from="anthropic"))
+    events = anthropic_events(
+        pieces, input_tokens=25, output_tokens=reported_output, end=with_delta
+    )
+    if with_delta:
+        events = events[:-1]  # message_delta arrived; message_stop never does
+    server.queue(sse_reply([*sse(events, named=True, done=False), Cut()]))
+
+
+def test_cut_stream_records_the_estimate_when_more_text_arrived_than_reported(cli, home, server):
+    # message_start reports 1 output token; 40 characters (about 10 tokens) arrive.
+    _cut_anthropic_stream(
+        home, server, ["abcd" * 5, "abcd" * 5], reported_output=1, with_delta=False
+    )
+    r = cli("run", "-m", "ant:claude-sonnet-4-5", "q")
+    assert r.exit_code == 5 and r.stdout == "abcd" * 10 + "\n"
+    row = ledger_rows(home)[0]
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (25, 10, "estimated")
+
+
+def test_cut_stream_keeps_the_reported_output_when_it_exceeds_the_estimate(cli, home, server):
+    # message_delta reports 50 output tokens; 4 characters (about 1 token) were shown.
+    _cut_anthropic_stream(home, server, ["abcd"], reported_output=50, with_delta=True)
+    r = cli("run", "-m", "ant:claude-sonnet-4-5", "q")
+    assert r.exit_code == 5 and r.stdout == "abcd\n"
+    row = ledger_rows(home)[0]
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (25, 50, "estimated")
+
+
 def test_content_filter_exit_4(cli, home, server):
     fake_openai(home, server)
     server.queue(

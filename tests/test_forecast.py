@@ -112,6 +112,11 @@ def test_crossing_chance_and_linear_burn():
     assert forecast.linear_burn(0, 0, 30) == 0
 
 
+def test_a_future_that_reaches_the_limit_exactly_counts_as_running_out():
+    assert forecast.crossing(90, [4, 6, 1], 100) == 1
+    assert forecast.chance_of_reaching(90, [[4, 6], [4, 5], [10]], 100) == pytest.approx(2 / 3)
+
+
 def test_budget_windows():
     sunday = date(2026, 11, 22)
     assert budget_window("day", sunday) == (sunday, sunday, "2026-11-22")
@@ -242,6 +247,19 @@ period = "day"
     assert budgets["daily"]["runs_out_on"] is None and budgets["daily"]["window"] == "2026-11-15"
     assert budgets["--budget"]["runs_out_on"] is None
     assert budgets["--budget"]["chance_runs_out"] == 0.0
+
+
+def test_a_budget_reached_exactly_counts_as_exceeded(cli, ten_a_day):
+    # $10 a day: the month's spend reaches exactly $140 at the end of the 14th.
+    write_config(ten_a_day, "[budgets.exact]\namount = 140\n")
+    result = cli("forecast", "--tz", "UTC", "--json", "--budget", "140")
+    assert result.exit_code == 0, result.stderr
+    budgets = json.loads(result.stdout)["budgets"]
+    assert [b["name"] for b in budgets] == ["exact", "--budget"]
+    for budget in budgets:
+        assert Decimal(budget["spent"]) == Decimal(budget["amount"]) == 140
+        assert (budget["exceeded_on"], budget["runs_out_on"]) == ("2026-11-14", None)
+        assert budget["chance_runs_out"] == 1.0
 
 
 def test_week_budget_counts_from_monday(cli, home, monkeypatch):

@@ -129,6 +129,7 @@ def test_host_is_recorded():
 # ---------------------------------------------------------- real processes
 
 
+@pytest.mark.heavy
 def test_sixteen_processes_write_at_once(home, tokencli_exe):
     """16 tokencli processes, 5 calls each, on a ledger none of them has created yet."""
     env = subprocess_env(home)

@@ -103,6 +103,17 @@ def test_override_wins_and_uses_cache_prices(tmp_path):
     assert override_cost(s.prices["openai:gpt-4o-mini"], Usage()) == 0
 
 
+def test_override_without_cache_prices_charges_cached_tokens_at_the_input_price(tmp_path):
+    s = settings(tmp_path, '[prices."openai:gpt-4o-mini"]\ninput = 2.5\noutput = 10\n')
+    usage = Usage(
+        input_tokens=10_000, cached_input_tokens=4_000, cache_write_tokens=1_000, output_tokens=300
+    )
+    cost = price_call(s, PRESETS["openai"], "gpt-4o-mini", usage, when=WHEN)
+    # 10,000 input tokens at 2.5/M, whichever part was cached or written, and 300 at 10/M.
+    assert cost.amount == Decimal("0.025") + Decimal("0.003") == Decimal("0.028")
+    assert (cost.currency, cost.source) == ("USD", "config config.toml:1")
+
+
 def test_self_hosted_free_or_hourly(tmp_path):
     s = settings(tmp_path)
     assert price_call(s, PRESETS["vllm"], "any", Usage(input_tokens=9), when=WHEN).amount == 0

@@ -271,6 +271,7 @@ def test_sigkill_mid_stream_leaves_a_row_the_next_command_settles(cli, home, ser
 # ------------------------------------------------------------------ rate limits
 
 
+@pytest.mark.heavy
 def test_sixteen_processes_share_one_rate_limit(home, server, tokencli_exe):
     """rpm = 120 is one request every 0.5 s, however many processes ask at once.
 
@@ -413,6 +414,21 @@ def test_per_model_guard_overrides_the_provider(cli, home, server):
     setup(home, server, extra='[models."fake:small"]\nmax_input_tokens = 5\n')
     r = cli("run", "-m", "fake:small", "this prompt is longer than five tokens for sure")
     assert r.exit_code == 2 and "5-token limit" in r.stderr
+
+
+def test_a_prompt_exactly_at_the_input_limit_is_sent_and_one_over_is_refused(cli, home):
+    write_config(home, "[defaults]\nmax_input_tokens = 10\n")
+    # Latin text is estimated at four characters a token: 40 characters are 10 tokens.
+    at_limit = cli("run", "-m", "mock:echo", "abcd" * 10)
+    assert at_limit.exit_code == 0, at_limit.stderr
+    assert at_limit.stdout == "abcd" * 10 + "\n"
+    over = cli("run", "-m", "mock:echo", "abcd" * 11)
+    assert (over.exit_code, over.stdout) == (2, "")
+    assert (
+        "The prompt is about 11 tokens, over the 10-token limit (max_input_tokens) for mock:echo."
+        in over.stderr
+    )
+    assert len(ledger_rows(home)) == 1  # only the call that was sent
 
 
 # ------------------------------------------------------------------ batch
