@@ -28,7 +28,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..calls.engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
+from ..calls.resolve import (
+    ResolvedModel,
+    RunOptions,
+    build_request,
+    resolve_model,
+    resolve_price_as,
+)
 from ..calls.usage import COUNTED, ESTIMATED, Usage, estimate_tokens
 from ..clock import SYSTEM_CLOCK
 from ..errors import ConfigError, UsageError
