@@ -310,6 +310,17 @@ def test_a_guard_may_have_its_refusal_recorded(settings):
     assert seen.stored == ["blocked"]
 
 
+def test_a_cached_answer_is_not_asked_of_the_guards(settings):
+    engine = make_engine(settings)
+    engine.run(RunOptions("same", model="mock:echo", cache=True))
+    engine.close()
+    guard = Refuse()
+    engine = make_engine(settings, guards=[guard])
+    cached = engine.run(RunOptions("same", model="mock:echo", cache=True))  # costs nothing
+    engine.close()
+    assert (cached.text, cached.call.status, guard.seen) == ("same", "cached", [])
+
+
 def input_limited(tmp_path: Path, limit: int) -> Settings:
     (tmp_path / "config.toml").write_text(
         CONFIG + f'\n[models."fake:m"]\nmax_input_tokens = {limit}\n'
