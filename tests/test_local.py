@@ -192,7 +192,7 @@ def test_one_load_serves_every_call_of_a_process(home, tiny_model):
 
 def test_interrupt_stops_generation_and_records_exact_counts(home, tiny_model):
     from tokencli.calls.engine import Engine, RunOptions
-    from tokencli.errors import Interrupted
+    from tokencli.errors import CallFailed, Interrupted
     from tokencli.ledger import Ledger
     from tokencli.settings.loader import load_settings
 
@@ -205,11 +205,12 @@ def test_interrupt_stops_generation_and_records_exact_counts(home, tiny_model):
         if len(pieces) == 3:
             raise KeyboardInterrupt
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(CallFailed) as failed:
         engine.run(
             RunOptions(PROMPT, model=f"local:{tiny_model}", max_tokens=400, temperature=0), on_text
         )
     engine.close()
+    assert isinstance(failed.value.error, Interrupted)
     assert not [t for t in threading.enumerate() if t.name == "tokencli-generate"]
     (row,) = ledger_rows(home)
     assert row["status"] == "interrupted" and row["usage_source"] == "counted"

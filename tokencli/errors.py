@@ -8,6 +8,10 @@ exits with its code. Anything else reaching the boundary is a bug (exit 1).
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ledger import Call
 
 
 class ExitCode(IntEnum):
@@ -97,5 +101,27 @@ class Interrupted(TokencliError):
     """Ctrl-C, SIGTERM or a closed stdout stopped the work (exit 130)."""
 
     exit_code = ExitCode.INTERRUPTED
-    # True when nobody is listening (stdout closed): exit without a message.
-    quiet = False
+
+    def __init__(self, message: str, hint: str | None = None, *, quiet: bool = False) -> None:
+        super().__init__(message, hint)
+        # True when nobody is listening (stdout closed): exit without a message.
+        self.quiet = quiet
+
+
+class CallFailed(TokencliError):
+    """A call that failed after its row was written: the recorded `call` and the
+    `error` that ended it (a provider error, an interruption, or a bug).
+
+    It reads as its error (message, hint, exit code), so callers that only report
+    it need not look inside; the CLI's boundary reports `error` itself, and
+    `run --json` prints `call`.
+    """
+
+    def __init__(self, error: Exception, call: Call) -> None:
+        if isinstance(error, TokencliError):
+            super().__init__(error.message, error.hint)
+            self.exit_code = error.exit_code
+        else:
+            super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+        self.call = call

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ExitCode, Interrupted, TokencliError, UsageError
+from ..errors import CallFailed, ExitCode, Interrupted, TokencliError, UsageError
 from ..ledger import Call
 from .engine import Engine, RunOptions
 
@@ -268,19 +268,19 @@ class BatchRunner:
         options = replace(item.options, batch_id=self.batch_id, batch_item=item.key)
         try:
             result = self.engine.run(options, guard)
-        except TokencliError as exc:
-            call = getattr(exc, "call", None)
-            return ItemResult(item, call, "", error=str(exc), exit_code=int(exc.exit_code))
-        except Exception as exc:  # a bug in one item must not stop the others
-            return ItemResult(
-                item,
-                getattr(exc, "call", None),
-                "",
-                error=f"internal error: {exc}",
-                exit_code=int(ExitCode.BUG),
-            )
+        except CallFailed as failed:
+            return _failed(item, failed.error, failed.call)
+        except Exception as exc:
+            return _failed(item, exc, None)
         return ItemResult(item, result.call, result.text)
 
     def _emit(self, summary: BatchSummary, result: ItemResult) -> None:
         summary.results.append(result)
         self.on_result(result)
+
+
+def _failed(item: BatchItem, error: Exception, call: Call | None) -> ItemResult:
+    """An item that failed; a bug in one item must not stop the others."""
+    if isinstance(error, TokencliError):
+        return ItemResult(item, call, "", error=str(error), exit_code=int(error.exit_code))
+    return ItemResult(item, call, "", error=f"internal error: {error}", exit_code=int(ExitCode.BUG))

@@ -1,6 +1,14 @@
-"""The call pipeline: resolve the model (or a fallback chain) → guard and
-cache → wait for the shared rate limit → write the pending row → call the
-provider → price → complete the row; retry what is worth retrying.
+"""The call pipeline, in the order `Engine._run_on` runs it:
+
+1. resolve: the model (or a fallback chain), the request, how it is priced;
+2. the response cache: an identical earlier answer costs nothing;
+3. guards (input size; budgets and circuit state add theirs), then the wait
+   for the shared rate limit: nothing is written before they pass;
+4. the pending row;
+5. the provider, then the finished row: usage, outcome, cost;
+6. observers (alerts, anomaly rules, refill thresholds, gateway metrics);
+7. retry what is worth retrying; a failure leaves as `CallFailed`, which
+   carries the recorded call.
 
 The row exists before the request leaves, and every way out of a call
 (success, provider error, cut stream, Ctrl-C, SIGTERM, a closed stdout, a bug)
@@ -15,14 +23,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
-    ConfigError,
+    CallFailed,
     Interrupted,
     ProviderError,
     ProviderRefused,
@@ -36,7 +44,6 @@ from ..providers.base import (
     CONTENT_FILTER,
     ChatRequest,
     Finished,
-    Message,
     Provider,
     ResponseStarted,
     TextDelta,
@@ -48,40 +55,13 @@ from ..redact import redact
 from ..settings.keys import KeyStore, require_key
 from ..settings.loader import Settings
 from .cache import request_key
+from .guards import Guard, PlannedCall, default_guards, estimate_input
 from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
+from .observers import Observer
+from .resolve import ResolvedModel, RunOptions, build_request, resolve_chain, resolve_price_as
 from .retry import RetryPolicy, describe_failure, give_up_hint
 from .signals import deferred_signals
 from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    provider: ProviderConfig
-    model: str
-    alias: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.provider.name}:{self.model}"
-
-
-@dataclass
-class RunOptions:
-    prompt: str
-    model: str | None = None
-    system: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    stream: bool = True
-    project: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    price_as: str | None = None
-    prompt_name: str | None = None
-    prompt_version: int | None = None
-    # None: the provider's `cache` setting decides.
-    cache: bool | None = None
-    batch_id: str | None = None
-    batch_item: str | None = None
 
 
 @dataclass
@@ -90,60 +70,19 @@ class RunResult:
     text: str
 
 
-def resolve_chain(settings: Settings, spec: str | None) -> list[ResolvedModel]:
-    """`-m` value → the models to try in order (an alias may name a fallback chain)."""
-    spec = (spec or settings.defaults.model or "").strip()
-    if not spec:
-        raise UsageError(
-            "No model given.", "Pass -m PROVIDER:MODEL or set [defaults] model in the config."
-        )
-    if spec in settings.aliases:
-        return [_resolve_ref(settings, target, alias=spec) for target in settings.aliases[spec]]
-    return [_resolve_ref(settings, spec)]
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt, recorded: its call, the text that arrived, what ended it badly."""
+
+    call: Call
+    text: str
+    error: Exception | None
 
 
-def resolve_model(settings: Settings, spec: str | None) -> ResolvedModel:
-    """`-m` value (alias or PROVIDER:MODEL) → the first model it names."""
-    return resolve_chain(settings, spec)[0]
-
-
-def build_request(settings: Settings, target: ResolvedModel, opts: RunOptions) -> ChatRequest:
-    """The request a run sends: the options, with the config's defaults filled in."""
-    defaults = settings.defaults
-    return ChatRequest(
-        model=target.model,
-        messages=(Message("user", opts.prompt),),
-        system=opts.system,
-        max_tokens=opts.max_tokens if opts.max_tokens is not None else defaults.max_tokens,
-        temperature=opts.temperature if opts.temperature is not None else defaults.temperature,
-        stream=opts.stream,
-    )
-
-
-def resolve_price_as(
-    settings: Settings, target: ResolvedModel, spec: str | None
-) -> tuple[ProviderConfig, str] | None:
-    """`--price-as PROVIDER:MODEL`: only mock and self-hosted calls may be priced as another model."""
-    if not spec:
-        return None
-    if not target.provider.self_hosted:
-        raise UsageError(
-            f"--price-as only applies to mock and self-hosted providers, not {target.provider.name}.",
-            f"{target.provider.name} calls are priced as what they are.",
-        )
-    other = resolve_model(settings, spec)
-    return other.provider, other.model
-
-
-def _resolve_ref(settings: Settings, spec: str, alias: str | None = None) -> ResolvedModel:
-    provider_name, sep, model = spec.partition(":")
-    if not sep or not model or not provider_name:
-        known = ", ".join(sorted(settings.aliases)) or "none defined"
-        raise ConfigError(
-            f"Unknown model {spec!r}: not an alias and not PROVIDER:MODEL.",
-            f"Write e.g. -m openai:gpt-4o-mini. Aliases: {known}.",
-        )
-    return ResolvedModel(settings.provider(provider_name), model, alias)
+def _validate(provider: Provider, request: ChatRequest) -> None:
+    """A provider that can check a request before anything is recorded does."""
+    if isinstance(provider, ValidatesRequests):
+        provider.validate(request)
 
 
 class Engine:
@@ -159,8 +98,15 @@ class Engine:
         notify: Callable[[str], None] = lambda _: None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        guards: Sequence[Guard] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.settings = settings
+        # Asked in order before each attempt; None: the built-in ones (input size).
+        self.guards: tuple[Guard, ...] = tuple(
+            default_guards(settings) if guards is None else guards
+        )
+        self.observers: tuple[Observer, ...] = tuple(observers)
         self._ledger_factory = ledger
         self._local = threading.local()  # one SQLite connection per thread
         self._ledgers: list[Ledger] = []
@@ -207,7 +153,11 @@ class Engine:
     # ------------------------------------------------------------------- run
 
     def run(self, opts: RunOptions, on_text: Callable[[str], None] = lambda _: None) -> RunResult:
-        """Run one prompt on the first model of its chain that answers."""
+        """Run one prompt on the first model of its chain that answers.
+
+        Raises `CallFailed` (carrying the recorded call) when a call was made and
+        failed, or the `TokencliError` that refused it before anything was written.
+        """
         if not opts.prompt.strip():
             raise UsageError(
                 "The prompt is empty.", "Pass a prompt argument or pipe text on stdin."
@@ -216,76 +166,87 @@ class Engine:
         for index, target in enumerate(chain):
             try:
                 return self._run_on(target, opts, on_text)
-            except ProviderError as exc:
+            except (CallFailed, ProviderError) as exc:
+                error = exc.error if isinstance(exc, CallFailed) else exc
                 nxt = chain[index + 1] if index + 1 < len(chain) else None
-                if nxt is None or not exc.retryable or exc.had_output:
+                if (
+                    nxt is None
+                    or not isinstance(error, ProviderError)
+                    or not error.retryable
+                    or error.had_output
+                ):
                     raise
-                self.notify(f"{target.ref} failed ({exc.kind}); falling back to {nxt.ref}.")
+                self.notify(f"{target.ref} failed ({error.kind}); falling back to {nxt.ref}.")
         raise AssertionError("unreachable: a chain has at least one model")
 
     def _run_on(
         self, target: ResolvedModel, opts: RunOptions, on_text: Callable[[str], None]
     ) -> RunResult:
+        # 1. Resolve: what is sent, and how it is priced.
         price_as = resolve_price_as(self.settings, target, opts.price_as)
         provider = self.provider_for(target.provider)
         request = build_request(self.settings, target, opts)
-        if isinstance(provider, ValidatesRequests):
-            provider.validate(request)
-        estimated_input = self._guard_input(target, request)
+        _validate(provider, request)
+        plan = PlannedCall.of(target, request, opts)
 
+        # 2. The response cache.
         use_cache = opts.cache if opts.cache is not None else target.provider.cache
         cache_key = request_key(target.provider.name, request) if use_cache else None
         if cache_key:
             hit = self._cached(target, cache_key)
             if hit is not None:
-                return self._answer_from_cache(hit, target, request, opts, cache_key, on_text)
+                return self._answer_from_cache(hit, plan, cache_key, on_text)
 
-        if needs_table(self.settings, target.provider, target.model, price_as):
-            prefetch(self.settings)  # import the price table while the request is in flight
+        wants_prices = needs_table(self.settings, target.provider, target.model, price_as)
         policy = RetryPolicy.of(target.provider)
-        attempt, waited, first_id = 1, 0.0, None
+        waited = 0.0
         while True:
+            # 3. Guards, then the shared rate limit: nothing is written until they pass.
+            self._check_guards(plan, cache_key)
+            if wants_prices:
+                prefetch(self.settings)  # import the price table while the request is in flight
             reservation = self._wait_for_rate_limit(
-                target, estimated_input + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
+                target, plan.estimated_input + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
             )
-            call = self._new_call(target, request, opts, cache_key)
-            if attempt > 1:
-                call.extra.update({"attempt": attempt, "retry_of": first_id})
+            # 4. The pending row.
+            call = self._new_call(plan, cache_key)
             with deferred_signals():
                 self.ledger.insert_call(call)
-            try:
-                result = self._execute(call, provider, request, target, price_as, on_text)
-            except ProviderError as exc:
-                self._learn_from_failure(target, exc)
-                delay = policy.delay(attempt, exc, waited, self.rng)
-                if delay is None:
-                    if attempt > 1 or exc.retryable:
-                        exc.hint = give_up_hint(exc, attempt, policy)
-                    raise
-                self.notify(
-                    f"{target.provider.name} {describe_failure(exc)}; retrying in {delay:.1f} s "
-                    f"(attempt {attempt + 1} of {policy.max_retries + 1})."
+            # 5-6. The provider, the finished row, the observers.
+            outcome = self._execute(call, provider, request, target, price_as, on_text)
+            error = outcome.error
+            if error is None:
+                self.limiter.settle(
+                    target.provider.name, target.model, reservation, call.usage.total_tokens
                 )
-                self.sleep(delay)
-                waited += delay
-                attempt += 1
-                first_id = first_id or call.id
-                continue
-            self.limiter.settle(
-                target.provider.name, target.model, reservation, result.call.usage.total_tokens
+                return RunResult(call=call, text=outcome.text)
+            # 7. Retry, or give up.
+            if not isinstance(error, ProviderError):
+                raise CallFailed(error, call) from error
+            self._learn_from_failure(target, error)
+            delay = policy.delay(plan.attempt, error, waited, self.rng)
+            if delay is None:
+                if plan.attempt > 1 or error.retryable:
+                    error.hint = give_up_hint(error, plan.attempt, policy)
+                raise CallFailed(error, call) from error
+            self.notify(
+                f"{target.provider.name} {describe_failure(error)}; retrying in {delay:.1f} s "
+                f"(attempt {plan.attempt + 1} of {policy.max_retries + 1})."
             )
-            return result
+            self.sleep(delay)
+            waited += delay
+            plan = replace(plan, attempt=plan.attempt + 1, retry_of=plan.retry_of or call.id)
 
-    def _new_call(
-        self, target: ResolvedModel, request: ChatRequest, opts: RunOptions, cache_key: str | None
-    ) -> Call:
+    def _new_call(self, plan: PlannedCall, cache_key: str | None) -> Call:
+        """The attempt's row, not yet written."""
+        request, opts, target = plan.request, plan.options, plan.target
         store_text = self.settings.defaults.store_text
         params = {
             k: v
             for k, v in (("max_tokens", request.max_tokens), ("temperature", request.temperature))
             if v is not None
         }
-        return Call(
+        call = Call(
             id=new_id(),
             ts=format_ts(self.clock.now()),
             provider=target.provider.name,
@@ -304,24 +265,45 @@ class Engine:
             batch_id=opts.batch_id,
             batch_item=opts.batch_item,
         )
+        if plan.attempt > 1:
+            call.extra.update({"attempt": plan.attempt, "retry_of": plan.retry_of})
+        return call
 
-    # ---------------------------------------------------------------- guards
+    # ------------------------------------------------- guards and observers
 
-    def _guard_input(self, target: ResolvedModel, request: ChatRequest) -> int:
-        """Refuse an oversized prompt before paying for it; return the estimate."""
-        estimate = estimate_tokens(request.system or "") + estimate_tokens(request.prompt_text)
-        per_model = self.settings.models.get(target.ref)
-        limit = (
-            (per_model.max_input_tokens if per_model else None)
-            or target.provider.max_input_tokens
-            or self.settings.defaults.max_input_tokens
-        )
-        if limit and estimate > limit:
-            raise UsageError(
-                f"The prompt is about {estimate:,} tokens, over the {limit:,}-token limit (max_input_tokens) for {target.ref}.",
-                "Shorten it, or raise max_input_tokens in the config.",
-            )
-        return estimate
+    def _check_guards(self, plan: PlannedCall, cache_key: str | None) -> None:
+        """Let each guard refuse the attempt; record the refusal if the guard asks to."""
+        for guard in self.guards:
+            try:
+                guard.check(plan)
+            except TokencliError as refusal:
+                status = guard.refusal_status
+                if status is None:
+                    raise
+                call = self._new_call(plan, cache_key)
+                call.status = status
+                call.error_kind = _error_kind(refusal)
+                call.error_message = redact(str(refusal))[:2000]
+                call.usage = Usage(input_tokens=plan.estimated_input, source=ESTIMATED)
+                self._record(call)
+                raise CallFailed(refusal, call) from refusal
+
+    def _record(self, call: Call) -> None:
+        """Write a call that is already finished (cached, refused), then tell the observers."""
+        with deferred_signals():
+            self.ledger.insert_call(call)
+        self._observe(call)
+
+    def _observe(self, call: Call) -> None:
+        """Tell every observer about a finished row; one that fails is reported and skipped."""
+        for observer in self.observers:
+            try:
+                observer.finished(call)
+            except Exception as exc:
+                self.notify(
+                    f"{type(observer).__name__} failed on call {call.id} "
+                    f"({type(exc).__name__}: {redact(str(exc))[:200]}); the call is recorded."
+                )
 
     def _wait_for_rate_limit(self, target: ResolvedModel, estimated_tokens: int) -> Reservation:
         reservation = self.limiter.acquire(target.provider.name, target.model, estimated_tokens)
@@ -358,17 +340,11 @@ class Engine:
         return self.ledger.cached_answer(cache_key, not_before)
 
     def _answer_from_cache(
-        self,
-        hit: Call,
-        target: ResolvedModel,
-        request: ChatRequest,
-        opts: RunOptions,
-        cache_key: str,
-        on_text: Callable[[str], None],
+        self, hit: Call, plan: PlannedCall, cache_key: str, on_text: Callable[[str], None]
     ) -> RunResult:
         """No call is made: the row records what the answer would have cost (the saving)."""
         text = hit.response_text or ""
-        call = self._new_call(target, request, opts, cache_key)
+        call = self._new_call(plan, cache_key)
         call.status = "cached"
         call.usage = hit.usage
         call.cost, call.currency = hit.cost, hit.currency
@@ -377,8 +353,7 @@ class Engine:
         call.duration_ms, call.ttft_ms = 0, 0
         call.extra = {"cached_from": hit.id}
         call.response_text = text if self.settings.defaults.store_text else None
-        with deferred_signals():
-            self.ledger.insert_call(call)
+        self._record(call)
         if text:
             on_text(text)
         return RunResult(call=call, text=text)
@@ -393,13 +368,14 @@ class Engine:
         resolved: ResolvedModel,
         price_as: tuple[ProviderConfig, str] | None,
         on_text: Callable[[str], None],
-    ) -> RunResult:
+    ) -> _Outcome:
+        """Send the request, then complete the row with what came back, whatever happened."""
         parts: list[str] = []
         usage: Usage | None = None
         provider_cost: Decimal | None = None
         provider_cost_currency: str | None = None
         finished: Finished | None = None
-        failure: BaseException | None = None
+        failure: Exception | KeyboardInterrupt | None = None
         started = time.monotonic()
         first_token: float | None = None
         try:
@@ -456,15 +432,12 @@ class Engine:
 
         with deferred_signals():
             self.ledger.finish_call(call)
-        if error is not None:
-            # The CLI reports the recorded call (and --json prints it) on failure too.
-            error.call = call  # type: ignore[attr-defined]
-            raise error
-        return RunResult(call=call, text=text)
+        self._observe(call)
+        return _Outcome(call, text, error)
 
     def _classify_outcome(
-        self, call: Call, failure: BaseException | None, finished: Finished | None
-    ) -> BaseException | None:
+        self, call: Call, failure: Exception | KeyboardInterrupt | None, finished: Finished | None
+    ) -> Exception | None:
         """Set status and error fields; return the error to raise after recording."""
         if failure is None:
             if finished is not None and finished.finish_reason == CONTENT_FILTER:
@@ -490,17 +463,10 @@ class Engine:
                 call.error_kind, call.error_message = "interrupted", "Interrupted by Ctrl-C."
             if isinstance(failure, Interrupted):
                 return failure
-            interrupted = Interrupted(call.error_message)
             # A reader that went away (`| head`) needs no message: like SIGPIPE, stay quiet.
-            interrupted.quiet = isinstance(failure, BrokenPipeError)
-            return interrupted
+            return Interrupted(call.error_message, quiet=isinstance(failure, BrokenPipeError))
         call.status = "error"
-        if isinstance(failure, ProviderError):
-            call.error_kind = failure.kind
-        elif isinstance(failure, TokencliError):
-            call.error_kind = type(failure).__name__.removesuffix("Error").lower() or "error"
-        else:
-            call.error_kind = "internal"
+        call.error_kind = _error_kind(failure)
         call.error_message = redact(str(failure))[:2000]
         return failure
 
@@ -546,6 +512,15 @@ class Engine:
         return cost
 
 
+def _error_kind(error: Exception) -> str:
+    """What the ledger records as `error_kind` for an error."""
+    if isinstance(error, ProviderError):
+        return error.kind
+    if isinstance(error, TokencliError):
+        return type(error).__name__.removesuffix("Error").lower() or "error"
+    return "internal"
+
+
 def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, complete: bool) -> Usage:
     """The usage to record: reported when complete, else marked estimated.
 
@@ -556,7 +531,7 @@ def settle_usage(usage: Usage | None, request: ChatRequest, text: str, *, comple
         return usage
     if usage is not None and usage.source == COUNTED:
         return usage  # exact running counts (mock, local models)
-    estimated_input = estimate_tokens(request.system or "") + estimate_tokens(request.prompt_text)
+    estimated_input = estimate_input(request)
     estimated_output = estimate_tokens(text)
     if usage is None:
         return Usage(input_tokens=estimated_input, output_tokens=estimated_output, source=ESTIMATED)

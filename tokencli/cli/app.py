@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import ExitCode, Interrupted, TokencliError
+from ..errors import CallFailed, ExitCode, Interrupted, TokencliError
 from .context import AppContext, Streams
 
 HELP = """One interface for every AI model; every call's tokens and money in a local ledger.
@@ -182,9 +182,7 @@ def _invoke(args: list[str], context: AppContext) -> int:
     streams = context.streams
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        app = summary_app() if args in _HELP_ONLY else build_app(command_name(args))
-        result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
-        return result if isinstance(result, int) else 0
+        return _run_app(args, context)
     except TokencliError as exc:
         if isinstance(exc, Interrupted) and exc.quiet:
             _silence_stdout()
@@ -216,6 +214,16 @@ def _invoke(args: list[str], context: AppContext) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _run_app(args: list[str], context: AppContext) -> int:
+    app = summary_app() if args in _HELP_ONLY else build_app(command_name(args))
+    try:
+        result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
+    except CallFailed as failed:
+        # The call is recorded (and shown, with --json); report what ended it.
+        raise failed.error from None
+    return result if isinstance(result, int) else 0
 
 
 def _main_thread() -> bool:

@@ -4,14 +4,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import CallFailed, UsageError
 from ..results import CallResult
 from .context import AppContext, Streams, app_context
 from .options import JsonOpt, ModelOpt, parse_tags
 from .output import emit_result
 
 if TYPE_CHECKING:
-    from ..calls.engine import RunOptions
+    from ..calls.resolve import RunOptions
     from ..ledger import Call
 
 RUN_HELP = """Run one prompt and record the call.
@@ -84,7 +84,7 @@ def run(
         ),
     ] = False,
 ) -> None:
-    from ..calls.engine import RunOptions
+    from ..calls.resolve import RunOptions
     from .render import usage_line
 
     app_ctx = app_context(ctx)
@@ -109,11 +109,12 @@ def run(
     engine = app_ctx.engine()
     try:
         result = engine.run(options, printer.write)
-    except Exception as exc:
+    except CallFailed as failed:
         printer.finish()
-        call = getattr(exc, "call", None)
-        if call is not None:
-            _after_failure(app_ctx, call, json_out, usage)
+        _after_failure(app_ctx, failed.call, json_out, usage)
+        raise
+    except Exception:
+        printer.finish()
         raise
     finally:
         engine.close()

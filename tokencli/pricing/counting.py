@@ -22,7 +22,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..calls.engine import ResolvedModel, RunOptions, build_request, resolve_model, resolve_price_as
+from ..calls.resolve import (
+    ResolvedModel,
+    RunOptions,
+    build_request,
+    resolve_model,
+    resolve_price_as,
+)
 from ..calls.usage import COUNTED, ESTIMATED, Usage, estimate_tokens
 from ..clock import SYSTEM_CLOCK
 from ..errors import UsageError
