@@ -61,6 +61,7 @@ def forecast(
     from ..ledger import Ledger
     from ..ledger.report_queries import Filters
     from ..money import parse_amount
+    from ..scope import Scope
     from ..settings.loader import Budget
     from .options import parse_tags
 
@@ -90,10 +91,7 @@ def forecast(
                 amount,
                 settings.currencies.report,
                 "month",
-                provider,
-                model,
-                project,
-                tags,
+                Scope(provider, model, project, tags),
             )
         )
     ledger = app_ctx.ledger(create=False) or Ledger.open_memory()

@@ -177,7 +177,8 @@ def _budget_outlook(
             return None
         rate = currencies.rates[budget.currency]
     money = _Money(currencies)
-    flt = Filters(budget.provider, budget.model, budget.project, budget.tags)
+    scope = budget.scope
+    flt = Filters(scope.provider, scope.model, scope.project, scope.tags)
     series = _series(conn, clock, (), flt, money).get(
         (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
     )
@@ -203,7 +204,7 @@ def _budget_outlook(
         amount=budget.amount,
         currency=budget.currency,
         period=budget.period,
-        scope=budget.scope,
+        scope=scope.describe(),
         window=label,
         spent=_in_budget_currency(spent, rate),
         expected=_in_budget_currency(spent + _estimate(sum(result.daily)), rate),

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..settings.schema import FieldSpec
 
 if TYPE_CHECKING:
     from .base import Provider
@@ -179,12 +180,6 @@ PRESETS: dict[str, ProviderConfig] = {
 
 
 # ---------------------------------------------------------------- config fields
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    kind: str  # str | bool | int | number | str_list | str_table
-    help: str
 
 
 COMMON_FIELDS: dict[str, FieldSpec] = {
