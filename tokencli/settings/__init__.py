@@ -4,9 +4,10 @@
 - `schema`: `FieldSpec` and the `Checker` whose errors name file and line;
 - `sections`: one parser per config section, in one ordered table;
 - `loader`: the TOML file read and checked into a `Settings`;
+- `editor`: one table of config.toml rewritten in place, every other byte kept;
 - `paths`: where the config, ledger and key files live;
 - `keys`: the owner-only key store;
-- `tomlpos`: which line of the file each key sits on, for errors that name it.
+- `tomlpos`, `tomlscan`: where keys and statements sit in a TOML text.
 
 The public names below load their module on first use, so importing one
 submodule (the provider registry needs `schema.FieldSpec`) does not load the
@@ -19,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .editor import remove_table, set_table
     from .loader import load_settings, read_config_file, settings_from_doc
     from .model import (
         DEFAULT_MODEL,
@@ -35,6 +37,8 @@ _HOMES = {
     "load_settings": "loader",
     "read_config_file": "loader",
     "settings_from_doc": "loader",
+    "set_table": "editor",
+    "remove_table": "editor",
     "DEFAULT_MODEL": "model",
     "Budget": "model",
     "Currencies": "model",
@@ -56,6 +60,8 @@ __all__ = [
     "Settings",
     "load_settings",
     "read_config_file",
+    "remove_table",
+    "set_table",
     "settings_from_doc",
 ]
 
