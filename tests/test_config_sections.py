@@ -7,10 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokencli.errors import ConfigError
 from tokencli.scope import Scope
-from tokencli.settings import Budget, Settings, load_settings
+from tokencli.settings import Budget, Settings, load_settings, set_table
 from tokencli.settings.sections import SECTIONS
 
 
@@ -100,3 +102,38 @@ def test_config_show_describes_a_budget_by_its_scope(cli, home):
     out = cli("config", "show").stdout
     assert "20 USD a week, model=gpt-4o, tag:client=acme" in out
     assert "100 USD a month, all calls" in out
+
+
+_WORDS = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(
+    name=_WORDS | st.sampled_from(["team a", "openai:gpt-4o"]),
+    amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**6), places=2),
+    period=st.sampled_from(["day", "week", "month"]),
+    provider=st.none() | _WORDS,
+    project=st.none() | _WORDS,
+    tags=st.lists(st.tuples(_WORDS, _WORDS), max_size=3, unique_by=lambda t: t[0]),
+)
+def test_a_budget_written_by_the_editor_reads_back_as_written(
+    tmp_path_factory, name, amount, period, provider, project, tags
+):
+    home = tmp_path_factory.mktemp("home")
+    path = home / "config.toml"
+    path.write_text(
+        "[currency]\nreport = 'EUR'  # reports in euros\n\n[budgets.other]\namount = 1\n"
+    )
+    table: dict[str, object] = {"amount": amount, "period": period}
+    if provider:
+        table["provider"] = provider
+    if project:
+        table["project"] = project
+    if tags:
+        table["tag"] = [f"{k}={v}" for k, v in tags]
+    set_table(path, ("budgets", name), table)
+
+    budget = load_settings({"TOKENCLI_HOME": str(home)}).budgets[name]
+    assert (budget.amount, budget.currency, budget.period) == (amount, "EUR", period)
+    assert budget.scope == Scope(provider=provider, project=project, tags=tuple(tags))
+    assert budget.source == "config.toml:7"
