@@ -437,3 +437,21 @@ def test_removing_the_last_table_of_a_parent_removes_the_implicit_parent(tmp_pat
     path.write_text("[defaults]\nmodel = 'x'\n\n[budgets.a]\namount = 1\n")
     assert remove_table(path, ("budgets", "a")) is True
     assert path.read_text() == "[defaults]\nmodel = 'x'\n"
+
+
+def test_a_layout_the_scanner_cannot_follow_is_refused_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text("[defaults]\nmodel = 'x'\n")
+
+    def lost(text):
+        raise IndexError("string index out of range")
+
+    monkeypatch.setattr(tomlscan, "statements", lost)
+    with pytest.raises(ConfigError, match="cannot follow its layout"):
+        set_table(path, ("budgets", "b"), {"amount": 1})
+    assert path.read_text() == "[defaults]\nmodel = 'x'\n"
+
+
+def test_keys_are_given_apart():
+    with pytest.raises(TypeError, match="give the keys apart"):
+        set_table(CONFIG, "budgets.monthly", {"amount": 1})  # type: ignore[arg-type]

@@ -77,8 +77,13 @@ def splice_table(
     if not key_path or not all(isinstance(k, str) for k in key_path):
         raise ValueError(f"not a table path: {key_path!r}")
     doc = parse_config_text(path, text)
-    _refuse_non_tables(doc, key_path, text, path)
-    statements = tomlscan.statements(text)
+    try:
+        statements = tomlscan.statements(text)
+    except (IndexError, ValueError):  # a layout the scanner does not follow: touch nothing
+        raise ConfigError(
+            f"Cannot edit {path}: tokencli cannot follow its layout.", _HINT
+        ) from None
+    _refuse_non_tables(doc, key_path, statements, path)
     removals, anchor = _pieces(statements, key_path, path)
     if table is None:
         removals = _tidy(text, removals)
@@ -119,7 +124,10 @@ def splice_table(
 
 
 def _refuse_non_tables(
-    doc: Mapping[str, Any], key_path: tuple[str, ...], text: str, path: Path
+    doc: Mapping[str, Any],
+    key_path: tuple[str, ...],
+    statements: list[tomlscan.Statement],
+    path: Path,
 ) -> None:
     """Refuse a path through an array of tables, or to a value that is not a table."""
     current: Any = doc
@@ -129,13 +137,15 @@ def _refuse_non_tables(
         current = current[key]
         prefix = key_path[:depth]
         if isinstance(current, list):
-            raise _refusal(path, text, prefix, "is an array, not a table")
+            raise _refusal(path, statements, prefix, "is an array, not a table")
         if not isinstance(current, dict):
-            raise _refusal(path, text, prefix, "is a value, not a table")
+            raise _refusal(path, statements, prefix, "is a value, not a table")
 
 
-def _refusal(path: Path, text: str, key_path: tuple[str, ...], problem: str) -> ConfigError:
-    line = next((s.line for s in tomlscan.statements(text) if s.key == key_path), None)
+def _refusal(
+    path: Path, statements: list[tomlscan.Statement], key_path: tuple[str, ...], problem: str
+) -> ConfigError:
+    line = next((s.line for s in statements if s.key == key_path), None)
     at_line = f" (line {line})" if line else ""
     return ConfigError(f"Cannot edit {path}{at_line}: {dotted(key_path)} {problem}.", _HINT)
 
