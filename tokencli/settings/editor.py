@@ -234,9 +234,9 @@ def _after_siblings(
 
 def _without(text: str, removals: list[tuple[int, int]]) -> str:
     out, pos = [], 0
-    for start, end in removals:
+    for start, end in removals:  # in order; a tidied one may overlap the one before
         out.append(text[pos:start])
-        pos = end
+        pos = max(pos, end)
     out.append(text[pos:])
     return "".join(out)
 
