@@ -180,7 +180,7 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             )
         )
     for name, budget in sorted(settings.budgets.items()):
-        scope = ", ".join(f"{k}={v}" for k, v in budget.scope.items()) or "all calls"
+        scope = ", ".join(f"{k}={v}" for k, v in budget.scope.describe().items()) or "all calls"
         rows.append(
             (
                 f"budgets.{name}",

@@ -95,10 +95,7 @@ def forecast(
                 amount,
                 settings.currencies.report,
                 "month",
-                provider,
-                model,
-                project,
-                scope.tags,
+                scope,
             )
         )
     ledger = app_ctx.ledger(create=False) or Ledger.open_memory()

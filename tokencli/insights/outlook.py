@@ -177,9 +177,7 @@ def _budget_outlook(
             return None
         rate = currencies.rates[budget.currency]
     money = _Money(currencies)
-    flt = Scope(
-        provider=budget.provider, model=budget.model, project=budget.project, tags=budget.tags
-    )
+    flt = budget.scope
     series = _series(ledger, clock, (), flt, money).get(
         (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
     )
@@ -205,7 +203,7 @@ def _budget_outlook(
         amount=budget.amount,
         currency=budget.currency,
         period=budget.period,
-        scope=budget.scope,
+        scope=budget.scope.describe(),
         window=label,
         spent=_in_budget_currency(spent, rate),
         expected=_in_budget_currency(spent + _estimate(sum(result.daily)), rate),

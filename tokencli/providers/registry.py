@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
+from ..settings.schema import FieldSpec
 
 if TYPE_CHECKING:
     from .base import Provider, TokenCounter
@@ -172,12 +173,6 @@ PRESETS: dict[str, ProviderConfig] = {
 
 
 # ------------------------------------------------- provider types and config fields
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    kind: str  # str | bool | int | number | str_list | str_table
-    help: str
 
 
 @dataclass(frozen=True)
