@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import write_config
 from tokencli.ids import new_id
 from tokencli.insights import forecast
-from tokencli.insights.outlook import budget_window
 from tokencli.ledger import Call, Ledger, format_ts
+from tokencli.window import calendar_days
 
 # ------------------------------------------------------------------ the arithmetic
 
@@ -119,10 +119,10 @@ def test_a_future_that_reaches_the_limit_exactly_counts_as_running_out():
 
 def test_budget_windows():
     sunday = date(2026, 11, 22)
-    assert budget_window("day", sunday) == (sunday, sunday, "2026-11-22")
-    assert budget_window("week", sunday) == (date(2026, 11, 16), sunday, "2026-W47")
-    assert budget_window("month", sunday) == (date(2026, 11, 1), date(2026, 11, 30), "2026-11")
-    assert budget_window("month", date(2026, 12, 31))[1] == date(2026, 12, 31)
+    assert calendar_days("day", sunday) == (sunday, sunday, "2026-11-22")
+    assert calendar_days("week", sunday) == (date(2026, 11, 16), sunday, "2026-W47")
+    assert calendar_days("month", sunday) == (date(2026, 11, 1), date(2026, 11, 30), "2026-11")
+    assert calendar_days("month", date(2026, 12, 31))[1] == date(2026, 12, 31)
 
 
 # ------------------------------------------------------------------ the command

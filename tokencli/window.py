@@ -239,31 +239,33 @@ def month_period(first: date, tz: tzinfo) -> Window:
     )
 
 
-def calendar_window(unit: str, when: datetime, tz: tzinfo) -> Window:
-    """The local day, week (Monday first) or month holding `when`, in `tz`.
+CALENDAR_UNITS = ("day", "week", "month")
 
-    Labels: "2026-11-22", "2026-W47", "2026-11".
-    """
-    today = when.astimezone(tz).date()
+
+def calendar_days(unit: str, day: date) -> tuple[date, date, str]:
+    """First and last day of the day, week (Monday first) or month holding `day`, and its
+    label ("2026-11-22", "2026-W47", "2026-11")."""
     if unit == "day":
-        return Window(
-            local_midnight(today, tz),
-            local_midnight(today + timedelta(days=1), tz),
-            today.isoformat(),
-            zone_name(tz),
-        )
+        return day, day, day.isoformat()
     if unit == "week":
-        monday = today - timedelta(days=today.weekday())
-        year, week, _ = today.isocalendar()
-        return Window(
-            local_midnight(monday, tz),
-            local_midnight(monday + timedelta(days=7), tz),
-            f"{year}-W{week:02d}",
-            zone_name(tz),
-        )
+        monday = day - timedelta(days=day.weekday())
+        year, week, _ = day.isocalendar()
+        return monday, monday + timedelta(days=6), f"{year}-W{week:02d}"
     if unit == "month":
-        return month_period(month_start(today), tz)
+        first = month_start(day)
+        return first, next_month(first) - timedelta(days=1), f"{first:%Y-%m}"
     raise ValueError(f"unknown calendar period {unit!r}")
+
+
+def calendar_window(unit: str, when: datetime, tz: tzinfo) -> Window:
+    """The local day, week or month holding `when` in `tz`, as exact UTC bounds."""
+    first, last, label = calendar_days(unit, when.astimezone(tz).date())
+    return Window(
+        local_midnight(first, tz),
+        local_midnight(last + timedelta(days=1), tz),
+        label,
+        zone_name(tz),
+    )
 
 
 def parse_month(text: str, option: str = "--month") -> date:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from ..ledger.reads import LedgerReader
 from ..scope import Scope
 from ..settings.loader import Budget, Currencies
-from ..window import local_midnight, next_month, zone_name
+from ..window import calendar_days, local_midnight, zone_name
 from . import forecast
 from .model import Period
 from .report import _Money, time_sums
@@ -150,18 +150,6 @@ def _in_budget_currency(amount: Decimal, rate: Decimal) -> Decimal:
     return amount if rate == 1 else (amount / rate).quantize(_ESTIMATE)
 
 
-def budget_window(period: str, today: date) -> tuple[date, date, str]:
-    """First and last day of the budget period holding `today`, and its label."""
-    if period == "day":
-        return today, today, today.isoformat()
-    if period == "week":
-        monday = today - timedelta(days=today.weekday())
-        year, week, _ = today.isocalendar()
-        return monday, monday + timedelta(days=6), f"{year}-W{week:02d}"
-    first = today.replace(day=1)
-    return first, next_month(first) - timedelta(days=1), f"{first:%Y-%m}"
-
-
 def _budget_outlook(
     budget: Budget,
     ledger: LedgerReader,
@@ -182,7 +170,7 @@ def _budget_outlook(
         (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
     )
     unconverted |= money.unconverted
-    first, last, label = budget_window(budget.period, clock.today)
+    first, last, label = calendar_days(budget.period, clock.today)
     spent, result = _project(series, clock, first, last, seed=1)
     limit = budget.amount * rate
     exceeded_on = runs_out = None
