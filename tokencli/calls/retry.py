@@ -38,7 +38,7 @@ class RetryPolicy:
         rng: Callable[[], float] = random.random,
     ) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None to give up."""
-        if not error.retryable or getattr(error, "had_output", False) or attempt > self.max_retries:
+        if not error.retryable or error.had_output or attempt > self.max_retries:
             return None
         if error.retry_after is not None:
             wait = error.retry_after
