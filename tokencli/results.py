@@ -12,6 +12,8 @@ Versioning, so scripts keep working:
   changing its type, bumps N.
 
 Bodies hold JSON values only: money as exact decimal strings, times as ISO 8601 text.
+The classes are plain dataclasses without generated comparisons: made once and printed,
+and cheap to define, since every `--json` command imports this module.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def call_record(call: Call, *, text: str | None = None, with_text: bool = False)
     return data
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CallResult(Result):
     """`run --json` (done or failed) and `logs show --json`: one call."""
 
@@ -100,7 +102,7 @@ class CallResult(Result):
         return call_record(self.call, text=self.text, with_text=self.with_text)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CallList(Result):
     """`logs --json`: a list of call records (their texts with `--text`)."""
 
@@ -127,7 +129,7 @@ def _count_fields(result: TokenCount) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CountResult(Result):
     """`count --json`: a text's input tokens for a model, and their price."""
 
@@ -138,7 +140,7 @@ class CountResult(Result):
         return _count_fields(self.count)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class DryRunResult(Result):
     """`run --dry-run --json`: the count's fields, and the request that was not sent."""
 
@@ -161,7 +163,7 @@ class DryRunResult(Result):
         }
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ModelList(Result):
     """`models --json`: each model with its prices per million tokens."""
 
@@ -187,7 +189,7 @@ class ModelList(Result):
         ]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ForecastResult(Result):
     """`forecast --json`: money as decimal strings, dates as YYYY-MM-DD."""
 
@@ -243,7 +245,7 @@ def _outlook(b: BudgetOutlook) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ReportResult(Result):
     """`report --json` (and `--format json`): see `insights.formats.report_to_dict`."""
 
@@ -256,14 +258,14 @@ class ReportResult(Result):
         return report_to_dict(self.report)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Setting:
     key: str  # "defaults.model", "providers.openai.base_url", ...
     value: Any  # a JSON value; secrets already redacted
     source: str  # default, preset, file:line, env, flag, ...
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SettingList(Result):
     """`config show --json`: every effective setting with its source."""
 
@@ -275,7 +277,7 @@ class SettingList(Result):
         return [{"key": s.key, "value": s.value, "source": s.source} for s in self.settings]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class PathsResult(Result):
     """`config path --json`: {name: {path, source}} for config, ledger, keys and cache."""
 
@@ -287,7 +289,7 @@ class PathsResult(Result):
         return {name: {"path": path, "source": source} for name, path, source in self.paths}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class KeyState:
     provider: str
     status: str  # set | missing
@@ -296,7 +298,7 @@ class KeyState:
     env: Sequence[str]  # the variables the provider reads
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class KeyList(Result):
     """`keys list --json`: each provider's key, masked, and where it comes from."""
 
@@ -317,7 +319,7 @@ class KeyList(Result):
         ]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ImportResult(Result):
     """`ledger import --json`: how many calls went in, and how many were left out why."""
 
@@ -330,7 +332,7 @@ class ImportResult(Result):
         return {"inserted": self.inserted, "skipped": self.skipped, "pruned": self.pruned}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class PruneResult(Result):
     """`ledger prune --json`: what was deleted (or with --dry-run, would be)."""
 

@@ -52,10 +52,12 @@ def logs(
     from .options import scope_from
 
     app_ctx = app_context(ctx)
-    now, zone_ = app_ctx.now(), zone(tz)
     scope = scope_from(provider, model, project, tag, prompt=prompt, status=status)
-    start = parse_point(since, now, zone_, option="--since") if since else None
-    end = parse_point(until, now, zone_, option="--until") if until else None
+    start = end = None
+    if since or until or tz:  # the zone (and the tz database) only when a date needs it
+        now, zone_ = app_ctx.now(), zone(tz)
+        start = parse_point(since, now, zone_, option="--since") if since else None
+        end = parse_point(until, now, zone_, option="--until") if until else None
     ledger = app_ctx.ledger(create=False)
     calls = (
         ledger.list_calls(scope, since=start, until=end, limit=n, with_text=text) if ledger else []

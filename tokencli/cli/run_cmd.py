@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import CallFailed, UsageError
-from ..results import CallResult
 from .context import AppContext, Streams, app_context
 from .options import JsonOpt, ModelOpt, parse_tags
 from .output import emit_result
@@ -120,6 +119,8 @@ def run(
         engine.close()
     printer.finish()
     if json_out:
+        from ..results import CallResult
+
         emit_result(streams, CallResult(result.call, text=result.text))
     if usage or streams.stderr_isatty:
         app_ctx.err(usage_line(result.call))
@@ -159,6 +160,8 @@ def _after_failure(app_ctx: AppContext, call: "Call", json_out: bool, usage: boo
     from .render import usage_line
 
     if json_out:
+        from ..results import CallResult
+
         emit_result(app_ctx.streams, CallResult(call, text=call.response_text or ""))
     if usage or app_ctx.streams.stderr_isatty:
         app_ctx.err(usage_line(call))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ..calls.usage import COUNTED, Usage
 from .registry import ProviderConfig
@@ -99,8 +99,7 @@ class Provider(Protocol):
 # ---------------------------------------------------------------- capabilities
 
 
-@dataclass(frozen=True)
-class TokenTally:
+class TokenTally(NamedTuple):
     """The input tokens a request would cost, and how they were counted."""
 
     tokens: int
@@ -115,8 +114,7 @@ class TokenCounter(Protocol):
     def __call__(self, request: ChatRequest, raw: bool) -> TokenTally: ...
 
 
-@dataclass(frozen=True)
-class Balance:
+class Balance(NamedTuple):
     """What is left on an account, as the provider reports it."""
 
     amount: Decimal
