@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .errors import ConfigError
@@ -22,12 +21,15 @@ from .errors import ConfigError
 EARLIEST_YEAR, LATEST_YEAR = 1971, 9998
 
 
-@dataclass(frozen=True)
 class Clock:
     """`now()`: the instant recorded and compared with calendars (aware UTC);
     `timestamp()`: wall-clock epoch seconds for waits shared between processes."""
 
-    pinned: datetime | None = None
+    # A plain class: every command builds one, and a dataclass costs start-up time.
+    __slots__ = ("pinned",)
+
+    def __init__(self, pinned: datetime | None = None) -> None:
+        self.pinned = pinned
 
     def now(self) -> datetime:
         return datetime.now(UTC) if self.pinned is None else self.pinned

@@ -7,13 +7,12 @@ not part of it: that is a `window.Window`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(NamedTuple):
     provider: str | None = None
     model: str | None = None
     project: str | None = None

@@ -48,13 +48,14 @@ def logs(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from ..window import parse_point, zone
     from .options import scope_from
 
     app_ctx = app_context(ctx)
     scope = scope_from(provider, model, project, tag, prompt=prompt, status=status)
     start = end = None
     if since or until or tz:  # the zone (and the tz database) only when a date needs it
+        from ..window import parse_point, zone
+
         now, zone_ = app_ctx.now(), zone(tz)
         start = parse_point(since, now, zone_, option="--since") if since else None
         end = parse_point(until, now, zone_, option="--until") if until else None
