@@ -73,13 +73,17 @@ def save(
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why this version exists.")] = None,
 ) -> None:
-    """Save a new version of prompt NAME (text identical to the latest version adds nothing)."""
+    """Save a new version of prompt NAME (text identical to the latest version adds nothing).
+
+    What is not given comes from the latest version: its system part, model and
+    parameters (-s '' or -m '' clears one; --param KEY= drops a parameter).
+    """
     from ..prompts.library import parse_params, save_prompt
 
     app_ctx = app_context(ctx)
     template = _template_text(app_ctx, text, file)
     params = parse_params(param or [])
-    if model:
+    if model:  # '' clears the model
         from ..calls.resolve import resolve_chain
 
         resolve_chain(app_ctx.settings, model)  # an unknown provider or alias fails now
@@ -96,6 +100,7 @@ def save(
             note=note,
             label=label,
             now=app_ctx.now(),
+            inherit=True,
         )
     finally:
         ledger.close()

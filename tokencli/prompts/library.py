@@ -151,13 +151,18 @@ def resolve_prompt(
     name, selector = parse_ref(ref)
     rows = store.all_versions(ledger, name) if ledger is not None else []
     live = [r for r in rows if not r.retired]
-    if not live and not (allow_retired and rows):
+    if not rows:
         raise UsageError(
             f"No prompt named {name!r}.",
             "'tokencli prompt list' shows the saved prompts; 'tokencli prompt save' adds one.",
         )
     labels = store.labels(ledger, name).get(name, {}) if ledger is not None else {}
     if selector is None:
+        if not live and not allow_retired:
+            raise UsageError(
+                f"Prompt {name!r} was removed (its versions that recorded calls used are kept).",
+                f"'tokencli prompt list {name}' shows them; 'tokencli prompt save' starts it again.",
+            )
         row = (live or rows)[-1]
     else:
         if isinstance(selector, str):
@@ -231,15 +236,23 @@ def list_versions(ledger: Ledger | None, name: str) -> list[PromptVersion]:
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`--param K=V` → the run options a version sets by default (max_tokens, temperature)."""
+    """`--param K=V` → the run options a version sets by default (max_tokens, temperature).
+
+    `K=` (no value) is None: with `save_prompt(inherit=True)`, drop K from the latest's.
+    """
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--param {pair!r} is not KEY=VALUE.", "e.g. --param temperature=0.2.")
-        params[key] = _param_value(key, value.strip())
+        params[key] = _param_value(key, value.strip()) if value.strip() else _known(key)
     return params
+
+
+def _known(key: str) -> None:
+    if key not in PARAMS:
+        _param_value(key, None)  # raises: unknown parameter
 
 
 def _param_value(key: str, value: Any) -> Any:
@@ -294,8 +307,14 @@ def save_prompt(
     now: datetime,
     version: int | None = None,
     created: str | None = None,
+    inherit: bool = False,
 ) -> Saved:
-    """Add a version of `name` (unless identical to its latest), and point `label` at it."""
+    """Add a version of `name` (unless identical to its latest), and point `label` at it.
+
+    With `inherit`, what is not given comes from the latest version: the system
+    part and model when None (an empty string clears them), and the parameters,
+    `params` overriding them key by key (a None value drops a key).
+    """
     from ..ledger import format_ts
     from ..ledger import prompts as store
 
@@ -304,11 +323,16 @@ def save_prompt(
         check_label(label)
     if not template.strip():
         raise UsageError(f"The template of {name!r} is empty.", "Give the prompt's text.")
+    newest = store.latest(ledger, name) if inherit else None
+    if newest is not None:
+        system = newest.system if system is None else system
+        model = newest.model if model is None else model
+        params = {**newest.params, **(params or {})}
+    params = {k: v for k, v in (params or {}).items() if v is not None}
     system = system or None
     Template(template, where=f"the template of {name!r}")
     if system:
         Template(system, where=f"the system part of {name!r}")
-    params = dict(params or {})
     row, added = store.add_version(
         ledger,
         name=name,
