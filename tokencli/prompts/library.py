@@ -246,13 +246,13 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--param {pair!r} is not KEY=VALUE.", "e.g. --param temperature=0.2.")
-        params[key] = _param_value(key, value.strip()) if value.strip() else _known(key)
+        if value.strip():
+            params[key] = _param_value(key, value.strip())
+        elif key in PARAMS:
+            params[key] = None
+        else:
+            _param_value(key, None)  # raises: unknown parameter
     return params
-
-
-def _known(key: str) -> None:
-    if key not in PARAMS:
-        _param_value(key, None)  # raises: unknown parameter
 
 
 def _param_value(key: str, value: Any) -> Any:
