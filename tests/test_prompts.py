@@ -392,12 +392,14 @@ name = "post"
 labels = { production = 5 }
 [[prompts.versions]]
 version = 5
+created = 2026-11-19T10:00:00+01:00
 template = "Hello {{name}}"
 params = { max_tokens = 50 }
 """
     import_data(ledger, loads(text, "p.toml"), "p.toml", now=NOW)
     version = resolve_prompt(ledger, "post@production")
     assert (version.version, dict(version.params)) == (5, {"max_tokens": 50})
+    assert version.created == "2026-11-19T09:00:00.000000Z"  # a TOML time, kept as UTC
     assert import_data(ledger, loads(text, "p.toml"), "p.toml", now=NOW).added == 0
 
 
@@ -413,6 +415,10 @@ params = { max_tokens = 50 }
         (
             'format = "tokencli.prompts/1"\n[[prompts]]\nname = "x"\n[[prompts.versions]]\ntemplate = "{{a"\n',
             "unclosed placeholder at line 1",
+        ),
+        (
+            'format = "tokencli.prompts/1"\n[[prompts]]\nname = "x"\n[[prompts.versions]]\ntemplate = "a"\ncreated = "yesterday"\n',
+            "p.toml: prompt 'x' version 1: created 'yesterday' is not a time.",
         ),
         (
             'format = "tokencli.prompts/1"\n[[prompts]]\nname = "x"\n[[prompts.versions]]\ntemplate = "a"\nparams = { top_k = 1 }\n',

@@ -63,6 +63,8 @@ def export_data(ledger: Ledger | None, names: Iterable[str]) -> dict[str, Any]:
     prompts = []
     for name in names:
         versions = [v for v in list_versions(ledger, name) if not v.retired]
+        if not versions:  # removed: only retired versions are left
+            continue
         labels = {label: v.version for v in versions for label in v.labels}
         entry: dict[str, Any] = {"name": name}
         if labels:
@@ -275,13 +277,7 @@ def _check_version(entry: Any, where: str) -> dict[str, Any]:
         not isinstance(number, int) or isinstance(number, bool) or number < 1
     ):
         raise UsageError(f"{where}: version is not a positive whole number.", None)
-    created = entry.get("created")
-    if isinstance(created, datetime):  # TOML and YAML read bare times as datetimes
-        from ..ledger import format_ts
-
-        created = format_ts(created)
-    if created is not None and not isinstance(created, str):
-        raise UsageError(f"{where}: created is not a time.", None)
+    created = _created(entry.get("created"), where)
     params = entry.get("params") or {}
     if not isinstance(params, dict):
         raise UsageError(f"{where}: params is not a table.", None)
@@ -294,3 +290,24 @@ def _check_version(entry: Any, where: str) -> dict[str, Any]:
         "system": text("system"),
         "template": text("template", required=True),
     }
+
+
+def _created(value: Any, where: str) -> str | None:
+    """A version's creation time as a ledger timestamp (UTC); a time without a zone is UTC."""
+    from datetime import UTC
+
+    from ..ledger import format_ts
+
+    if value is None:
+        return None
+    when = value  # TOML and YAML read bare times as datetimes
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+    if not isinstance(when, datetime):
+        raise UsageError(
+            f"{where}: created {value!r} is not a time.", "Write e.g. 2026-11-20T09:00:00Z."
+        )
+    return format_ts(when if when.tzinfo else when.replace(tzinfo=UTC))
