@@ -93,6 +93,10 @@ def test_bad_input_is_one_sentence_and_exit_2(cli, post, args, message):
 
 
 def test_diff_shows_the_change_and_both_token_counts(cli, post):
+    assert (
+        cli("prompt", "diff", "post", "post@1", "post@2").stdout
+        == cli("prompt", "diff", "post", "1", "latest").stdout
+    )
     r = cli("prompt", "diff", "post", "production", "2")
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()

@@ -77,6 +77,22 @@ def test_any_text_parses_or_raises_a_usage_error_only(text):
     assert template.render(dict.fromkeys(template.names, "v")).count("{{") <= text.count("{{")
 
 
+@given(st.text() | st.sampled_from(["a@²", "a@٣", "a@0", "a@01", "a@latest", "a@"]))
+def test_any_ref_parses_or_raises_a_usage_error_only(ref):
+    try:
+        name, selector = parse_ref(ref)
+    except UsageError:
+        return
+    from tokencli.prompts.library import LABEL, PROMPT_NAME
+
+    assert PROMPT_NAME.fullmatch(name)
+    assert (
+        selector is None
+        or (isinstance(selector, int) and selector > 0)
+        or (isinstance(selector, str) and LABEL.fullmatch(selector) and selector != "latest")
+    )
+
+
 def test_single_braces_and_json_stay_literal():
     text = 'Answer as JSON: {"title": "...", "tags": [{"k": 1}]} about {{topic}}.'
     assert Template(text).render({"topic": "tides"}) == (

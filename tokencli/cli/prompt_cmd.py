@@ -267,7 +267,7 @@ def show(
 def diff(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The prompt.")],
-    a: Annotated[str, typer.Argument(metavar="A", help="A version or label.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="A version or label (3, production).")],
     b: Annotated[str, typer.Argument(metavar="B", help="Another version or label.")],
     model: Annotated[
         str | None,
@@ -285,7 +285,10 @@ def diff(
 
     app_ctx = app_context(ctx)
     ledger = app_ctx.ledger(create=False)
-    old, new = (resolve_prompt(ledger, f"{name}@{x}", allow_retired=True) for x in (a, b))
+    old, new = (
+        resolve_prompt(ledger, f"{name}@{x.removeprefix(name + '@')}", allow_retired=True)
+        for x in (a, b)
+    )
     lines: list[str] = []
     for label, left, right in (
         ("system", old.system or "", new.system or ""),

@@ -128,7 +128,7 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
     check_name(name)
     if not sep or selector == LATEST:
         return name, None
-    if selector.isdigit() and int(selector) > 0:
+    if selector.isascii() and selector.isdigit() and int(selector) > 0:
         return name, int(selector)
     if not LABEL.fullmatch(selector):
         raise UsageError(
