@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -27,6 +27,7 @@ _tokencli() {
                 ledger) _tokencli_ledger ;;
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
+                prompt) _tokencli_prompt ;;
                 report) _tokencli_report ;;
                 run) _tokencli_run ;;
             esac ;;
@@ -37,6 +38,7 @@ _tokencli_batch() {
     _arguments \
         '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (default\: \[defaults\] model)]:value: ' \
         '(-s --system)'{-s,--system}'[System prompt for every item]:value: ' \
+        '--prompt[Run a saved prompt (see '\''tokencli prompt'\'')\: its latest version, a version or a label]:value: ' \
         '--max-tokens[Most tokens per answer]:value: ' \
         '--temperature[Sampling temperature]:value: ' \
         '(-p --project)'{-p,--project}'[Project to record the calls under]:value: ' \
@@ -271,6 +273,90 @@ _tokencli_models() {
         '*:argument: '
 }
 
+_tokencli_prompt() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('diff:A unified diff of two versions, and the input tokens of each (counted offline)' 'export:Write prompts and their versions to a TOML or YAML file you can keep in git' 'import:Add the versions in prompt files that the library lacks (running it twice adds nothing)' 'label:Point LABEL at a version; a label names one version at a time, so it moves' 'list:Saved prompts with their latest version and labels; with NAME, its versions' 'rm:Remove a prompt or one version; versions recorded calls used are kept, retired' 'save:Save a new version of prompt NAME (text identical to the latest version adds nothing)' 'show:One version of a prompt\: its texts, variables, model, parameters and labels')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                diff) _tokencli_prompt_diff ;;
+                export) _tokencli_prompt_export ;;
+                import) _tokencli_prompt_import ;;
+                label) _tokencli_prompt_label ;;
+                list) _tokencli_prompt_list ;;
+                rm) _tokencli_prompt_rm ;;
+                save) _tokencli_prompt_save ;;
+                show) _tokencli_prompt_show ;;
+            esac ;;
+    esac
+}
+
+_tokencli_prompt_diff() {
+    _arguments \
+        '(-m --model)'{-m,--model}'[Count tokens on this model (default\: B'\''s model, A'\''s, the config'\''s)]:value: ' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_export() {
+    _arguments \
+        '(-o --output)'{-o,--output}'[A file, or a directory (ending in /, or existing) for one file per prompt; default\: stdout]:path:_files' \
+        '--format[toml (default) or yaml (default for a .yaml file)]:value:(toml yaml)' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_import() {
+    _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_label() {
+    _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_list() {
+    _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_rm() {
+    _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_save() {
+    _arguments \
+        '(-f --file)'{-f,--file}'[Read the template from a file]:path:_files' \
+        '(-s --system)'{-s,--system}'[The system part (a template too)]:value: ' \
+        '(-m --model)'{-m,--model}'[The model this version runs on by default]:value: ' \
+        '--param[A default run parameter\: max_tokens or temperature (repeatable)]:value: ' \
+        '--label[Point this label (e.g. production) at the version]:value: ' \
+        '--note[Why this version exists]:value: ' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_prompt_show() {
+    _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
 _tokencli_report() {
     _arguments \
         '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
@@ -297,6 +383,9 @@ _tokencli_run() {
     _arguments \
         '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (default\: \[defaults\] model)]:value: ' \
         '(-s --system)'{-s,--system}'[System prompt]:value: ' \
+        '--prompt[Run a saved prompt (see '\''tokencli prompt'\'')\: its latest version, a version or a label]:value: ' \
+        '--var[A variable for --prompt'\''s template (repeatable); KEY=- reads stdin]:value: ' \
+        '--vars-file[Variables for --prompt\: a JSON object or KEY=VALUE lines (--var wins)]:value: ' \
         '--max-tokens[Most tokens to generate]:value: ' \
         '--temperature[Sampling temperature]:value: ' \
         '(-p --project)'{-p,--project}'[Project to record the call under]:value: ' \

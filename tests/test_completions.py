@@ -58,9 +58,22 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "ledger",
         "logs",
         "models",
+        "prompt",
         "report",
         "run",
     ]
+    assert bash_complete("prompt", "") == [
+        "diff",
+        "export",
+        "import",
+        "label",
+        "list",
+        "rm",
+        "save",
+        "show",
+    ]
+    assert bash_complete("prompt", "export", "--format", "") == ["toml", "yaml"]
+    assert "--vars-file" in bash_complete("run", "--va")
     assert bash_complete("config", "") == ["init", "path", "show", "validate"]
     assert bash_complete("ledger", "") == ["export", "import", "prune"]
     assert bash_complete("ledger", "export", "--format", "") == ["csv", "jsonl", "prometheus"]

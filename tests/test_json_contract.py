@@ -218,6 +218,39 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
         "x",
     )
     doc("tokencli.count/1", "count", "-m", "openai:gpt-4o-mini", "--json", "hello world")
+    assert (
+        cli("prompt", "save", "title", "Title: {{topic}}", "--param", "max_tokens=20").exit_code
+        == 0
+    )
+    assert (
+        cli("prompt", "save", "title", "A title: {{topic}}", "--label", "production").exit_code == 0
+    )
+    doc("tokencli.prompt/1", "prompt", "show", "title@1", "--json")
+    doc("tokencli.prompt-versions/1", "prompt", "list", "title", "--json")
+    doc("tokencli.prompts/1", "prompt", "list", "--json")
+    doc(
+        "tokencli.call/1",
+        "run",
+        "-m",
+        "mock:echo",
+        "--prompt",
+        "title",
+        "--var",
+        "topic=x",
+        "--json",
+    )
+    doc(
+        "tokencli.dry-run/1",
+        "run",
+        "-m",
+        "mock:echo",
+        "--prompt",
+        "title@production",
+        "--var",
+        "topic=x",
+        "--dry-run",
+        "--json",
+    )
     calls = doc("tokencli.calls/1", "logs", "--json")
     doc("tokencli.calls/1", "logs", "--json", "--text", "-n", "2")
     doc("tokencli.call/1", "logs", "show", calls[0]["id"], "--json")

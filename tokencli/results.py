@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .ledger.retention import PruneCounts
     from .pricing.counting import DryRun, TokenCount
     from .pricing.index import ModelPrice
+    from .prompts.library import PromptSummary, PromptVersion
 
 
 class Result:
@@ -146,10 +147,13 @@ class DryRunResult(Result):
 
     schema: ClassVar[str] = "tokencli.dry-run/1"
     plan: DryRun
+    prompt: tuple[str, int | None] | None = (
+        None  # run --prompt: the saved prompt's name and version
+    )
 
     def body(self) -> dict[str, Any]:
         request = self.plan.request
-        return {
+        data = {
             "dry_run": True,
             **_count_fields(self.plan.count),
             "alias": self.plan.alias,
@@ -161,6 +165,9 @@ class DryRunResult(Result):
                 "stream": request.stream,
             },
         }
+        if self.prompt is not None:
+            data["prompt"] = {"name": self.prompt[0], "version": self.prompt[1]}
+        return data
 
 
 @dataclass(eq=False)
@@ -356,6 +363,71 @@ class PruneResult(Result):
         }
 
 
+def prompt_record(v: PromptVersion) -> dict[str, Any]:
+    """A saved prompt version as scripts read it: `prompt show`, `prompt list NAME`."""
+    return {
+        "name": v.name,
+        "version": v.version,
+        "ref": v.ref,
+        "labels": list(v.labels),
+        "model": v.model,
+        "params": dict(v.params),
+        "variables": list(v.variables),
+        "system": v.system,
+        "template": v.template,
+        "note": v.note,
+        "created": v.created,
+        "retired": v.retired,
+        "hash": v.content_hash,
+    }
+
+
+@dataclass(eq=False)
+class PromptResult(Result):
+    """`prompt show --json`: one version of a saved prompt."""
+
+    schema: ClassVar[str] = "tokencli.prompt/1"
+    version: PromptVersion
+
+    def body(self) -> dict[str, Any]:
+        return prompt_record(self.version)
+
+
+@dataclass(eq=False)
+class PromptVersionList(Result):
+    """`prompt list NAME --json`: every version of one prompt, oldest first."""
+
+    schema: ClassVar[str] = "tokencli.prompt-versions/1"
+    collection: ClassVar[bool] = True
+    versions: Sequence[PromptVersion]
+
+    def body(self) -> list[Any]:
+        return [prompt_record(v) for v in self.versions]
+
+
+@dataclass(eq=False)
+class PromptList(Result):
+    """`prompt list --json`: each saved prompt, its latest version and its labels."""
+
+    schema: ClassVar[str] = "tokencli.prompts/1"
+    collection: ClassVar[bool] = True
+    prompts: Sequence[PromptSummary]
+
+    def body(self) -> list[Any]:
+        return [
+            {
+                "name": p.name,
+                "latest": p.latest.version,
+                "versions": p.versions,
+                "labels": dict(p.labels),
+                "model": p.latest.model,
+                "variables": list(p.latest.variables),
+                "updated": p.latest.created,
+            }
+            for p in self.prompts
+        ]
+
+
 # Every document, for docs/json.md and the contract test.
 RESULTS: tuple[type[Result], ...] = (
     CallResult,
@@ -370,4 +442,7 @@ RESULTS: tuple[type[Result], ...] = (
     KeyList,
     ImportResult,
     PruneResult,
+    PromptResult,
+    PromptVersionList,
+    PromptList,
 )

@@ -17,13 +17,26 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CallFailed, ExitCode, Interrupted, TokencliError, UsageError
 from ..ledger import Call
 from .engine import Engine, RunOptions
 
-ITEM_FIELDS = {"id", "prompt", "model", "system", "max_tokens", "temperature", "tags", "project"}
+if TYPE_CHECKING:
+    from ..prompts import PromptVersion
+
+ITEM_FIELDS = {
+    "id",
+    "prompt",
+    "vars",
+    "model",
+    "system",
+    "max_tokens",
+    "temperature",
+    "tags",
+    "project",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,7 @@ class BatchItem:
     key: str  # the item's "id", or "line-N"
     line: int
     options: RunOptions
+    unused: tuple[str, ...] = ()  # variables given that the saved prompt does not use
 
 
 @dataclass
@@ -102,8 +116,14 @@ class BatchSummary:
         return int(failed[0].exit_code or ExitCode.UNAVAILABLE) if failed else 0
 
 
-def parse_items(text: str, defaults: RunOptions) -> list[BatchItem]:
-    """JSON lines or plain lines → items (blank lines and `#` comments skipped)."""
+def parse_items(
+    text: str, defaults: RunOptions, prompt: PromptVersion | None = None
+) -> list[BatchItem]:
+    """JSON lines or plain lines → items (blank lines and `#` comments skipped).
+
+    With a saved `prompt`, each item fills its template: a JSON line's `vars`
+    object, or a plain line as the value of the template's only variable.
+    """
     items: list[BatchItem] = []
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -111,7 +131,22 @@ def parse_items(text: str, defaults: RunOptions) -> list[BatchItem]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("{"):
-            item = _json_item(line, number, defaults)
+            item = _json_item(line, number, defaults, prompt)
+        elif prompt is not None:
+            names = prompt.variables
+            if len(names) != 1:
+                raise UsageError(
+                    f"Line {number} is plain text, but {prompt.ref} has "
+                    f"{len(names)} variables ({', '.join(names) or 'none'}).",
+                    'With --prompt, write JSON lines: {"id": "a1", "vars": {...}}.',
+                )
+            item = _prompt_item(
+                f"line-{number}",
+                number,
+                replace(defaults, tags=dict(defaults.tags)),
+                prompt,
+                {names[0]: line},
+            )
         else:
             item = BatchItem(
                 f"line-{number}", number, replace(defaults, prompt=line, tags=dict(defaults.tags))
@@ -130,7 +165,22 @@ def parse_items(text: str, defaults: RunOptions) -> list[BatchItem]:
     return items
 
 
-def _json_item(line: str, number: int, defaults: RunOptions) -> BatchItem:
+def _prompt_item(
+    key: str, number: int, options: RunOptions, prompt: PromptVersion, variables: dict[str, str]
+) -> BatchItem:
+    from ..prompts import apply_prompt
+
+    try:
+        filled, unused = apply_prompt(options, prompt, variables)
+    except UsageError as exc:
+        hint = 'Give them in the line\'s "vars".' if exc.message.startswith("Missing") else exc.hint
+        raise UsageError(f"Line {number}: {exc.message}", hint) from None
+    return BatchItem(key, number, filled, tuple(unused))
+
+
+def _json_item(
+    line: str, number: int, defaults: RunOptions, saved: PromptVersion | None = None
+) -> BatchItem:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -147,7 +197,20 @@ def _json_item(line: str, number: int, defaults: RunOptions) -> BatchItem:
             f"Known fields: {', '.join(sorted(ITEM_FIELDS))}.",
         )
     prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if saved is not None:
+        if "prompt" in data or "system" in data:
+            raise UsageError(
+                f"Line {number} has its own {'prompt' if 'prompt' in data else 'system'},"
+                f" and --prompt {saved.ref} gives it.",
+                'With --prompt, a line gives "vars" (and id, model, tags…), not the text.',
+            )
+        prompt = ""
+    elif "vars" in data:
+        raise UsageError(
+            f"Line {number} has vars, but no saved prompt was given.",
+            "Add --prompt NAME to fill a saved prompt's template with them.",
+        )
+    elif not isinstance(prompt, str) or not prompt.strip():
         raise UsageError(
             f"Line {number} has no prompt.", 'Each JSON line needs a non-empty "prompt".'
         )
@@ -179,6 +242,11 @@ def _json_item(line: str, number: int, defaults: RunOptions) -> BatchItem:
         project=typed("project", str) or defaults.project,
         tags={**defaults.tags, **tags},
     )
+    if saved is not None:
+        from ..prompts import vars_from_json
+
+        variables = vars_from_json(data.get("vars", {}), f"Line {number}: vars")
+        return _prompt_item(key, number, options, saved, variables)
     return BatchItem(key, number, options)
 
 
@@ -198,6 +266,8 @@ def batch_id_for(content: bytes, defaults: RunOptions) -> str:
             default=str,
         ).encode()
     )
+    if defaults.prompt_name:  # another version of the prompt is another batch
+        digest.update(f"\0{defaults.prompt_name}@{defaults.prompt_version}".encode())
     return digest.hexdigest()[:20]
 
 

@@ -55,6 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.count_cmd",
         "Count the input tokens of a text for a model, offline, and price them.",
     ),
+    "prompt": (
+        "tokencli.cli.prompt_cmd",
+        "Save, version, label and share prompts: every version immutable, labels move.",
+    ),
     "config": ("tokencli.cli.config_cmd", "Set up tokencli and see where each setting comes from."),
     "keys": (
         "tokencli.cli.keys_cmd",
@@ -65,7 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys"}
+GROUPS = {"logs", "ledger", "config", "keys", "prompt"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

@@ -9,12 +9,13 @@ import typer
 
 from ..errors import UsageError
 from .context import AppContext, app_context
-from .options import ModelOpt
+from .options import ModelOpt, PromptRefOpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..calls.batch import BatchSummary, ItemResult
+    from ..calls.batch import BatchItem, BatchSummary, ItemResult
+    from ..prompts import PromptVersion
 
 HELP = """Run every prompt in FILE and write results as JSON lines.
 
@@ -25,6 +26,10 @@ line; '-' reads stdin. Options give the defaults for every item. Results go to s
 same options) skips the items already answered instead of paying twice, and reports them
 with "skipped": true. Exit code: 0 when every item succeeded, else that of the first failed
 item; 130 when interrupted.
+
+--prompt NAME[@VERSION|@LABEL] runs a saved prompt for every item: each JSON line gives its
+variables as {"id": "a1", "vars": {"topic": "..."}} (a plain line fills the template's only
+variable), and every call records the prompt's name and version.
 """
 
 
@@ -42,6 +47,7 @@ def batch(
     system: Annotated[
         str | None, typer.Option("-s", "--system", help="System prompt for every item.")
     ] = None,
+    prompt_ref: PromptRefOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
     ] = None,
@@ -101,8 +107,13 @@ def batch(
         tags=parse_tags(tag or []),
         cache=cache,
     )
-    items = parse_items(text, defaults)
+    saved = None
+    if prompt_ref is not None:
+        saved = _saved_prompt(app_ctx, prompt_ref, system)
+        defaults.prompt_name, defaults.prompt_version = saved.name, saved.version
+    items = parse_items(text, defaults, saved)
     bid = batch_id or batch_id_for(content, defaults)
+    _warn_unused(app_ctx, items)
 
     sink, close = _open_output(output, app_ctx)
     progress = Progress(app_ctx, len(items), bid)
@@ -126,6 +137,36 @@ def batch(
         close()
     _report(app_ctx, summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _saved_prompt(app_ctx: AppContext, ref: str, system: str | None) -> "PromptVersion":
+    from ..prompts import resolve_prompt
+
+    if system is not None:
+        raise UsageError(
+            "--system and --prompt were both given.",
+            "A saved prompt has its own system part; save a new version to change it.",
+        )
+    ledger = app_ctx.ledger(create=False)
+    try:
+        return resolve_prompt(ledger, ref)
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _warn_unused(app_ctx: AppContext, items: "list[BatchItem]") -> None:
+    """One warning per variable the saved prompt does not use, naming its first line."""
+    lines: dict[str, list[int]] = {}
+    for item in items:
+        for name in item.unused:
+            lines.setdefault(name, []).append(item.line)
+    for name, numbers in lines.items():
+        more = f" and {len(numbers) - 1} more" if len(numbers) > 1 else ""
+        app_ctx.err(
+            f"tokencli: warning: the saved prompt does not use the variable {name!r}"
+            f" (line {numbers[0]}{more})."
+        )
 
 
 def _read_input(file: str, app_ctx: AppContext) -> bytes:

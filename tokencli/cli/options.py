@@ -25,6 +25,33 @@ ModelOpt = Annotated[
     typer.Option("-m", "--model", help="PROVIDER:MODEL or an alias (default: [defaults] model)."),
 ]
 
+# ------------------------------------------------------------------ saved prompts
+
+PromptRefOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt",
+        metavar="NAME[@VERSION|@LABEL]",
+        help="Run a saved prompt (see 'tokencli prompt'): its latest version, a version or a label.",
+    ),
+]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--var",
+        metavar="KEY=VALUE",
+        help="A variable for --prompt's template (repeatable); KEY=- reads stdin.",
+    ),
+]
+VarsFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vars-file",
+        metavar="PATH",
+        help="Variables for --prompt: a JSON object or KEY=VALUE lines (--var wins).",
+    ),
+]
+
 # ------------------------------------------------------------------ filters (a Scope)
 
 ProviderFilterOpt = Annotated[str | None, typer.Option("--provider", help="Only this provider.")]

@@ -6,7 +6,7 @@ import typer
 
 from ..errors import CallFailed, UsageError
 from .context import AppContext, Streams, app_context
-from .options import JsonOpt, ModelOpt, parse_tags
+from .options import JsonOpt, ModelOpt, PromptRefOpt, VarOpt, VarsFileOpt, parse_tags
 from .output import emit_result
 
 if TYPE_CHECKING:
@@ -18,6 +18,10 @@ RUN_HELP = """Run one prompt and record the call.
 The prompt is the PROMPT argument, or text piped on stdin, or both: then PROMPT is
 the instruction and stdin the material (sent as the material, a blank line, then
 the instruction). Only the model's text goes to stdout.
+
+--prompt NAME runs a saved prompt instead, its variables filled with --var KEY=VALUE
+(--var text=- reads stdin); its saved model and parameters apply unless -m,
+--max-tokens or --temperature say otherwise, and the call records its name and version.
 """
 
 
@@ -33,6 +37,9 @@ def run(
     ] = None,
     model: ModelOpt = None,
     system: Annotated[str | None, typer.Option("-s", "--system", help="System prompt.")] = None,
+    prompt_ref: PromptRefOpt = None,
+    var: VarOpt = None,
+    vars_file: VarsFileOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")
     ] = None,
@@ -88,7 +95,11 @@ def run(
 
     app_ctx = app_context(ctx)
     streams = app_ctx.streams
-    text = read_prompt(prompt, streams)
+    if prompt_ref is None and (var or vars_file):
+        raise UsageError(
+            "--var and --vars-file fill a saved prompt's variables.", "Add --prompt NAME."
+        )
+    text = read_prompt(prompt, streams) if prompt_ref is None else ""
     options = RunOptions(
         prompt=text,
         model=model,
@@ -101,6 +112,9 @@ def run(
         price_as=price_as,
         cache=cache,
     )
+    if prompt_ref is not None:
+        options = saved_prompt_options(app_ctx, options, prompt_ref, prompt, var, vars_file)
+        text = options.prompt
     if dry_run:
         _dry_run(app_ctx, options, json_out)
         return
@@ -126,6 +140,53 @@ def run(
         app_ctx.err(usage_line(result.call))
 
 
+def saved_prompt_options(
+    app_ctx: AppContext,
+    options: "RunOptions",
+    ref: str,
+    prompt: str | None,
+    var: list[str] | None,
+    vars_file: str | None,
+) -> "RunOptions":
+    """`run --prompt`: the saved version rendered with the variables, recorded by name."""
+    from pathlib import Path
+
+    from ..prompts import apply_prompt, parse_vars, resolve_prompt
+
+    if prompt is not None:
+        raise UsageError(
+            "A PROMPT argument and --prompt were both given.",
+            "A saved prompt's text comes from its template: pass the text as a --var.",
+        )
+    if options.system is not None:
+        raise UsageError(
+            "--system and --prompt were both given.",
+            "A saved prompt has its own system part; save a new version to change it.",
+        )
+    ledger = app_ctx.ledger(create=False)
+    try:
+        version = resolve_prompt(ledger, ref)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    streams = app_ctx.streams
+    variables = parse_vars(
+        var or [],
+        Path(vars_file) if vars_file else None,
+        lambda: None if streams.stdin_isatty else _piped_text(streams),
+    )
+    filled, unused = apply_prompt(options, version, variables)
+    for name in unused:
+        app_ctx.err(f"tokencli: warning: {version.ref} does not use the variable {name!r}.")
+    return filled
+
+
+def _piped_text(streams: Streams) -> str | None:
+    """Piped stdin as a variable's value, its final line end dropped; None when empty."""
+    text = read_stdin_text(streams)
+    return text.rstrip("\r\n") if text and text.strip() else None
+
+
 def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None:
     """The request, counted and priced offline; no call, no ledger row."""
     from ..pricing.counting import dry_run
@@ -137,7 +198,8 @@ def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None
     for note in result.notes:
         app_ctx.err(f"tokencli: {note}")
     if json_out:
-        emit_result(app_ctx.streams, DryRunResult(plan))
+        prompt = (options.prompt_name, options.prompt_version) if options.prompt_name else None
+        emit_result(app_ctx.streams, DryRunResult(plan, prompt))
         return
 
     def shown(value: object) -> str:
@@ -148,6 +210,8 @@ def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None
         + (f" (alias {plan.alias})" if plan.alias else ""),
         f"max_tokens: {shown(request.max_tokens)} · temperature: {shown(request.temperature)}",
     ]
+    if options.prompt_name:
+        lines.append(f"saved prompt: {options.prompt_name}@{options.prompt_version}")
     if request.system:
         lines += ["--- system", request.system]
     lines += ["--- prompt", request.prompt_text, "---", *count_lines(result)]

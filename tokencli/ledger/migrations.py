@@ -184,9 +184,47 @@ def _m021_pruned_calls(db: Database) -> None:
         _create_latency(db, table, block)
 
 
+def _m030_prompts(db: Database) -> None:
+    """The prompt library: immutable versions of named prompts, and movable labels.
+
+    A version used by recorded calls (calls.prompt_name/prompt_version) is never
+    deleted, only marked `retired`, so a call's prompt can always be looked up.
+    """
+    for statement in (
+        """
+        CREATE TABLE prompt_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            system TEXT,
+            template TEXT NOT NULL,
+            model TEXT,
+            params TEXT,
+            note TEXT,
+            ts TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            retired INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (name, version)
+        )
+        """,
+        """
+        CREATE TABLE prompt_labels (
+            name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (name, label)
+        )
+        """,
+        "CREATE INDEX calls_prompt ON calls(prompt_name, prompt_version)"
+        " WHERE prompt_name IS NOT NULL",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
     ("m020_rollups", _m020_rollups),
     ("m021_pruned_calls", _m021_pruned_calls),
+    ("m030_prompts", _m030_prompts),
 ]
