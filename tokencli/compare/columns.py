@@ -120,7 +120,7 @@ def render_template(template: str, variables: Mapping[str, str]) -> tuple[str, s
             f"The template needs a value for {names}.",
             f"Pass --var {missing[0]}=VALUE, or a --vars-file line with it.",
         )
-    if "{{" in _PLACEHOLDER.sub("", template):
+    if "{{" in _PLACEHOLDER.sub("\0", template):
         raise UsageError(
             "The template has an unclosed or malformed {{ placeholder.",
             "Write variables as {{name}}.",
