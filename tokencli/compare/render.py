@@ -47,12 +47,16 @@ def headline(saved: SavedComparison) -> str:
     parts = [
         f"Comparison {saved.id}",
         saved.mode + ("" if saved.status == "complete" else f", {saved.status}"),
-        f"{len(spec['columns'])} columns × {len(spec['models'])} models",
-        f"{n_in} input{'s' if n_in != 1 else ''}",
+        f"{len(spec['columns'])} columns × {_plural(len(spec['models']), 'model')}",
+        _plural(n_in, "input"),
     ]
     if saved.mode == "live":
-        parts.append(f"{spec['runs']} run{'s' if spec['runs'] != 1 else ''} each")
+        parts.append(_plural(spec["runs"], "run") + " each")
     return " · ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def legend(saved: SavedComparison) -> list[tuple[str, str, str]]:
@@ -156,7 +160,9 @@ def notes(saved: SavedComparison) -> list[str]:
         models = by_source.setdefault(c["output_source"], [])
         if c["model"] not in models:
             models.append(c["model"])
-    if len(by_source) == 1:
+    if saved.mode == "live":
+        pass  # measured, not estimated
+    elif len(by_source) == 1:
         out.append(f"Output per run: {next(iter(by_source))}.")
     elif by_source:
         parts = [f"{', '.join(ms)}: {src}" for src, ms in by_source.items()]
