@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sqlite3
+import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import ledger_rows, provider_config, write_config
+from tests.conftest import ledger_rows, provider_config, subprocess_env, write_config
 from tests.fakes import openai_chunks, openai_usage, sse, sse_reply
 from tokencli.compare import core
 from tokencli.compare.columns import (
@@ -276,6 +280,48 @@ def test_interrupted_comparison_keeps_what_finished_and_resumes(cli, home, monke
     assert [c["id"] for c in listed] == [compare_id]
 
 
+def test_ctrl_c_in_a_real_process_then_resume(home, tokencli_exe):
+    write_config(home, "[providers.mock]\ndelay_ms = 60\n")
+    args = ["compare", "One two three four five six seven eight.", "Nine ten eleven twelve."]
+    args += ["-m", "mock:echo", "--runs", "4", "-c", "2"]
+    env = subprocess_env(home)
+    proc = subprocess.Popen(
+        [*tokencli_exe, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if not (home / "ledger.db").exists():
+            continue
+        try:
+            if len(ledger_rows(home, "SELECT id FROM calls WHERE status = 'ok'")) >= 2:
+                break
+        except sqlite3.OperationalError:  # not created yet
+            continue
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Outputs (first run of each)" in out  # the partial table
+    compare_id = err.split("--resume ")[1].split("'")[0]
+    statuses = [r["status"] for r in ledger_rows(home, "SELECT status FROM calls")]
+    assert "pending" not in statuses and "ok" in statuses and len(statuses) < 8
+    done = subprocess.run(
+        [*tokencli_exe, "compare", "--resume", compare_id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "complete"
+    items = ledger_rows(
+        home, f"SELECT batch_item FROM calls WHERE batch_id = '{compare_id}' AND status = 'ok'"
+    )
+    assert sorted(r["batch_item"] for r in items) == sorted(
+        f"{c}.0.0.{r}" for c in range(2) for r in range(4)
+    )  # each run answered exactly once
+
+
 # ------------------------------------------------------------------ list and show
 
 
@@ -388,3 +434,25 @@ def test_openai_counter_counts_as_the_package_does():
         encoding = bpe_openai.get_encoding(name)
         for text in ("", "hello world", "今天天气很好 ☀️", "def f(x):\n    return x**2\n" * 5):
             assert count(text) == len(encoding.encode(text)), (name, text)
+
+
+def test_a_prompt_versions_saved_parameters_apply_unless_a_flag_says_otherwise(home):
+    import os
+
+    from tokencli.clock import SYSTEM_CLOCK
+    from tokencli.compare.columns import Column, Input
+    from tokencli.settings.loader import load_settings
+
+    settings = load_settings(dict(os.environ))
+    column = Column("A", "p@1", "prompt", "One two.", None, "p", 1, None, {"max_tokens": 7})
+    other = Column("B", "Three four five.", "inline", "Three four five.")
+    spec = core.Spec([column, other], ["mock:echo"], [Input("input", {})])
+    targets = core.resolve_models(settings, spec.models)
+    found = core.estimate(settings, spec, targets, None, SYSTEM_CLOCK.now())
+    assert [(e.output_tokens, e.output_source) for e in found] == [
+        (7.0, "max_tokens (no history)"),
+        (256.0, "assumed 256 (no history)"),
+    ]
+    spec.max_tokens = 3
+    found = core.estimate(settings, spec, targets, None, SYSTEM_CLOCK.now())
+    assert [e.output_tokens for e in found] == [3.0, 3.0]

@@ -220,20 +220,36 @@ def _compare(
             _render(app_ctx, saved, chosen)
             return
         projected, known = projected_cost(spec, estimates)
-        _confirm(app_ctx, spec, estimates, projected, known, yes)
-        save(ledger, SavedComparison(compare_id, ts, "live", "interrupted", spec.as_json(), None))
+        total = len(spec.plan())
+        left = total
+        if resume_of is not None:  # only what is left is paid for again
+            left -= len(_answered(ledger, compare_id))
+            projected = projected * left / total
+        _confirm(app_ctx, left, estimates, projected, known, yes)
+        # Saved before the first call, so even a killed run can be resumed.
+        previous = resume_of.results if resume_of else None
+        save(
+            ledger,
+            SavedComparison(compare_id, ts, "live", "interrupted", spec.as_json(), previous),
+        )
     finally:
         ledger.close()
     _run_live(app_ctx, spec, estimates, compare_id, ts, concurrency, chosen)
 
 
+def _answered(ledger: "Any", compare_id: str) -> set[str]:
+    from ..ledger.comparisons import item_calls
+
+    calls = item_calls(ledger, compare_id)
+    return {k for k, c in calls.items() if c.status in ("ok", "cached")}
+
+
 def _confirm(
-    app_ctx: AppContext, spec: "Any", estimates: "Any", projected: "Any", known: bool, yes: bool
+    app_ctx: AppContext, runs: int, estimates: "Any", projected: "Any", known: bool, yes: bool
 ) -> None:
     from ..money import format_money
 
     currency = next((e.currency for e in estimates if e.currency), "USD")
-    runs = len(spec.columns) * len(spec.models) * len(spec.inputs) * spec.runs
     amount = format_money(projected, currency)
     about = f"{runs} calls, projected {amount}" + ("" if known else " (some models unpriced)")
     limit = app_ctx.settings.defaults.compare_confirm_above
@@ -269,9 +285,7 @@ def _run_live(
     ledger = app_ctx.ledger()
     assert ledger is not None
     try:
-        answered = {
-            k for k, c in item_calls(ledger, compare_id).items() if c.status in ("ok", "cached")
-        }
+        answered = _answered(ledger, compare_id)
     finally:
         ledger.close()
     failures: list[RunDone] = []

@@ -155,8 +155,8 @@ def estimate(
                     prompt=user,
                     model=spec.models[m],
                     system=system,
-                    max_tokens=spec.max_tokens,
-                    temperature=spec.temperature,
+                    max_tokens=_param(spec.max_tokens, column, "max_tokens", int),
+                    temperature=_param(spec.temperature, column, "temperature", float),
                     stream=False,
                 )
                 counts.append(
@@ -202,6 +202,19 @@ def estimate(
     return out
 
 
+def _param(given: Any, column: Column, name: str, kind: type) -> Any:
+    """A flag wins; else the parameter saved with a prompt version; else None (the config's)."""
+    if given is not None:
+        return given
+    value = column.params.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _output_estimate(
     settings: Settings,
     spec: Spec,
@@ -226,7 +239,9 @@ def _output_estimate(
         found = output_history(history, target.provider.name, target.model)
         if found:
             return found[0], f"mean of {found[1]} calls of this model"
-    limit = spec.max_tokens if spec.max_tokens is not None else settings.defaults.max_tokens
+    limit = _param(spec.max_tokens, column, "max_tokens", int)
+    if limit is None:
+        limit = settings.defaults.max_tokens
     if limit is not None:
         return float(limit), "max_tokens (no history)"
     return float(ASSUMED_OUTPUT_TOKENS), f"assumed {ASSUMED_OUTPUT_TOKENS} (no history)"
@@ -391,8 +406,8 @@ class LiveRunner:
             prompt=user,
             model=self.spec.models[m],
             system=system,
-            max_tokens=self.spec.max_tokens,
-            temperature=self.spec.temperature,
+            max_tokens=_param(self.spec.max_tokens, column, "max_tokens", int),
+            temperature=_param(self.spec.temperature, column, "temperature", float),
             tags={"compare": self.compare_id},
             prompt_name=column.prompt_name,
             prompt_version=column.prompt_version,
