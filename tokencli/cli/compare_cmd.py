@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 HELP = """Compare prompts across models: tokens, cost and answers, side by side.
 
-'compare A B [C…] -m MODEL [-m MODEL…]' is short for 'compare run …'. 'compare list'
-and 'compare show ID' redisplay saved comparisons.
+'compare A B [C…] -m MODEL [-m MODEL…]' is short for 'compare run …' (write 'compare run'
+when the first column is the word run, list or show). 'compare list' and 'compare show ID'
+redisplay saved comparisons.
 """
 
 RUN_HELP = """Compare prompts across models: tokens, cost and answers, side by side.

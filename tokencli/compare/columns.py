@@ -46,15 +46,6 @@ class Column:
     model: str | None = None  # the model saved with a prompt version
     params: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def title(self) -> str:
-        if self.kind == "prompt":
-            return f"{self.prompt_name}@{self.prompt_version}"
-        if self.kind == "file":
-            return Path(self.ref.removeprefix("@")).name
-        text = " ".join(self.template.split())
-        return text if len(text) <= 40 else text[:39] + "…"
-
     def render(self, variables: Mapping[str, str]) -> tuple[str | None, str, set[str]]:
         """(system, user text, names of `variables` not used) for one input."""
         system, used_s = render_template(self.system, variables) if self.system else (None, set())
