@@ -37,6 +37,7 @@ complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_s
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from list' -s h -l help -d 'Show help and exit'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -s m -l model -r -d 'PROVIDER:MODEL or an alias (repeatable; default: [defaults] model)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l live -l offline -d 'Make the calls, or only count (default)'
+complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l exact -d 'Count Anthropic and Gemini models with their free count-tokens endpoints'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l runs -r -d 'Runs of each cell (implies --live)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l var -r -d 'A template variable (repeatable)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l vars-file -r -d 'JSON lines: one input\'s variables per line'

@@ -82,6 +82,7 @@ _tokencli_compare_run() {
     _arguments \
         '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (repeatable; default\: \[defaults\] model)]:value: ' \
         '(--live --offline)'{--live,--offline}'[Make the calls, or only count (default)]' \
+        '--exact[Count Anthropic and Gemini models with their free count-tokens endpoints]' \
         '--runs[Runs of each cell (implies --live)]:value: ' \
         '--var[A template variable (repeatable)]:value: ' \
         '--vars-file[JSON lines\: one input'\''s variables per line]:value: ' \

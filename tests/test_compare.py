@@ -456,3 +456,47 @@ def test_a_prompt_versions_saved_parameters_apply_unless_a_flag_says_otherwise(h
     spec.max_tokens = 3
     found = core.estimate(settings, spec, targets, None, SYSTEM_CLOCK.now())
     assert [e.output_tokens for e in found] == [3.0, 3.0]
+
+
+def test_exact_counts_come_from_the_free_count_endpoints(cli, home, server):
+    from tests.fakes import json_reply
+
+    write_config(
+        home,
+        provider_config("ant", "anthropic", server.url, prices_from="anthropic")
+        + provider_config("gem", "gemini", server.url, prices_from="google"),
+    )
+    # Models in order, columns within each: ant A, ant B, gem A, gem B.
+    server.queue(
+        json_reply({"input_tokens": 21}),
+        json_reply({"input_tokens": 14}),
+        json_reply({"totalTokens": 19}),
+        json_reply({"totalTokens": 12}),
+    )
+    args = ["Tell me about the tides.", "Tides?", "-s", "Be brief."]
+    args += ["-m", "ant:claude-sonnet-4-5", "-m", "gem:gemini-2.5-flash", "-m", "mock:echo"]
+    doc = compare_json(cli, *args, "--exact")
+    found = cells(doc)
+    assert [found[(c, "ant:claude-sonnet-4-5")]["input_tokens"] for c in "AB"] == [21, 14]
+    assert [found[(c, "gem:gemini-2.5-flash")]["input_tokens"] for c in "AB"] == [19, 12]
+    assert all(c["counted"] for c in doc["cells"])
+    assert found[("A", "ant:claude-sonnet-4-5")]["method"] == "Anthropic's count_tokens endpoint"
+    assert found[("B", "gem:gemini-2.5-flash")]["tokens_diff_percent"] == round(-700 / 19, 2)
+    # $3 per million input tokens: 21 tokens × 1,000 runs.
+    assert Decimal(found[("A", "ant:claude-sonnet-4-5")]["input_cost_per_1000"]) == Decimal("0.063")
+    ant, _, gem, _ = server.requests
+    assert ant.path == "/v1/messages/count_tokens"
+    assert ant.json == {
+        "model": "claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "Tell me about the tides."}],
+        "system": "Be brief.",
+    }
+    assert gem.path == "/models/gemini-2.5-flash:countTokens"
+    assert gem.json["generateContentRequest"]["systemInstruction"] == {
+        "parts": [{"text": "Be brief."}]
+    }
+    assert ledger_rows(home) == []  # counting is not a call
+    # Without --exact nothing is sent and the two are estimates.
+    doc = compare_json(cli, *args)
+    assert len(server.requests) == 4
+    assert not cells(doc)[("A", "ant:claude-sonnet-4-5")]["counted"]

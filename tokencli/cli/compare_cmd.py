@@ -30,7 +30,8 @@ prompt version), or else the text itself. {{name}} in a text is a variable (--va
 Offline (the default): the input tokens of every column on every model's own tokenizer
 (estimated, and marked ~, where there is none), the difference against the first column,
 and the cost of 1,000 runs: input exactly, output from the ledger's history of that prompt
-version or model (else --max-tokens, else assumed). No call is made.
+version or model (else --max-tokens, else assumed). No call is made; --exact asks
+Anthropic's and Gemini's free count-tokens endpoints instead of estimating.
 
 Live (--live or --runs N): every column on every model for every input, N times each,
 concurrently within rate limits; each call is an ordinary ledger row tagged compare=ID.
@@ -93,6 +94,13 @@ def run(
     live: Annotated[
         bool, typer.Option("--live/--offline", help="Make the calls, or only count (default).")
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Count Anthropic and Gemini models with their free count-tokens endpoints.",
+        ),
+    ] = False,
     runs: Annotated[
         int | None,
         typer.Option("--runs", min=1, max=1000, help="Runs of each cell (implies --live)."),
@@ -147,7 +155,7 @@ def run(
                 "--resume takes the columns from the saved comparison.",
                 "Drop the COLUMN arguments.",
             )
-        _resume(app_ctx, resume, concurrency, yes, chosen)
+        _resume(app_ctx, resume, concurrency, yes, chosen, exact)
         return
     refs = list(columns or [])
     cols = resolve_columns(refs)
@@ -174,7 +182,7 @@ def run(
     if unused:
         app_ctx.err(f"tokencli: no column uses {', '.join(sorted(unused))}.")
     is_live = live or runs is not None
-    _compare(app_ctx, spec, None, is_live, concurrency, yes, chosen)
+    _compare(app_ctx, spec, None, is_live, concurrency, yes, chosen, exact=exact)
 
 
 def _compare(
@@ -185,8 +193,16 @@ def _compare(
     concurrency: int,
     yes: bool,
     chosen: Format,
+    *,
+    exact: bool = False,
 ) -> None:
-    from ..compare.core import estimate, offline_results, projected_cost, resolve_models
+    from ..compare.core import (
+        EndpointCounter,
+        estimate,
+        offline_results,
+        projected_cost,
+        resolve_models,
+    )
     from ..ids import new_id
     from ..ledger import format_ts
     from ..ledger.comparisons import SavedComparison, save
@@ -195,9 +211,12 @@ def _compare(
     targets = resolve_models(settings, spec.models)
     now = app_ctx.now()
     history = app_ctx.ledger(create=False)
+    counter = EndpointCounter(settings) if exact else None
     try:
-        estimates = estimate(settings, spec, targets, history, now)
+        estimates = estimate(settings, spec, targets, history, now, counter)
     finally:
+        if counter is not None:
+            counter.close()
         if history is not None:
             history.close()
     notes = sorted({n for e in estimates for n in e.notes})
@@ -326,7 +345,9 @@ def _run_live(
         )
 
 
-def _resume(app_ctx: AppContext, ref: str, concurrency: int, yes: bool, chosen: Format) -> None:
+def _resume(
+    app_ctx: AppContext, ref: str, concurrency: int, yes: bool, chosen: Format, exact: bool
+) -> None:
     from ..compare.core import Spec
     from ..ledger.comparisons import get
 
@@ -342,7 +363,8 @@ def _resume(app_ctx: AppContext, ref: str, concurrency: int, yes: bool, chosen: 
             f"Comparison {saved.id} was offline: there is nothing to resume.",
             "Run it again with --live.",
         )
-    _compare(app_ctx, Spec.from_json(saved.spec), saved, True, concurrency, yes, chosen)
+    spec = Spec.from_json(saved.spec)
+    _compare(app_ctx, spec, saved, True, concurrency, yes, chosen, exact=exact)
 
 
 def _read(path: Path | str) -> str:

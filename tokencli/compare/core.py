@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from ..calls.engine import Engine
     from ..calls.resolve import ResolvedModel
     from ..ledger import Call, Ledger
+    from ..providers.base import ChatRequest, TokenTally
     from ..settings.loader import Settings
+
+    ExactCount = Callable[[ResolvedModel, ChatRequest], TokenTally | None]
 
 ASSUMED_OUTPUT_TOKENS = 256  # no history and no --max-tokens: said as "assumed"
 RUNS_PER_ESTIMATE = 1000
@@ -138,12 +141,13 @@ def estimate(
     targets: Sequence[ResolvedModel],
     history: Ledger | None,
     when: datetime,
+    exact: ExactCount | None = None,
 ) -> list[Estimate]:
-    """Every column × model offline: no call, no money."""
+    """Every column × model offline: no call, no money (`exact`: free count endpoints)."""
     from ..calls.resolve import RunOptions, build_request
     from ..calls.usage import Usage
     from ..pricing.cost import price_call
-    from ..pricing.counting import count_request
+    from ..pricing.counting import TokenCount, count_request
 
     rendered = spec.rendered()
     out: list[Estimate] = []
@@ -159,9 +163,20 @@ def estimate(
                     temperature=_param(spec.temperature, column, "temperature", float),
                     stream=False,
                 )
-                counts.append(
-                    count_request(settings, target, build_request(settings, target, opts))
-                )
+                request = build_request(settings, target, opts)
+                count = count_request(settings, target, request)
+                tally = exact(target, request) if exact is not None else None
+                if tally is not None:
+                    usage = Usage(input_tokens=tally.tokens)
+                    count = TokenCount(
+                        provider=count.provider,
+                        model=count.model,
+                        input_tokens=tally.tokens,
+                        usage_source=tally.source,
+                        method=tally.method,
+                        cost=price_call(settings, target.provider, target.model, usage, when=when),
+                    )
+                counts.append(count)
             output, source = _output_estimate(settings, spec, column, target, history)
             costs: list[Decimal] = []
             input_costs: list[Decimal] = []
@@ -180,14 +195,14 @@ def estimate(
                 input_costs.append(count.cost.amount)
                 currency = cost.currency
             n = len(counts)
-            exact = all(x.usage_source == "counted" for x in counts)
+            all_counted = all(x.usage_source == "counted" for x in counts)
             out.append(
                 Estimate(
                     column=c,
                     model_index=m,
                     model=target.ref,
                     input_tokens=round(sum(x.input_tokens for x in counts) / n),
-                    counted=exact,
+                    counted=all_counted,
                     method=counts[0].method,
                     output_tokens=output,
                     output_source=source,
@@ -200,6 +215,41 @@ def estimate(
                 )
             )
     return out
+
+
+EXACT_TYPES = ("anthropic", "gemini")  # provider types with a free count-tokens endpoint
+
+
+class EndpointCounter:
+    """`--exact`: counts through the providers' free count-tokens endpoints (one request each).
+
+    Only Anthropic and Gemini have one; every other model keeps its offline count.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.providers: dict[str, Any] = {}
+
+    def __call__(self, target: ResolvedModel, request: ChatRequest) -> TokenTally | None:
+        from ..providers.base import CountsTokens
+        from ..providers.registry import load_protocol
+        from ..settings.keys import KeyStore, require_key
+
+        config = target.provider
+        if config.type not in EXACT_TYPES:
+            return None
+        provider = self.providers.get(config.name)
+        if provider is None:
+            key = require_key(config, self.settings.env, KeyStore(self.settings.paths.keys))
+            provider = self.providers[config.name] = load_protocol(config.type)(config, key)
+        if not isinstance(provider, CountsTokens):
+            return None
+        return provider.count_tokens(request)
+
+    def close(self) -> None:
+        for provider in self.providers.values():
+            provider.close()
+        self.providers.clear()
 
 
 def _param(given: Any, column: Column, name: str, kind: type) -> Any:
