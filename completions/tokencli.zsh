@@ -14,11 +14,12 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
                 batch) _tokencli_batch ;;
+                compare) _tokencli_compare ;;
                 completion) _tokencli_completion ;;
                 config) _tokencli_config ;;
                 count) _tokencli_count ;;
@@ -47,6 +48,63 @@ _tokencli_batch() {
         '(-o --output)'{-o,--output}'[Write results here instead of stdout]:path:_files' \
         '--batch-id[Name the batch (default\: derived from the file and options)]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer identical requests from the ledger]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_compare() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('list:Saved comparisons, newest first' 'run:Compare prompts across models\: tokens, cost and answers, side by side' 'show:Show a saved comparison again\: its table and answers (--format markdown or html too)')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                list) _tokencli_compare_list ;;
+                run) _tokencli_compare_run ;;
+                show) _tokencli_compare_show ;;
+            esac ;;
+    esac
+}
+
+_tokencli_compare_list() {
+    _arguments \
+        '(-n --count)'{-n,--count}'[How many to show]:value: ' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_compare_run() {
+    _arguments \
+        '(-m --model)'{-m,--model}'[PROVIDER\:MODEL or an alias (repeatable; default\: \[defaults\] model)]:value: ' \
+        '(--live --offline)'{--live,--offline}'[Make the calls, or only count (default)]' \
+        '--exact[Count Anthropic and Gemini models with their free count-tokens endpoints]' \
+        '--runs[Runs of each cell (implies --live)]:value: ' \
+        '--var[A template variable (repeatable)]:value: ' \
+        '--vars-file[JSON lines\: one input'\''s variables per line]:value: ' \
+        '--input[An input text, as {{input}} (repeatable)]:value: ' \
+        '(-s --system)'{-s,--system}'[System prompt for text and file columns]:value: ' \
+        '--max-tokens[Most tokens per answer]:value: ' \
+        '--temperature[Sampling temperature]:value: ' \
+        '(-c --concurrency)'{-c,--concurrency}'[Calls in flight at once]:value: ' \
+        '(--yes -y)'{--yes,-y}'[Run without asking, whatever it is projected to cost]' \
+        '--resume[Run what a live comparison has left]:value: ' \
+        '(--format -f)'{--format,-f}'[Output format (default\: text)]:value:(text json markdown html)' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_compare_show() {
+    _arguments \
+        '(--format -f)'{--format,-f}'[Output format (default\: text)]:value:(text json markdown html)' \
+        '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

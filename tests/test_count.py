@@ -57,8 +57,13 @@ def test_input_cost_is_the_price_table_times_the_count(cli):
 
 
 def test_without_bpe_openai_openai_counts_are_labelled_estimates(cli, monkeypatch):
+    from tokencli.pricing import counting
+
     monkeypatch.setitem(sys.modules, "bpe_openai", None)
+    monkeypatch.setitem(sys.modules, "bpe_openai._bindings", None)
+    counting.openai_counter.cache_clear()  # counters are loaded once per process
     r = cli("count", "-m", "openai:gpt-4o-mini", "hello world", "--json")
+    counting.openai_counter.cache_clear()
     assert r.exit_code == 0
     out = json.loads(r.stdout)
     assert out["usage_source"] == "estimated" and out["method"].startswith("estimate")

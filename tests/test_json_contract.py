@@ -262,6 +262,31 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     doc("tokencli.paths/1", "config", "path", "--json")
     doc("tokencli.keys/1", "keys", "list", "--json")
 
+    comparison = doc(
+        "tokencli.comparison/1",
+        "compare",
+        "One two three.",
+        "One two.",
+        "-m",
+        "mock:echo",
+        "--json",
+    )
+    doc(
+        "tokencli.comparison/1",
+        "compare",
+        "Say {{x}} please.",
+        "Say {{x}}.",
+        "-m",
+        "mock:echo",
+        "--runs",
+        "2",
+        "--var",
+        "x=hi",
+        "--json",
+    )
+    doc("tokencli.comparison/1", "compare", "show", comparison["id"], "--json")
+    doc("tokencli.comparisons/1", "compare", "list", "--json")
+
     backup = cli("ledger", "export").stdout
     other = str(home / "other.db")
     doc("tokencli.import/1", "--db", other, "ledger", "import", "-", "--json", input=backup)

@@ -43,8 +43,8 @@ CAPABILITIES = (ValidatesRequests, CountsTokens, ReportsBalance, ListsModels)
 # What each built-in type can do beyond generate/close.
 EXPECTED = {
     "openai": set(),
-    "anthropic": set(),
-    "gemini": set(),
+    "anthropic": {CountsTokens},  # the free count_tokens endpoint
+    "gemini": {CountsTokens},  # the free countTokens endpoint
     "ollama": set(),
     "mock": {ValidatesRequests, CountsTokens, ListsModels},
     "transformers": {ValidatesRequests, CountsTokens},

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
     from .ledger import Call
+    from .ledger.comparisons import SavedComparison
     from .ledger.retention import PruneCounts
     from .pricing.counting import DryRun, TokenCount
     from .pricing.index import ModelPrice
@@ -428,6 +429,58 @@ class PromptList(Result):
         ]
 
 
+def _comparison_head(saved: SavedComparison) -> dict[str, Any]:
+    spec = saved.spec
+    return {
+        "id": saved.id,
+        "ts": saved.ts,
+        "mode": saved.mode,
+        "status": saved.status,
+        "columns": [
+            {
+                "label": c["label"],
+                "ref": c["ref"],
+                "kind": c["kind"],
+                "prompt_name": c.get("prompt_name"),
+                "prompt_version": c.get("prompt_version"),
+            }
+            for c in spec["columns"]
+        ],
+        "models": list(spec["models"]),
+        "inputs": [i["label"] for i in spec["inputs"]],
+        "runs": spec["runs"],
+    }
+
+
+@dataclass(eq=False)
+class ComparisonResult(Result):
+    """`compare --json`, `compare show ID --json`: one comparison, its cells and answers."""
+
+    schema: ClassVar[str] = "tokencli.comparison/1"
+    saved: SavedComparison
+
+    def body(self) -> dict[str, Any]:
+        results = self.saved.results or {}
+        return {
+            **_comparison_head(self.saved),
+            "cells": results.get("cells", []),
+            "projected_cost": results.get("projected_cost"),
+            "notes": results.get("notes", []),
+        }
+
+
+@dataclass(eq=False)
+class ComparisonList(Result):
+    """`compare list --json`: saved comparisons, newest first (without their cells)."""
+
+    schema: ClassVar[str] = "tokencli.comparisons/1"
+    collection: ClassVar[bool] = True
+    saved: Sequence[SavedComparison]
+
+    def body(self) -> list[Any]:
+        return [_comparison_head(s) for s in self.saved]
+
+
 # Every document, for docs/json.md and the contract test.
 RESULTS: tuple[type[Result], ...] = (
     CallResult,
@@ -445,4 +498,6 @@ RESULTS: tuple[type[Result], ...] = (
     PromptResult,
     PromptVersionList,
     PromptList,
+    ComparisonResult,
+    ComparisonList,
 )

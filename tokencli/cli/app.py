@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.forecast_cmd",
         "Spend projected to the end of this month, and the day each budget runs out.",
     ),
+    "compare": (
+        "tokencli.cli.compare_cmd",
+        "Compare prompts across models: tokens, cost and answers, side by side.",
+    ),
     "count": (
         "tokencli.cli.count_cmd",
         "Count the input tokens of a text for a model, offline, and price them.",
@@ -69,7 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys", "prompt"}
+GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

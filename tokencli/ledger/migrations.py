@@ -221,10 +221,20 @@ def _m030_prompts(db: Database) -> None:
         db.execute(statement)
 
 
+def _m031_comparisons(db: Database) -> None:
+    """Saved `compare` runs: what was compared (spec) and what came out (results)."""
+    db.execute(
+        "CREATE TABLE comparisons (id TEXT PRIMARY KEY, ts TEXT NOT NULL, mode TEXT NOT NULL, "
+        "status TEXT NOT NULL, spec TEXT NOT NULL, results TEXT)"
+    )
+    db.execute("CREATE INDEX comparisons_ts ON comparisons(ts)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
     ("m020_rollups", _m020_rollups),
     ("m021_pruned_calls", _m021_pruned_calls),
     ("m030_prompts", _m030_prompts),
+    ("m031_comparisons", _m031_comparisons),
 ]

@@ -18,9 +18,13 @@ How a model's input is counted, best first:
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from ..calls.resolve import (
     ResolvedModel,
@@ -216,15 +220,9 @@ def _count_openai(request: ChatRequest, raw: bool) -> _Counted | None:
     name = openai_encoding_name(request.model)
     if name is None:
         return None
-    try:
-        import bpe_openai
-    except ImportError:
+    n = openai_counter(name)
+    if n is None:
         return None
-    encoding = bpe_openai.get_encoding(name)
-
-    def n(text: str) -> int:
-        return len(encoding.encode(text))
-
     if raw:
         return _Counted(n(request.prompt_text), f"{name} encoding")
     # OpenAI's documented chat overhead: <|start|>{role}\n{content}<|end|>\n
@@ -233,3 +231,69 @@ def _count_openai(request: ChatRequest, raw: bool) -> _Counted | None:
     messages += [(m.role, m.content) for m in request.messages]
     total = sum(3 + n(role) + n(content) for role, content in messages) + 3
     return _Counted(total, f"{name} encoding, chat format")
+
+
+@functools.cache
+def openai_counter(name: str) -> Callable[[str], int] | None:
+    """A token counter for an OpenAI encoding, loaded once per process (None: not installed).
+
+    The bpe-openai package's Rust tokenizer, loaded on its own: importing the package
+    itself decodes all three of its rank tables in Python first (over a second), which
+    its tokenizer never needs. Its counts are the package's own (`len(encode(text))`).
+    """
+    backend = _bpe_backend()
+    if backend is not None:
+        tokenizer = backend.tokenizer_for_encoding(name)
+
+        def count(text: str) -> int:
+            return int(tokenizer.count(_utf8(text))) if text else 0
+
+        return count
+    try:
+        import bpe_openai
+    except ImportError:
+        return None
+    encoding = bpe_openai.get_encoding(name)
+    return lambda text: len(encoding.encode(text, disallowed_special=()))
+
+
+def _bpe_backend() -> Any:
+    """bpe-openai's compiled module, without running the package's `__init__`."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    name = "bpe_openai._bindings"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        package = importlib.util.find_spec("bpe_openai")
+    except (ImportError, ValueError):
+        return None
+    if package is None or not package.submodule_search_locations:
+        return None
+    for folder in package.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"_bindings{suffix}"
+            if path.is_file():
+                try:
+                    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+                    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+                    if spec is None:
+                        return None
+                    module = importlib.util.module_from_spec(spec)
+                    loader.exec_module(module)
+                except (ImportError, OSError):
+                    return None
+                sys.modules[name] = module
+                return module
+    return None
+
+
+def _utf8(text: str) -> str:
+    """Lone surrogates replaced, as bpe-openai's `encode` does."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

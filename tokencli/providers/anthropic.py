@@ -21,6 +21,7 @@ from .base import (
     Event,
     Finished,
     TextDelta,
+    TokenTally,
     UsageUpdate,
 )
 from .http_base import HTTPProvider, StreamState
@@ -87,6 +88,18 @@ class AnthropicProvider(HTTPProvider):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         return body
+
+    def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally:
+        """The free count endpoint (`POST /v1/messages/count_tokens`): exact, one request."""
+        body = self.body(request)
+        count_body: dict[str, Any] = {
+            k: body[k] for k in ("model", "messages", "system") if k in body
+        }
+        data = self.post_json(f"{self.base}/v1/messages/count_tokens", count_body)
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
+            raise http.bad_response_error(self.config.name, "a count without input_tokens")
+        return TokenTally(tokens, "Anthropic's count_tokens endpoint")
 
     def headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}

@@ -21,6 +21,7 @@ from .base import (
     ChatRequest,
     Event,
     TextDelta,
+    TokenTally,
     UsageUpdate,
 )
 from .http_base import HTTPProvider, StreamState
@@ -73,6 +74,18 @@ class GeminiProvider(HTTPProvider):
         if config:
             body["generationConfig"] = config
         return body
+
+    def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally:
+        """The free count endpoint (`models/MODEL:countTokens`): exact, one request."""
+        model = request.model.removeprefix("models/")
+        body = self.body(request)
+        body.pop("generationConfig", None)
+        url = f"{self.base}/models/{quote(model, safe='-._')}:countTokens"
+        data = self.post_json(url, {"generateContentRequest": {"model": f"models/{model}", **body}})
+        tokens = data.get("totalTokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
+            raise http.bad_response_error(self.config.name, "a count without totalTokens")
+        return TokenTally(tokens, "Gemini's countTokens endpoint")
 
     def headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}

@@ -157,6 +157,18 @@ class HTTPProvider:
             self.refine_error(exc, request)
             raise
 
+    def post_json(self, url: str, body: dict[str, Any]) -> Any:
+        """POST `body` and return the decoded answer (a side request: count endpoints)."""
+        name = self.config.name
+        with (
+            transport_errors(name, url) as state,
+            self.client.stream("POST", url, json=body, headers=self.headers()) as response,
+        ):
+            request_id = self.request_id(response)
+            state["request_id"] = request_id
+            raise_for_status(name, response, request_id)
+            return read_json(name, response, request_id)
+
     def _read_stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
         state = StreamState()
         for kind, data in self.stream_items(response, state, request_id):

@@ -12,6 +12,7 @@ of the heavy libraries until a count needs them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -157,11 +158,19 @@ def render_chat_template(
     )
 
 
-def _count_with_tokenizer_json(folder: Path, request: ChatRequest, raw: bool) -> TokenTally:
-    import jinja2
+@functools.lru_cache(maxsize=16)
+def _load_tokenizer(path: str, _mtime_ns: int) -> Any:
+    """A tokenizer.json, loaded once per process (reloaded if the file changes)."""
     import tokenizers
 
-    tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return tokenizers.Tokenizer.from_file(path)
+
+
+def _count_with_tokenizer_json(folder: Path, request: ChatRequest, raw: bool) -> TokenTally:
+    import jinja2
+
+    path = folder / "tokenizer.json"
+    tokenizer = _load_tokenizer(str(path), path.stat().st_mtime_ns)
     if raw:
         n = len(tokenizer.encode(request.prompt_text, add_special_tokens=False).ids)
         return TokenTally(n, "the model's tokenizer.json")

@@ -25,6 +25,8 @@ class Defaults:
     max_tokens: int | None = None
     temperature: float | None = None
     max_input_tokens: int | None = None
+    # `compare` asks before a live comparison projected to cost more than this.
+    compare_confirm_above: Decimal = Decimal("0.10")
 
 
 @dataclass(frozen=True)

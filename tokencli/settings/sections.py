@@ -69,6 +69,9 @@ DEFAULTS_FIELDS: dict[str, FieldSpec] = {
     "max_tokens": FieldSpec("int", "default --max-tokens"),
     "temperature": FieldSpec("number", "default --temperature"),
     "max_input_tokens": FieldSpec("int", "refuse prompts larger than this before sending"),
+    "compare_confirm_above": FieldSpec(
+        "number", "compare asks before live runs projected to cost more than this"
+    ),
 }
 
 
@@ -83,6 +86,7 @@ def parse_defaults(reader: Reader, raw: Any) -> Defaults:
         max_tokens=values.get("max_tokens"),
         temperature=float(values["temperature"]) if "temperature" in values else None,
         max_input_tokens=values.get("max_input_tokens"),
+        compare_confirm_above=values.get("compare_confirm_above", Defaults.compare_confirm_above),
     )
 
 
