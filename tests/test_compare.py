@@ -518,3 +518,30 @@ def test_saved_prompt_versions_are_columns(cli):
     assert second["tokens_diff"] == want[1] - want[0]
     missing = cli("compare", "title@1", "title@2", "-m", "mock:echo")
     assert missing.exit_code == 2 and "topic" in missing.stderr
+
+
+def test_the_projection_is_in_the_report_currency(cli, home):
+    """Cells priced in yuan are converted with [currency] rates before they are summed."""
+    write_config(
+        home,
+        '[prices."mock:echo"]\ninput = 2000\noutput = 2000\ncurrency = "CNY"\n'
+        '[prices."mock:lorem"]\ninput = 1000\noutput = 1000\n'
+        '[currency]\nreport = "USD"\nrates = { CNY = 0.5 }\n',
+    )
+    doc = compare_json(
+        cli,
+        "One two three four.",
+        "One two.",
+        "-m",
+        "mock:echo",
+        "-m",
+        "mock:lorem",
+        "--max-tokens",
+        "10",
+    )
+    by_model: dict[str, list[Decimal]] = {}
+    for cell in doc["cells"]:
+        by_model.setdefault(cell["currency"], []).append(Decimal(cell["cost_per_1000"]) / 1000)
+    expected = sum(by_model["CNY"]) * Decimal("0.5") + sum(by_model["USD"])
+    assert doc["projected_currency"] == "USD"
+    assert Decimal(doc["projected_cost"]) == expected

@@ -465,6 +465,7 @@ class ComparisonResult(Result):
             **_comparison_head(self.saved),
             "cells": results.get("cells", []),
             "projected_cost": results.get("projected_cost"),
+            "projected_currency": results.get("projected_currency"),
             "notes": results.get("notes", []),
         }
 

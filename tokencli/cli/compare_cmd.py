@@ -235,12 +235,12 @@ def _compare(
                 "offline",
                 "complete",
                 spec.as_json(),
-                offline_results(spec, estimates),
+                offline_results(spec, estimates, currencies=app_ctx.settings.currencies),
             )
             save(ledger, saved)
             _render(app_ctx, saved, chosen)
             return
-        projected, known = projected_cost(spec, estimates)
+        projected, known = projected_cost(spec, estimates, app_ctx.settings.currencies)
         total = len(spec.plan())
         left = total
         if resume_of is not None:  # only what is left is paid for again
@@ -270,7 +270,7 @@ def _confirm(
 ) -> None:
     from ..money import format_money
 
-    currency = next((e.currency for e in estimates if e.currency), "USD")
+    currency = app_ctx.settings.currencies.report  # compare_confirm_above is in it too
     amount = format_money(projected, currency)
     about = f"{runs} calls, projected {amount}" + ("" if known else " (some models unpriced)")
     limit = app_ctx.settings.defaults.compare_confirm_above
@@ -326,7 +326,7 @@ def _run_live(
     assert ledger is not None
     try:
         calls = item_calls(ledger, compare_id)
-        results = live_results(spec, estimates, calls)
+        results = live_results(spec, estimates, calls, currencies=app_ctx.settings.currencies)
         done = all(k in calls and calls[k].status in ("ok", "cached") for k, *_ in spec.plan())
         status = "complete" if done else "interrupted" if interrupted else "failed"
         saved = SavedComparison(compare_id, ts, "live", status, spec.as_json(), results)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..calls.resolve import ResolvedModel
     from ..ledger import Call, Ledger
     from ..providers.base import ChatRequest, TokenTally
-    from ..settings.loader import Settings
+    from ..settings.loader import Currencies, Settings
 
     ExactCount = Callable[[ResolvedModel, ChatRequest], TokenTally | None]
 
@@ -297,15 +297,23 @@ def _output_estimate(
     return float(ASSUMED_OUTPUT_TOKENS), f"assumed {ASSUMED_OUTPUT_TOKENS} (no history)"
 
 
-def projected_cost(spec: Spec, estimates: Sequence[Estimate]) -> tuple[Decimal, bool]:
-    """The whole live comparison's estimated cost, and whether every cell had a price."""
+def projected_cost(
+    spec: Spec, estimates: Sequence[Estimate], currencies: Currencies
+) -> tuple[Decimal, bool]:
+    """The whole live comparison's estimated cost in the report currency (other currencies
+    converted with `[currency] rates`), and whether every cell could be priced so."""
     total = Decimal(0)
     known = True
     for e in estimates:
-        if e.cost_per_run is None:
+        rate = (
+            Decimal(1)
+            if e.currency in (None, currencies.report)
+            else currencies.rates.get(e.currency or "")
+        )
+        if e.cost_per_run is None or rate is None:
             known = False
             continue
-        total += e.cost_per_run * len(spec.inputs) * spec.runs
+        total += e.cost_per_run * len(spec.inputs) * spec.runs * rate
     return total, known
 
 
@@ -479,7 +487,11 @@ class LiveRunner:
 
 
 def offline_results(
-    spec: Spec, estimates: Sequence[Estimate], notes: Sequence[str] = ()
+    spec: Spec,
+    estimates: Sequence[Estimate],
+    notes: Sequence[str] = (),
+    *,
+    currencies: Currencies,
 ) -> dict[str, Any]:
     """The saved (and `--json`) results of an offline comparison."""
     by_cell = {(e.column, e.model_index): e for e in estimates}
@@ -498,10 +510,11 @@ def offline_results(
                 ),
             }
         )
-    projected, known = projected_cost(spec, estimates)
+    projected, known = projected_cost(spec, estimates, currencies)
     return {
         "cells": cells,
         "projected_cost": decimal_str(projected) if known else None,
+        "projected_currency": currencies.report,
         "notes": list(notes),
     }
 
@@ -529,9 +542,11 @@ def live_results(
     estimates: Sequence[Estimate],
     calls: dict[str, Call],
     notes: Sequence[str] = (),
+    *,
+    currencies: Currencies,
 ) -> dict[str, Any]:
     """The saved (and `--json`) results of a live comparison, from its recorded calls."""
-    offline = offline_results(spec, estimates, notes)
+    offline = offline_results(spec, estimates, notes, currencies=currencies)
     samples: dict[tuple[int, int], dict[str, list[float]]] = {}
     outputs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     states: dict[tuple[int, int], dict[str, int]] = {}

@@ -168,7 +168,7 @@ def notes(saved: SavedComparison) -> list[str]:
         parts = [f"{', '.join(ms)}: {src}" for src, ms in by_source.items()]
         out.append("Output per run, " + "; ".join(parts) + ".")
     if results.get("projected_cost") is not None and saved.mode == "live":
-        currency = cells[0]["currency"] if cells else None
+        currency = results.get("projected_currency") or (cells[0]["currency"] if cells else None)
         out.append(f"Projected before running: {_money(results['projected_cost'], currency)}.")
     out.extend(results.get("notes", []))
     return out
