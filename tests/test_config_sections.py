@@ -29,10 +29,10 @@ def test_every_settings_field_but_the_bookkeeping_comes_from_one_section():
 
 def test_an_unknown_section_lists_the_table_in_order(tmp_path):
     with pytest.raises(ConfigError) as info:
-        settings_for(tmp_path, "# x\n\n[alerts]\nurl = 'x'\n")
+        settings_for(tmp_path, "# x\n\n[alarms]\nurl = 'x'\n")
     assert str(info.value).startswith(
-        f"Invalid config {tmp_path / 'config.toml'} (line 3): alerts is not a known section. "
-        "Known sections: defaults, aliases, providers, models, prices, currency, budgets."
+        f"Invalid config {tmp_path / 'config.toml'} (line 3): alarms is not a known section. "
+        "Known sections: defaults, aliases, providers, models, prices, currency, budgets, alerts."
     )
 
 
@@ -46,7 +46,7 @@ def test_an_unknown_section_lists_the_table_in_order(tmp_path):
         ('[models."openai:gpt-4o"]\n\nrpm = -1\n', '(line 3): models."openai:gpt-4o".rpm must be a whole number ≥ 0, not -1.'),
         ('[prices."a:b"]\n\ninput = 1\nfree = 2\n', '(line 4): prices."a:b".free is not a known setting.'),
         ("[currency]\n\nreport = 'euro'\n", "(line 3): currency.report must be a three-letter currency code"),
-        ("[budgets.monthly]\nperiod = 'day'\n", "(line 1): budgets.monthly has no amount."),
+        ("[budgets.monthly]\nperiod = 'day'\n", "(line 1): budgets.monthly has no limit."),
         ("[budgets.m]\namount = 0\n", "(line 2): budgets.m.amount must be greater than 0."),
         ("[budgets.m]\namount = 5\n\nperiod = 'year'\n", "(line 4): budgets.m.period must be day, week or month, not 'year'."),
         ("[budgets.m]\namount = 5\ntag = ['client']\n", "(line 3): budgets.m.tag must be KEY=VALUE, not 'client'."),
@@ -112,7 +112,7 @@ _WORDS = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=
     name=_WORDS | st.sampled_from(["team a", "openai:gpt-4o"]),
     amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**6), places=2),
     period=st.sampled_from(["day", "week", "month"]),
-    provider=st.none() | _WORDS,
+    provider=st.none() | st.sampled_from(["openai", "deepseek", "mock"]),
     project=st.none() | _WORDS,
     tags=st.lists(st.tuples(_WORDS, _WORDS), max_size=3, unique_by=lambda t: t[0]),
 )

@@ -324,7 +324,7 @@ def test_bad_options_exit_2_with_one_sentence(cli, home, args, message):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("[budgets.b]\nperiod = 'month'\n", "budgets.b has no amount"),
+        ("[budgets.b]\nperiod = 'month'\n", "budgets.b has no limit"),
         ("[budgets.b]\namount = 0\n", "budgets.b.amount must be greater than 0"),
         ("[budgets.b]\namount = 5\nperiod = 'year'\n", "must be day, week or month"),
         ("[budgets.b]\namount = 5\ntag = 'x'\n", "budgets.b.tag must be KEY=VALUE"),
@@ -340,9 +340,9 @@ def test_bad_budget_config_exits_6(cli, home, config, message):
     assert "(line " in result.stderr
 
 
-def test_a_budget_currency_without_a_rate_is_named(cli, ten_a_day):
+def test_a_budget_currency_without_a_rate_is_a_config_error(cli, ten_a_day):
+    """A money budget it cannot convert could never be enforced: refused where it is written."""
     write_config(ten_a_day, "[budgets.b]\namount = 5\ncurrency = 'GBP'\n")
     result = cli("forecast", "--json")
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["unconverted"] == ["GBP"]
-    assert "no rate to USD for GBP" in result.stderr
+    assert result.exit_code == 6
+    assert "budgets.b.currency is GBP, which has no rate into USD" in result.stderr

@@ -184,7 +184,13 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         rows.append(
             (
                 f"budgets.{name}",
-                f"{_plain(budget.amount)} {budget.currency} a {budget.period}, {scope}",
+                (
+                    f"{budget.tokens:,} tokens"
+                    if budget.tokens is not None
+                    else f"{_plain(budget.amount)} {budget.currency}"
+                )
+                + f" a {budget.period}, {scope}"
+                + (", blocking" if budget.block else ""),
                 budget.source,
             )
         )

@@ -157,6 +157,8 @@ def _budget_outlook(
     currencies: Currencies,
     unconverted: set[str],
 ) -> BudgetOutlook | None:
+    if budget.amount is None:
+        return None  # a token budget: the forecast projects money
     # Budget amounts in another currency are compared in the report currency.
     rate = Decimal(1)
     if budget.currency != currencies.report:

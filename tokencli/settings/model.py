@@ -27,6 +27,8 @@ class Defaults:
     max_input_tokens: int | None = None
     # `compare` asks before a live comparison projected to cost more than this.
     compare_confirm_above: Decimal = Decimal("0.10")
+    # IANA zone of budget periods' days, weeks and months (None: this machine's).
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,58 @@ class Currencies:
 
 @dataclass(frozen=True)
 class Budget:
-    """`[budgets.NAME]`: a spending limit per day, week or month, over the calls of a scope."""
+    """`[budgets.NAME]`: a limit in money (`amount` in `currency`) or in `tokens`, per
+    calendar day, week or month, over the calls of a scope."""
 
     name: str
-    amount: Decimal
+    amount: Decimal | None  # None: a token budget
     currency: str
-    period: str  # day | week | month (local, like reports)
+    period: str  # day | week | month, in [defaults] timezone
     scope: Scope = field(default_factory=Scope)
     source: str = ""
+    tokens: int | None = None  # a limit in tokens instead of money
+    warn: tuple[int, ...] = (50, 80, 100)  # percent of the limit that alert
+    block: bool = False  # refuse calls that could cross the limit (else warn only)
+    allow_unpriced: bool = False  # let calls of models without a price through a money budget
+
+    @property
+    def in_tokens(self) -> bool:
+        return self.tokens is not None
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """The anomaly rules under `[alerts]`, and the circuit breaker's settings."""
+
+    max_call_tokens: int = 5_000  # one call above this many tokens
+    spike_factor: Decimal = Decimal(3)  # a day's spend above k × the trailing 14-day median
+    max_zscore: Decimal = Decimal(3)  # a day's spend this many deviations above the mean
+    min_history_days: int = 7  # before max_zscore speaks
+    max_consecutive_failures: int = 5  # failures in a row from one provider (and the breaker)
+    cooldown: int = 300  # seconds a provider is set aside once the breaker opens
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """One `[[alerts.channels]]` entry: where alerts go."""
+
+    type: str  # stderr | desktop | webhook | command
+    name: str  # `alerts test --channel NAME`; default: the type and its position
+    url: str | None = None  # webhook
+    format: str = "json"  # webhook: json | slack | discord | feishu | dingtalk | wecom | ntfy
+    secret: str | None = None  # DingTalk and Feishu signing
+    command: tuple[str, ...] = ()  # command: argv, run without a shell
+    timeout: float = 5.0  # seconds per delivery
+    allow_http: bool = False  # plain http to a non-loopback host
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """`[alerts]`: the rules and the channels (stderr alone when none is configured)."""
+
+    rules: AlertRules = field(default_factory=AlertRules)
+    channels: tuple[AlertChannel, ...] = ()
 
 
 @dataclass
@@ -82,6 +128,7 @@ class Settings:
     models: dict[str, ModelSettings]
     currencies: Currencies
     budgets: dict[str, Budget]
+    alerts: AlertSettings
     # dotted key → where its value came from, for `config show`.
     sources: dict[str, str]
     config_exists: bool

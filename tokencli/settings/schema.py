@@ -20,8 +20,13 @@ from . import tomlpos
 
 @dataclass(frozen=True)
 class FieldSpec:
-    kind: str  # str | bool | int | number | str_list | str_table
+    kind: str  # str | bool | int | int_list | number | str_list | str_table
     help: str
+
+
+# Whole numbers in a config stay below this (2**53): past it they are typos, and
+# SQLite and JSON would not hold them exactly.
+MAX_INT = 2**53
 
 
 class Checker:
@@ -55,7 +60,15 @@ class Checker:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise self.fail(key_path, f"must be a whole number ≥ 0, not {value!r}")
+            if value > MAX_INT:
+                raise self.fail(key_path, f"is too large (at most {MAX_INT:,})")
             return value
+        if kind == "int_list":
+            if not isinstance(value, list):
+                raise self.fail(
+                    key_path, f"must be a list of whole numbers, not {_type_name(value)}"
+                )
+            return [self.value(key_path, v, "int") for v in value]
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise self.fail(key_path, f"must be a number ≥ 0, not {value!r}")

@@ -24,7 +24,17 @@ from ..providers.registry import (
     with_overrides,
 )
 from ..scope import Scope
-from .model import DEFAULT_MODEL, Budget, Currencies, Defaults, ModelSettings, PriceOverride
+from .model import (
+    DEFAULT_MODEL,
+    AlertChannel,
+    AlertRules,
+    AlertSettings,
+    Budget,
+    Currencies,
+    Defaults,
+    ModelSettings,
+    PriceOverride,
+)
 from .schema import Checker, FieldSpec
 
 
@@ -72,6 +82,7 @@ DEFAULTS_FIELDS: dict[str, FieldSpec] = {
     "compare_confirm_above": FieldSpec(
         "number", "compare asks before live runs projected to cost more than this"
     ),
+    "timezone": FieldSpec("str", "IANA zone of budget days, weeks and months (default: local)"),
 }
 
 
@@ -87,7 +98,25 @@ def parse_defaults(reader: Reader, raw: Any) -> Defaults:
         temperature=float(values["temperature"]) if "temperature" in values else None,
         max_input_tokens=values.get("max_input_tokens"),
         compare_confirm_above=values.get("compare_confirm_above", Defaults.compare_confirm_above),
+        timezone=_timezone(reader, values.get("timezone")),
     )
+
+
+def _timezone(reader: Reader, name: str | None) -> str | None:
+    if not name:
+        return None
+    from ..errors import UsageError
+    from ..window import zone
+
+    try:
+        zone(name)
+    except UsageError:
+        raise reader.check.fail(
+            ("defaults", "timezone"),
+            f"is not a known time zone: {name!r}",
+            "Use an IANA name like Europe/Berlin, Asia/Shanghai or UTC.",
+        ) from None
+    return name
 
 
 # ------------------------------------------------------------ [providers.NAME]
@@ -268,13 +297,17 @@ def parse_currency(reader: Reader, raw: Any) -> Currencies:
 # -------------------------------------------------------------- [budgets.NAME]
 
 BUDGET_FIELDS: dict[str, FieldSpec] = {
-    "amount": FieldSpec("number", "the limit, in `currency`"),
+    "amount": FieldSpec("number", "the limit in money, in `currency`"),
+    "tokens": FieldSpec("int", "the limit in tokens (instead of amount)"),
     "currency": FieldSpec("str", "currency of amount (default: [currency] report)"),
-    "period": FieldSpec("str", "day, week (Monday first) or month; local time (default: month)"),
+    "period": FieldSpec("str", "day, week (Monday first) or month, in [defaults] timezone"),
     "provider": FieldSpec("str", "only calls to this provider"),
     "model": FieldSpec("str", "only calls to this model"),
     "project": FieldSpec("str", "only calls of this project"),
     "tag": FieldSpec("str_list", "only calls with these KEY=VALUE tags"),
+    "warn": FieldSpec("int_list", "percentages of the limit that alert (default [50, 80, 100])"),
+    "block": FieldSpec("bool", "refuse calls that could cross the limit (default: warn only)"),
+    "allow_unpriced": FieldSpec("bool", "let calls of models without a known price through"),
 }
 BUDGET_PERIODS = ("day", "week", "month")
 
@@ -282,14 +315,22 @@ BUDGET_PERIODS = ("day", "week", "month")
 def parse_budgets(reader: Reader, raw: Any) -> dict[str, Budget]:
     check = reader.check
     currencies: Currencies = reader.section("currency")
+    providers: dict[str, ProviderConfig] = reader.section("providers")
     budgets: dict[str, Budget] = {}
     for name, table in check.table(("budgets",), raw).items():
         key_path = ("budgets", name)
         values, found = check.fields(key_path, check.table(key_path, table), BUDGET_FIELDS)
-        if "amount" not in values:
-            raise check.fail(key_path, "has no amount", "e.g. amount = 50 (in currency).")
-        if values["amount"] <= 0:
-            raise check.fail((*key_path, "amount"), "must be greater than 0")
+        if ("amount" in values) == ("tokens" in values):
+            raise check.fail(
+                key_path,
+                "needs either amount (money) or tokens, not both"
+                if "amount" in values
+                else "has no limit",
+                "e.g. amount = 50 (in currency) or tokens = 2_000_000.",
+            )
+        limit_key = "amount" if "amount" in values else "tokens"
+        if values[limit_key] <= 0:
+            raise check.fail((*key_path, limit_key), "must be greater than 0")
         period = values.get("period", "month")
         if period not in BUDGET_PERIODS:
             raise check.fail(
@@ -302,11 +343,32 @@ def parse_budgets(reader: Reader, raw: Any) -> dict[str, Budget]:
             if not sep or not key.strip():
                 raise check.fail((*key_path, "tag"), f"must be KEY=VALUE, not {text!r}")
             tags.append((key.strip(), value.strip()))
-        currency = values.get("currency", currencies.report)
+        if values.get("provider") and values["provider"] not in providers:
+            raise check.fail(
+                (*key_path, "provider"),
+                f"names an unknown provider {values['provider']!r}",
+                f"Known providers: {', '.join(sorted(providers))}.",
+            )
+        warn = tuple(sorted(set(values.get("warn", [50, 80, 100]))))
+        if any(not 0 < w <= 1000 for w in warn):
+            raise check.fail((*key_path, "warn"), "must hold percentages between 1 and 1000")
+        currency = check.currency(
+            (*key_path, "currency"), values.get("currency", currencies.report)
+        )
+        if (
+            "amount" in values
+            and currency != currencies.report
+            and currency not in currencies.rates
+        ):
+            raise check.fail(
+                (*key_path, "currency"),
+                f"is {currency}, which has no rate into {currencies.report}",
+                f"Add it under [currency] rates, e.g. rates = {{ {currency} = 0.14 }}.",
+            )
         budgets[name] = Budget(
             name=name,
-            amount=values["amount"],
-            currency=check.currency((*key_path, "currency"), currency),
+            amount=values.get("amount"),
+            currency=currency,
             period=period,
             scope=Scope(
                 provider=values.get("provider"),
@@ -315,9 +377,129 @@ def parse_budgets(reader: Reader, raw: Any) -> dict[str, Budget]:
                 tags=tuple(tags),
             ),
             source=check.where(key_path),
+            tokens=values.get("tokens"),
+            warn=warn,
+            block=values.get("block", False),
+            allow_unpriced=values.get("allow_unpriced", False),
         )
         reader.sources.update({f"budgets.{name}.{k}": v for k, v in found.items()})
     return budgets
+
+
+# ---------------------------------------------------------------------- [alerts]
+
+ALERT_RULE_FIELDS: dict[str, FieldSpec] = {
+    "max_call_tokens": FieldSpec("int", "alert when one call uses more tokens (default 5,000)"),
+    "spike_factor": FieldSpec("number", "a day above k × the 14-day median spend (default 3)"),
+    "max_zscore": FieldSpec("number", "a day this many deviations above the mean (default 3)"),
+    "min_history_days": FieldSpec("int", "days of history before max_zscore speaks (default 7)"),
+    "max_consecutive_failures": FieldSpec(
+        "int", "failures in a row from one provider that alert and open its breaker (default 5)"
+    ),
+    "cooldown": FieldSpec("int", "seconds a provider is set aside once its breaker opens"),
+}
+CHANNEL_FIELDS: dict[str, FieldSpec] = {
+    "type": FieldSpec("str", "stderr, desktop, webhook or command"),
+    "name": FieldSpec("str", "what alerts test --channel calls it"),
+    "url": FieldSpec("str", "webhook: where to POST"),
+    "format": FieldSpec("str", "webhook: json, slack, discord, feishu, dingtalk, wecom or ntfy"),
+    "secret": FieldSpec("str", "webhook: the signing secret of a DingTalk or Feishu robot"),
+    "command": FieldSpec("str_list", "command: the program and its arguments (no shell)"),
+    "timeout": FieldSpec("number", "seconds one delivery may take (default 5)"),
+    "allow_http": FieldSpec("bool", "allow plain http to a host that is not this machine"),
+}
+CHANNEL_TYPES = ("stderr", "desktop", "webhook", "command")
+WEBHOOK_FORMATS = ("json", "slack", "discord", "feishu", "dingtalk", "wecom", "ntfy")
+
+
+def parse_alerts(reader: Reader, raw: Any) -> AlertSettings:
+    check = reader.check
+    table = dict(check.table(("alerts",), raw))
+    channels_raw = table.pop("channels", [])
+    values, found = check.fields(("alerts",), table, ALERT_RULE_FIELDS)
+    reader.sources.update({f"alerts.{k}": v for k, v in found.items()})
+    rules = AlertRules(**values)
+    if not isinstance(channels_raw, list):
+        raise check.fail(("alerts", "channels"), "must be [[alerts.channels]] tables")
+    channels = [_channel(reader, index, entry) for index, entry in enumerate(channels_raw, start=1)]
+    names = [c.name for c in channels]
+    for name in names:
+        if names.count(name) > 1:
+            raise check.fail(("alerts", "channels"), f"names two channels {name!r}")
+    return AlertSettings(rules=rules, channels=tuple(channels))
+
+
+def _channel(reader: Reader, index: int, entry: Any) -> AlertChannel:
+    check = reader.check
+    key_path = ("alerts", "channels")
+    values, _ = check.fields(key_path, check.table(key_path, entry), CHANNEL_FIELDS)
+    type_ = values.get("type", "stderr")
+    if type_ not in CHANNEL_TYPES:
+        raise check.fail(
+            (*key_path, "type"),
+            f"is {type_!r}, not a channel type",
+            f"Channel types: {', '.join(CHANNEL_TYPES)}.",
+        )
+    where = f"channel {index} ({type_})"
+    fmt = values.get("format", "json")
+    url = values.get("url")
+    if type_ == "webhook":
+        if fmt not in WEBHOOK_FORMATS:
+            raise check.fail(
+                (*key_path, "format"),
+                f"of {where} is {fmt!r}",
+                f"Formats: {', '.join(WEBHOOK_FORMATS)}.",
+            )
+        if not url:
+            raise check.fail(key_path, f"{where} has no url", 'Add url = "https://…".')
+        _check_webhook_url(reader, where, url, values.get("allow_http", False))
+    if type_ == "command" and not values.get("command"):
+        raise check.fail(
+            key_path, f"{where} has no command", 'e.g. command = ["/usr/local/bin/page-me"].'
+        )
+    timeout = float(values.get("timeout", 5))
+    if not 0 < timeout <= 120:
+        raise check.fail((*key_path, "timeout"), "must be between 0 and 120 seconds")
+    return AlertChannel(
+        type=type_,
+        name=values.get("name") or f"{type_}-{index}",
+        url=url,
+        format=fmt,
+        secret=values.get("secret"),
+        command=tuple(values.get("command", ())),
+        timeout=timeout,
+        allow_http=values.get("allow_http", False),
+        source=check.where(key_path),
+    )
+
+
+def _check_webhook_url(reader: Reader, where: str, url: str, allow_http: bool) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "is not an http(s) URL"
+    elif parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        problem = "is plain http to another machine"
+    if problem:
+        # Never echo the URL: webhook URLs carry their secret in the path or query.
+        raise reader.check.fail(
+            ("alerts", "channels", "url"),
+            f"of {where} {problem}",
+            "Use https (or allow_http = true for a trusted network).",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # The sections a config may have, in the order errors list them. A parser that
@@ -331,5 +513,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("prices", "prices", parse_prices),
     Section("currency", "currencies", parse_currency),
     Section("budgets", "budgets", parse_budgets),
+    Section("alerts", "alerts", parse_alerts),
 )
 _BY_NAME: dict[str, Section] = {section.name: section for section in SECTIONS}
