@@ -12,17 +12,17 @@ Versioning, so scripts keep working:
   changing its type, bumps N.
 
 Bodies hold JSON values only: money as exact decimal strings, times as ISO 8601 text.
-The classes are plain dataclasses without generated comparisons: made once and printed,
-and cheap to define, since every `--json` command imports this module.
+The classes are `Record`s: declared like dataclasses, but cheap to define, since every
+`--json` command imports this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .money import decimal_str
+from .records import Record
 
 if TYPE_CHECKING:
     from .insights.model import Report
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .prompts.library import PromptSummary, PromptVersion
 
 
-class Result:
+class Result(Record):
     """A `--json` document: `schema` names it and its version, `body()` is its data."""
 
     schema: ClassVar[str]
@@ -91,7 +91,6 @@ def call_record(call: Call, *, text: str | None = None, with_text: bool = False)
     return data
 
 
-@dataclass(eq=False)
 class CallResult(Result):
     """`run --json` (done or failed) and `logs show --json`: one call."""
 
@@ -104,7 +103,6 @@ class CallResult(Result):
         return call_record(self.call, text=self.text, with_text=self.with_text)
 
 
-@dataclass(eq=False)
 class CallList(Result):
     """`logs --json`: a list of call records (their texts with `--text`)."""
 
@@ -131,7 +129,6 @@ def _count_fields(result: TokenCount) -> dict[str, Any]:
     }
 
 
-@dataclass(eq=False)
 class CountResult(Result):
     """`count --json`: a text's input tokens for a model, and their price."""
 
@@ -142,7 +139,6 @@ class CountResult(Result):
         return _count_fields(self.count)
 
 
-@dataclass(eq=False)
 class DryRunResult(Result):
     """`run --dry-run --json`: the count's fields, and the request that was not sent."""
 
@@ -171,7 +167,6 @@ class DryRunResult(Result):
         return data
 
 
-@dataclass(eq=False)
 class ModelList(Result):
     """`models --json`: each model with its prices per million tokens."""
 
@@ -197,7 +192,6 @@ class ModelList(Result):
         ]
 
 
-@dataclass(eq=False)
 class ForecastResult(Result):
     """`forecast --json`: money as decimal strings, dates as YYYY-MM-DD."""
 
@@ -253,7 +247,6 @@ def _outlook(b: BudgetOutlook) -> dict[str, Any]:
     }
 
 
-@dataclass(eq=False)
 class ReportResult(Result):
     """`report --json` (and `--format json`): see `insights.formats.report_to_dict`."""
 
@@ -266,14 +259,12 @@ class ReportResult(Result):
         return report_to_dict(self.report)
 
 
-@dataclass(eq=False)
-class Setting:
+class Setting(Record):
     key: str  # "defaults.model", "providers.openai.base_url", ...
     value: Any  # a JSON value; secrets already redacted
     source: str  # default, preset, file:line, env, flag, ...
 
 
-@dataclass(eq=False)
 class SettingList(Result):
     """`config show --json`: every effective setting with its source."""
 
@@ -285,7 +276,6 @@ class SettingList(Result):
         return [{"key": s.key, "value": s.value, "source": s.source} for s in self.settings]
 
 
-@dataclass(eq=False)
 class PathsResult(Result):
     """`config path --json`: {name: {path, source}} for config, ledger, keys and cache."""
 
@@ -297,8 +287,7 @@ class PathsResult(Result):
         return {name: {"path": path, "source": source} for name, path, source in self.paths}
 
 
-@dataclass(eq=False)
-class KeyState:
+class KeyState(Record):
     provider: str
     status: str  # set | missing
     source: str | None
@@ -306,7 +295,6 @@ class KeyState:
     env: Sequence[str]  # the variables the provider reads
 
 
-@dataclass(eq=False)
 class KeyList(Result):
     """`keys list --json`: each provider's key, masked, and where it comes from."""
 
@@ -327,7 +315,6 @@ class KeyList(Result):
         ]
 
 
-@dataclass(eq=False)
 class ImportResult(Result):
     """`ledger import --json`: how many calls went in, and how many were left out why."""
 
@@ -340,7 +327,6 @@ class ImportResult(Result):
         return {"inserted": self.inserted, "skipped": self.skipped, "pruned": self.pruned}
 
 
-@dataclass(eq=False)
 class PruneResult(Result):
     """`ledger prune --json`: what was deleted (or with --dry-run, would be)."""
 
@@ -383,7 +369,6 @@ def prompt_record(v: PromptVersion) -> dict[str, Any]:
     }
 
 
-@dataclass(eq=False)
 class PromptResult(Result):
     """`prompt show --json`: one version of a saved prompt."""
 
@@ -394,7 +379,6 @@ class PromptResult(Result):
         return prompt_record(self.version)
 
 
-@dataclass(eq=False)
 class PromptVersionList(Result):
     """`prompt list NAME --json`: every version of one prompt, oldest first."""
 
@@ -406,7 +390,6 @@ class PromptVersionList(Result):
         return [prompt_record(v) for v in self.versions]
 
 
-@dataclass(eq=False)
 class PromptList(Result):
     """`prompt list --json`: each saved prompt, its latest version and its labels."""
 
@@ -452,7 +435,6 @@ def _comparison_head(saved: SavedComparison) -> dict[str, Any]:
     }
 
 
-@dataclass(eq=False)
 class ComparisonResult(Result):
     """`compare --json`, `compare show ID --json`: one comparison, its cells and answers."""
 
@@ -470,7 +452,6 @@ class ComparisonResult(Result):
         }
 
 
-@dataclass(eq=False)
 class ComparisonList(Result):
     """`compare list --json`: saved comparisons, newest first (without their cells)."""
 

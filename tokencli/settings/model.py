@@ -1,22 +1,24 @@
-"""What the config file says, as typed values: one dataclass per section and
-`Settings` holding them all with where each value came from."""
+"""What the config file says, as typed values: one record per section and
+`Settings` holding them all with where each value came from. The sections are
+`Record`s (immutable, declared like dataclasses, cheap to define: every command
+imports this module)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from ..errors import ConfigError
 from ..providers.registry import ProviderConfig
+from ..records import Record, field
 from ..scope import Scope
 from .paths import Paths
 
 DEFAULT_MODEL = "mock:echo"
 
 
-@dataclass(frozen=True)
-class Defaults:
+class Defaults(Record):
     """`[defaults]`: what a call uses when its flags do not say."""
 
     model: str = DEFAULT_MODEL
@@ -31,8 +33,7 @@ class Defaults:
     timezone: str | None = None
 
 
-@dataclass(frozen=True)
-class PriceOverride:
+class PriceOverride(Record):
     """Prices per million tokens from `[prices."PROVIDER:MODEL"]`."""
 
     input: Decimal | None
@@ -43,8 +44,7 @@ class PriceOverride:
     source: str
 
 
-@dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(Record):
     """`[models."PROVIDER:MODEL"]`: limits for one model, over its provider's."""
 
     rpm: int | None = None
@@ -52,8 +52,7 @@ class ModelSettings:
     max_input_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class Currencies:
+class Currencies(Record):
     """`[currency]`: the currency reports are in, and rates into it."""
 
     report: str = "USD"
@@ -61,8 +60,7 @@ class Currencies:
     rates: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(Record):
     """`[budgets.NAME]`: a limit in money (`amount` in `currency`) or in `tokens`, per
     calendar day, week or month, over the calls of a scope."""
 
@@ -82,8 +80,7 @@ class Budget:
         return self.tokens is not None
 
 
-@dataclass(frozen=True)
-class AlertRules:
+class AlertRules(Record):
     """The anomaly rules under `[alerts]`, and the circuit breaker's settings."""
 
     max_call_tokens: int = 5_000  # one call above this many tokens
@@ -94,8 +91,7 @@ class AlertRules:
     cooldown: int = 300  # seconds a provider is set aside once the breaker opens
 
 
-@dataclass(frozen=True)
-class AlertChannel:
+class AlertChannel(Record):
     """One `[[alerts.channels]]` entry: where alerts go."""
 
     type: str  # stderr | desktop | webhook | command
@@ -109,8 +105,7 @@ class AlertChannel:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class AlertSettings:
+class AlertSettings(Record):
     """`[alerts]`: the rules and the channels (stderr alone when none is configured)."""
 
     rules: AlertRules = field(default_factory=AlertRules)
