@@ -287,7 +287,9 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
     "prices_from": FieldSpec("str", "genai-prices provider id used to price the models"),
     "self_hosted": FieldSpec("bool", "own hardware: zero cost unless hourly_cost is set"),
     "hourly_cost": FieldSpec("number", "cost per hour of call time (rented GPU, electricity)"),
-    "currency": FieldSpec("str", "currency of hourly_cost and of this provider's bills"),
+    "currency": FieldSpec(
+        "str", "currency of this provider's bills and hourly_cost; CNY: the bundled yuan list"
+    ),
     "headers": FieldSpec("str_table", "extra HTTP headers"),
     "max_tokens_field": FieldSpec("str", "max_tokens or max_completion_tokens"),
     "default_max_tokens": FieldSpec("int", "max_tokens sent when --max-tokens is not given"),
