@@ -561,3 +561,21 @@ def test_the_loader_refuses_what_the_format_forbids():
     assert error({"read": "yesterday"}) == (
         "models[1] (qwen:m).read must be a date (YYYY-MM-DD), not 'yesterday'."
     )
+
+
+# ------------------------------------------------------------ counts and reports
+
+
+def test_count_prices_the_input_from_the_list(cli, fixture_list):
+    result = cli("count", "-m", "qwen:qwen-plus", "--json", "你好，世界" * 100)
+    out = json.loads(result.stdout)
+    assert Decimal(out["cost"]) == Decimal(out["input_tokens"]) * Decimal("0.8") / 1_000_000
+    assert out["currency"] == "CNY" and out["price_source"].startswith("cny list: qwen-plus")
+
+
+def test_reports_convert_the_yuan_with_the_configured_rate(cli, home, server, fixture_list):
+    five_providers(home, server, '[currency]\nreport = "USD"\nrates = { CNY = 0.14 }\n')
+    one_call(cli, server, "qwen:qwen-plus", openai_usage(100_000, 100_000))  # ¥0.28
+    report = json.loads(cli("report", "--last", "1d", "--by", "provider", "--json").stdout)
+    assert report["currency"] == "USD"
+    assert Decimal(report["totals"]["cost"]) == Decimal("0.28") * Decimal("0.14")

@@ -267,9 +267,7 @@ def price_call(
         quoted = price_call(settings, as_provider, as_model, usage, when=when)
         if not quoted.known:
             return quoted
-        return Cost(
-            quoted.amount, quoted.currency, f"as {as_provider.name}:{as_model} ({quoted.source})"
-        )
+        return replace(quoted, source=f"as {as_provider.name}:{as_model} ({quoted.source})")
 
     if provider_cost is not None:
         return Cost(provider_cost, provider_cost_currency or "USD", f"{provider.name} (reported)")
