@@ -99,6 +99,13 @@ def test_every_bundled_entry_has_a_source_a_date_yuan_and_sane_prices():
             assert value is None or Decimal(str(value)) >= 0, ref
         bounds = [t["up_to"] for t in item.get("tiers", [])]
         assert bounds == sorted(set(bounds)), ref
+        # A tier inherits the entry's cached and thinking prices: only right where its
+        # own input and output prices are the entry's.
+        for tier in item.get("tiers", []):
+            if Decimal(str(tier["input"])) != Decimal(str(item["input"])):
+                assert "cached_input" not in item or "cached_input" in tier, ref
+            if Decimal(str(tier["output"])) != Decimal(str(item["output"])):
+                assert "thinking_output" not in item or "thinking_output" in tier, ref
         if item.get("free"):
             assert all(v is None or Decimal(str(v)) == 0 for v in priced), ref
         else:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -114,18 +114,19 @@ class Entry:
 class PriceList:
     read: date
     entries: tuple[Entry, ...]
+    _index: dict[tuple[str, str], Entry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        index: dict[tuple[str, str], Entry] = {}
-        for entry in self.entries:
-            for name in (entry.model, *entry.aliases):
-                index[(entry.provider, name.lower())] = entry
+        index = {
+            (entry.provider, name.lower()): entry
+            for entry in self.entries
+            for name in (entry.model, *entry.aliases)
+        }
         object.__setattr__(self, "_index", index)
 
     def find(self, provider: str, model: str) -> Entry | None:
         """The entry for `model` (or one of its aliases), case-insensitively."""
-        found: Entry | None = self._index.get((provider, model.lower()))  # type: ignore[attr-defined]
-        return found
+        return self._index.get((provider, model.lower()))
 
     def providers(self) -> set[str]:
         return {e.provider for e in self.entries}
@@ -142,15 +143,11 @@ def quote(entry: Entry, usage: Usage) -> Decimal:
     tier = entry.tier_for(usage.input_tokens)
     input_price = tier.input if tier else entry.input
     output_price = tier.output if tier else entry.output
-    cached_price = tier.cached_input if tier and tier.cached_input is not None else None
-    if cached_price is None:
-        cached_price = entry.cached_input if entry.cached_input is not None else input_price
-    thinking_price = tier.thinking_output if tier and tier.thinking_output is not None else None
-    if thinking_price is None:
-        thinking_price = entry.thinking_output
+    cached_price = _first(tier.cached_input if tier else None, entry.cached_input, input_price)
+    thinking_price = _first(tier.thinking_output if tier else None, entry.thinking_output)
     if thinking_price is not None and usage.reasoning_tokens > 0:
         output_price = thinking_price
-    write_price = entry.cache_write if entry.cache_write is not None else input_price
+    write_price = _first(entry.cache_write, input_price)
     uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
     total = (
         uncached * input_price
@@ -159,6 +156,11 @@ def quote(entry: Entry, usage: Usage) -> Decimal:
         + usage.output_tokens * output_price
     )
     return total / MILLION
+
+
+def _first(*prices: Decimal | None) -> Any:
+    """The first price given (a tier's, then the entry's, then the fallback)."""
+    return next((p for p in prices if p is not None), None)
 
 
 def list_provider(name: str, base_url: str | None, listed: set[str]) -> str | None:
