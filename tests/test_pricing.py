@@ -81,7 +81,7 @@ def test_unknown_model_and_provider_without_table(tmp_path):
         is None
     )
     assert (
-        price_call(s, PRESETS["qwen"], "qwen-max", Usage(input_tokens=5), when=WHEN).source
+        price_call(s, PRESETS["qwen"], "qwen-imaginary-9", Usage(input_tokens=5), when=WHEN).source
         == "unknown"
     )
 

@@ -187,6 +187,20 @@ class ModelList(Result):
                 "context_window": r.context_window,
                 "source": r.source,
                 "notes": r.notes.split(",") if r.notes else [],
+                "source_url": r.url,
+                "read": r.read.isoformat() if r.read else None,
+                "aliases": list(r.aliases),
+                "thinking_output_per_mtok": decimal_str(r.thinking_output),
+                "tiers": [
+                    {
+                        "up_to": t.up_to,
+                        "input_per_mtok": decimal_str(t.input),
+                        "output_per_mtok": decimal_str(t.output),
+                        "thinking_output_per_mtok": decimal_str(t.thinking_output),
+                        "cached_input_per_mtok": decimal_str(t.cached_input),
+                    }
+                    for t in r.tiers
+                ],
             }
             for r in self.models
         ]

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -491,10 +491,11 @@ class Engine:
                 price_as=price_as,
             )
         except Exception as exc:  # a broken price table must not lose the call
-            self.notify(
-                f"Could not price this call ({type(exc).__name__}); cost recorded as unknown."
-            )
+            reason = str(exc) if isinstance(exc, TokencliError) else type(exc).__name__
+            self.notify(f"Could not price this call ({reason}); cost recorded as unknown.")
             return Cost(None, None, "unknown")
+        if cost.read is not None:
+            self._stale_list_hint(cost.read)
         if price_as is not None and cost.known and call.usage.source == COUNTED:
             # The real model would tokenize differently: the count is an estimate for it.
             call.usage = call.usage.with_source(ESTIMATED)
@@ -510,6 +511,21 @@ class Engine:
                     f'Add [prices."{ref}"] with input and output per 1M tokens to the config to price it.'
                 )
         return cost
+
+    def _stale_list_hint(self, read: date) -> None:
+        """Once a month: the bundled list that priced this call is getting old."""
+        from ..pricing.cny import stale_days, stale_message
+
+        now = self.clock.now()
+        age = stale_days(read, now.date())
+        if age is None:
+            return
+        try:
+            first = self.ledger.notice_once(f"cny-list-stale:{now:%Y-%m}")
+        except Exception:
+            first = False
+        if first:
+            self.notify(stale_message(read, age))
 
 
 def _error_kind(error: Exception) -> str:

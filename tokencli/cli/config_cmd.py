@@ -108,6 +108,7 @@ def validate(ctx: typer.Context) -> None:
 @app.command("show")
 def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print every effective setting with its source (default, preset, file:line, env, flag)."""
+    from ..pricing.cost import price_list
     from ..settings.keys import KeyStore, resolve_key
 
     app_ctx = app_context(ctx)
@@ -140,6 +141,13 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 if value is None:
                     value = provider.options.get(key)
                 rows.append((f"providers.{name}.{key}", _plain(value), provider.sources[key]))
+        rows.append(
+            (
+                f"providers.{name}.price_list",
+                price_list(provider),
+                provider.sources.get("currency", provider.sources.get("prices_from", origin)),
+            )
+        )
         try:
             found = resolve_key(provider, settings.env, store)
         except Exception:

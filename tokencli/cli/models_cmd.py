@@ -10,9 +10,11 @@ from .output import Column, emit_result, render_table
 
 MODELS_HELP = """Known models with prices per million tokens and the source of each price.
 
-Prices come from the bundled genai-prices table (USD), overridden by [prices] in the
-config. SEARCH filters by a part of the model name. Calls are priced at their own
-timestamp, so dated changes, off-peak hours and long-context tiers apply to them.
+Prices come from the bundled genai-prices table (USD) and, for providers that bill
+in yuan (currency = "CNY"), the bundled yuan price list with each price's official
+page and the date it was read; [prices] in the config overrides both. SEARCH filters
+by a part of the model name. Calls are priced at their own timestamp, so dated
+changes, off-peak hours and long-context tiers apply to them.
 """
 
 
@@ -41,10 +43,12 @@ def models(
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
+    today = app_ctx.now().date()
     rows = list_models(
         settings,
         include_all=all_tables or bool(provider and provider not in settings.providers),
         refresh=refresh,
+        today=today,
     )
     if provider:
         rows = [r for r in rows if r.provider == provider]
@@ -57,6 +61,11 @@ def models(
         needle = search.lower()
         rows = [r for r in rows if needle in r.model.lower()]
 
+    stale = min((r.read for r in rows if r.read and "stale" in r.notes), default=None)
+    if stale is not None:
+        from ..pricing.cny import stale_message
+
+        app_ctx.err(f"tokencli: {stale_message(stale, (today - stale).days)}")
     if json_out:
         from ..results import ModelList
 

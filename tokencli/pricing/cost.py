@@ -6,13 +6,17 @@ Where a price comes from, first match wins:
 2. the provider's own report of what it charged (OpenRouter's `cost`);
 3. a `[prices."PROVIDER:MODEL"]` table in the config (any currency);
 4. self-hosted providers: `hourly_cost` × call time, else zero;
-5. the bundled genai-prices table (USD), at the call's timestamp, so dated
+5. providers that bill in yuan (`currency = "CNY"`: the presets `qwen`,
+   `siliconflow`, `zhipu`, and `moonshot`/`deepseek` on their mainland
+   platform): the bundled yuan price list (`cny`), for the models it has;
+6. the bundled genai-prices table (USD), at the call's timestamp, so dated
    price changes, off-peak hours and long-context tiers apply. Models whose
    price does not depend on the time or the call's size are priced from the
    flattened copy in the price index (`index.flat_price`), exactly as
    genai-prices would (a test compares the two for every such model), without
-   importing it;
-6. otherwise the cost is unknown (recorded as NULL, never guessed).
+   importing it. For a yuan-billed provider it is a fallback, and its
+   `price_source` says so;
+7. otherwise the cost is unknown (recorded as NULL, never guessed).
 
 genai-prices takes ~0.25 s to import, so it loads only here, and `prefetch()`
 can start that import in a thread while a request is in flight.
@@ -21,7 +25,7 @@ can start that import in a thread while a request is in flight.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +43,8 @@ class Cost:
     amount: Decimal | None
     currency: str | None
     source: str
+    # When the price came from a bundled list that can go stale: the date it was read.
+    read: date | None = None
 
     @property
     def known(self) -> bool:
@@ -165,6 +171,8 @@ def needs_table(
         or find_override(settings, provider.name, model)
     ):
         return False
+    if uses_cny_list(provider) and cny_entry(provider, model) is not None:
+        return False
     return flat_record(settings, provider.prices_from, model) is None
 
 
@@ -211,6 +219,37 @@ def find_override(settings: Settings, provider: str, model: str) -> PriceOverrid
     return settings.prices.get(f"{provider}:{model}")
 
 
+# ------------------------------------------------------------ the yuan list
+
+
+def uses_cny_list(provider: ProviderConfig) -> bool:
+    """Whether this provider's models are priced from the bundled yuan list."""
+    return provider.currency == "CNY" and not provider.self_hosted
+
+
+def cny_entry(provider: ProviderConfig, model: str) -> Any:
+    """The yuan list's entry for this provider's model (loads the list), or None."""
+    from . import cny
+
+    prices = cny.bundled()
+    listed = cny.list_provider(provider.name, provider.base_url, prices.providers())
+    return prices.find(listed, model) if listed else None
+
+
+def price_list(provider: ProviderConfig) -> str:
+    """Which prices a provider's calls get, in words (for `config show`)."""
+    if provider.self_hosted:
+        return (
+            f"self-hosted: hourly_cost {provider.hourly_cost} {provider.currency}/h"
+            if provider.hourly_cost is not None
+            else "self-hosted: free"
+        )
+    table = f"genai-prices ({provider.prices_from})" if provider.prices_from else None
+    if uses_cny_list(provider):
+        return "cny list" + (f", then {table}" if table else "")
+    return table or "[prices] overrides only"
+
+
 def price_call(
     settings: Settings,
     provider: ProviderConfig,
@@ -228,9 +267,7 @@ def price_call(
         quoted = price_call(settings, as_provider, as_model, usage, when=when)
         if not quoted.known:
             return quoted
-        return Cost(
-            quoted.amount, quoted.currency, f"as {as_provider.name}:{as_model} ({quoted.source})"
-        )
+        return replace(quoted, source=f"as {as_provider.name}:{as_model} ({quoted.source})")
 
     if provider_cost is not None:
         return Cost(provider_cost, provider_cost_currency or "USD", f"{provider.name} (reported)")
@@ -249,10 +286,20 @@ def price_call(
             )
         return Cost(Decimal(0), provider.currency, "self-hosted (free)")
 
+    cny_list = uses_cny_list(provider)
+    if cny_list:
+        from .cny import quote
+
+        entry = cny_entry(provider, model)
+        if entry is not None:
+            return Cost(quote(entry, usage), "CNY", entry.price_source, entry.read)
+
     if provider.prices_from:
         table_cost = flat_quote(settings, provider.prices_from, model, usage, when) or genai_quote(
             provider.prices_from, model, usage, when
         )
+        if table_cost is not None and cny_list:
+            return replace(table_cost, source=f"{table_cost.source} (not in the cny list)")
         if table_cost is not None:
             return table_cost
     return UNKNOWN

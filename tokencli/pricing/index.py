@@ -3,8 +3,9 @@
 Listing models must feel instant, and importing genai-prices costs ~0.25 s,
 so the table is flattened once into a JSON file in the cache directory and
 rebuilt only when the installed genai-prices changes or a day has passed
-(dated price changes take effect by date). Config price overrides and the
-mock models are laid over it on every read; they cost nothing.
+(dated price changes take effect by date). The yuan list's models (for the
+providers that bill in CNY), config price overrides and the mock models are
+laid over it on every read; they cost next to nothing.
 
 Per-call pricing does not use this index: it asks genai-prices directly with
 the call's timestamp (see `pricing`).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ class ModelPrice:
     source: str
     context_window: int | None = None
     notes: str = ""
+    # From the yuan list: the official page, the date it was read, the other names
+    # the model answers to, the thinking-mode output price and the context tiers.
+    url: str | None = None
+    read: date | None = None
+    aliases: tuple[str, ...] = ()
+    thinking_output: Decimal | None = None
+    tiers: tuple[Any, ...] = ()
 
 
 def _table_fingerprint() -> str | None:
@@ -229,12 +237,56 @@ def load_index(settings: Settings, *, refresh: bool = False) -> dict[str, Any]:
     return index
 
 
+def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPrice]:
+    """The yuan list's models of every provider that bills in CNY (loads the list)."""
+    from . import cny
+    from .cost import uses_cny_list
+
+    providers = [(n, p) for n, p in sorted(settings.providers.items()) if uses_cny_list(p)]
+    if not providers:
+        return {}
+    prices = cny.bundled()
+    listed = prices.providers()
+    rows: dict[tuple[str, str], ModelPrice] = {}
+    for name, provider in providers:
+        whose = cny.list_provider(name, provider.base_url, listed)
+        for entry in prices.of(whose) if whose else []:
+            notes = [
+                *(["free"] if entry.free else []),
+                *(["thinking"] if entry.thinking_output is not None else []),
+                *(["tiered"] if entry.tiers else []),
+                *(["stale"] if cny.stale_days(entry.read, today) else []),
+            ]
+            rows[(name, entry.model)] = ModelPrice(
+                provider=name,
+                model=entry.model,
+                input=entry.input,
+                output=entry.output,
+                cached_input=entry.cached_input,
+                cache_write=entry.cache_write,
+                currency=cny.CURRENCY,
+                source=f"cny list ({entry.host}, read {entry.read.isoformat()})",
+                notes=",".join(notes),
+                url=entry.source,
+                read=entry.read,
+                aliases=entry.aliases,
+                thinking_output=entry.thinking_output,
+                tiers=entry.tiers,
+            )
+    return rows
+
+
 def list_models(
-    settings: Settings, *, include_all: bool = False, refresh: bool = False
+    settings: Settings,
+    *,
+    include_all: bool = False,
+    refresh: bool = False,
+    today: date | None = None,
 ) -> list[ModelPrice]:
     """Every model tokencli can price, per tokencli provider name."""
     from ..providers.mock import MODELS as MOCK_MODELS
 
+    today = today or datetime.now(UTC).date()
     index = load_index(settings, refresh=refresh)
     version = index.get("table_version", "?")
     source = f"genai-prices {version}"
@@ -278,6 +330,12 @@ def list_models(
         for table_id in index["providers"]:
             if table_id not in mapped:
                 add_table(table_id, table_id)
+    yuan = cny_rows(settings, today)
+    # The yuan price is the one calls get: it replaces the table's row of the same
+    # model under any spelling (the table writes GLM-5.3, the list glm-5.3).
+    covered = {(p, n.lower()) for (p, _), r in yuan.items() for n in (r.model, *r.aliases)}
+    rows = {k: v for k, v in rows.items() if (k[0], k[1].lower()) not in covered}
+    rows.update(yuan)
 
     for ref, price in settings.prices.items():
         provider_name, _, model = ref.partition(":")

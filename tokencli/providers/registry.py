@@ -129,6 +129,7 @@ PRESETS: dict[str, ProviderConfig] = {
             "https://open.bigmodel.cn/api/paas/v4",
             "ZHIPUAI_API_KEY",
             prices_from="zhipuai",
+            currency="CNY",
         ),
         _remote(
             "siliconflow",
@@ -286,7 +287,9 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
     "prices_from": FieldSpec("str", "genai-prices provider id used to price the models"),
     "self_hosted": FieldSpec("bool", "own hardware: zero cost unless hourly_cost is set"),
     "hourly_cost": FieldSpec("number", "cost per hour of call time (rented GPU, electricity)"),
-    "currency": FieldSpec("str", "currency of hourly_cost and of this provider's bills"),
+    "currency": FieldSpec(
+        "str", "currency of this provider's bills and hourly_cost; CNY: the bundled yuan list"
+    ),
     "headers": FieldSpec("str_table", "extra HTTP headers"),
     "max_tokens_field": FieldSpec("str", "max_tokens or max_completion_tokens"),
     "default_max_tokens": FieldSpec("int", "max_tokens sent when --max-tokens is not given"),
@@ -320,6 +323,28 @@ def custom_provider(name: str, type_: str) -> ProviderConfig:
     return ProviderConfig(name=name, type=type_, api_key_env=(env,), key_required=False)
 
 
+# Hosts whose platform bills in one currency: a provider pointed at one, without a
+# `currency` of its own, bills in it (mainland China in yuan, the international
+# platforms in dollars). api.deepseek.com serves both kinds of account: not here.
+CURRENCY_BY_HOST = {
+    "dashscope.aliyuncs.com": "CNY",
+    "dashscope-intl.aliyuncs.com": "USD",
+    "dashscope-us.aliyuncs.com": "USD",
+    "api.siliconflow.cn": "CNY",
+    "api.siliconflow.com": "USD",
+    "open.bigmodel.cn": "CNY",
+    "api.z.ai": "USD",
+    "api.moonshot.cn": "CNY",
+    "api.moonshot.ai": "USD",
+}
+
+
+def host_currency(base_url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    return CURRENCY_BY_HOST.get(urlsplit(base_url).hostname or "") if base_url else None
+
+
 def with_overrides(
     base: ProviderConfig, values: Mapping[str, Any], sources: Mapping[str, str]
 ) -> ProviderConfig:
@@ -331,4 +356,8 @@ def with_overrides(
     if "headers" in common:
         common["headers"] = dict(common["headers"])
     merged_sources = {**base.sources, **sources}
+    by_host = host_currency(common.get("base_url"))
+    if "currency" not in common and by_host and by_host != base.currency:
+        common["currency"] = by_host
+        merged_sources["currency"] = f"the host in base_url ({sources.get('base_url', '?')})"
     return replace(base, **common, options={**base.options, **options}, sources=merged_sources)

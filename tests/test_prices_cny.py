@@ -1,0 +1,588 @@
+"""The yuan price list: its data, exact costs through `run`, which list a provider uses,
+overrides, missing models, staleness, `models` and `config show`, and the loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ledger_rows, provider_config, subprocess_env, write_config
+from tests.fakes import openai_chunks, openai_usage, sse, sse_reply
+from tokencli.calls.usage import Usage
+from tokencli.errors import ConfigError
+from tokencli.pricing import cny
+
+FIXTURE = Path(__file__).with_name("data") / "prices-cny.toml"
+KEYS = {
+    "DASHSCOPE_API_KEY": "sk-dash-0123456789abcdef",
+    "SILICONFLOW_API_KEY": "sk-sf-0123456789abcdef",
+    "DEEPSEEK_API_KEY": "sk-ds-0123456789abcdef",
+    "MOONSHOT_API_KEY": "sk-ms-0123456789abcdef",
+    "ZHIPUAI_API_KEY": "zp-0123456789abcdef.0123",
+}
+FIVE = ("qwen", "siliconflow", "deepseek", "moonshot", "zhipu")
+# deepseek and moonshot bill in yuan only on a mainland account; at a loopback URL they say so.
+CNY_FIELDS: dict[str, dict[str, Any]] = {
+    "deepseek": {"currency": "CNY"},
+    "moonshot": {"currency": "CNY"},
+}
+
+
+@pytest.fixture(autouse=True)
+def api_keys(isolated_env, monkeypatch):
+    for var, value in KEYS.items():
+        monkeypatch.setenv(var, value)
+
+
+@pytest.fixture
+def fixture_list(monkeypatch):
+    """Price with tests/data/prices-cny.toml (fixed numbers) instead of the bundled list."""
+    monkeypatch.setattr(cny, "LIST_PATH", FIXTURE)
+    monkeypatch.setattr(cny, "_loaded", {})
+    return cny.bundled()
+
+
+def five_providers(home, server, extra=""):
+    """The five presets pointed at the fake server, deepseek and moonshot on yuan accounts."""
+    text = "".join(
+        provider_config(name, "openai", server.url + "/v1", **CNY_FIELDS.get(name, {}))
+        for name in FIVE
+    )
+    write_config(home, text + extra)
+
+
+def one_call(cli, server, ref, usage, *, usage_in_choice=False):
+    server.queue(sse_reply(sse(openai_chunks(["ok"], usage, usage_in_choice=usage_in_choice))))
+    result = cli("run", "-m", ref, "q")
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def last_row(home):
+    row = ledger_rows(home)[-1]
+    cost = None if row["cost_pico"] is None else Decimal(row["cost_pico"]) / 10**12
+    return cost, row["currency"], row["price_source"]
+
+
+# ------------------------------------------------------------------ the bundled data
+
+
+def bundled_raw() -> dict[str, Any]:
+    return tomllib.loads(cny.LIST_PATH.read_text("utf-8"))
+
+
+def test_every_bundled_entry_has_a_source_a_date_yuan_and_sane_prices():
+    raw = bundled_raw()
+    assert raw["format"] == 1 and raw["currency"] == "CNY"
+    assert isinstance(raw["read"], date)
+    assert raw["models"], "the bundled list is empty"
+    for item in raw["models"]:
+        ref = f"{item['provider']}:{item['model']}"
+        assert item["source"].startswith("https://") and "." in item["source"][8:], ref
+        assert isinstance(item["read"], date) and item["read"] >= raw["read"], ref
+        assert item["provider"] in FIVE, ref
+        priced = [item.get(k) for k in cny._PRICE_KEYS]
+        priced += [t.get(k) for t in item.get("tiers", []) for k in cny._TIER_KEYS - {"up_to"}]
+        for value in priced:
+            assert value is None or Decimal(str(value)) >= 0, ref
+        bounds = [t["up_to"] for t in item.get("tiers", [])]
+        assert bounds == sorted(set(bounds)), ref
+        # A tier inherits the entry's cached and thinking prices: only right where its
+        # own input and output prices are the entry's.
+        for tier in item.get("tiers", []):
+            if Decimal(str(tier["input"])) != Decimal(str(item["input"])):
+                assert "cached_input" not in item or "cached_input" in tier, ref
+            if Decimal(str(tier["output"])) != Decimal(str(item["output"])):
+                assert "thinking_output" not in item or "thinking_output" in tier, ref
+        if item.get("free"):
+            assert all(v is None or Decimal(str(v)) == 0 for v in priced), ref
+        else:
+            assert "input" in item and "output" in item, ref
+    # and tokencli itself reads it
+    prices = cny.parse(cny.LIST_PATH.read_text("utf-8"), cny.LIST_PATH)
+    assert len(prices.entries) == len(raw["models"]) and prices.read == raw["read"]
+
+
+def reference_cost(item: dict[str, Any], inp: int, cached: int, out: int) -> Decimal:
+    """The list's price of a call, worked out here from the raw TOML."""
+    tiers = item.get("tiers", [])
+    tier = next((t for t in tiers if inp <= t["up_to"]), tiers[-1] if tiers else {})
+    price = {**{k: item.get(k) for k in ("input", "output", "cached_input")}, **tier}
+    p_in = Decimal(str(price.get("input") or 0))
+    p_out = Decimal(str(price.get("output") or 0))
+    p_cached = p_in if price.get("cached_input") is None else Decimal(str(price["cached_input"]))
+    return ((inp - cached) * p_in + cached * p_cached + out * p_out) / 1_000_000
+
+
+def bundled_cases():
+    """Per provider: a cached call on its first entry, and a call past the first tier."""
+    models = bundled_raw()["models"]
+    cases = []
+    for provider in sorted({m["provider"] for m in models}):
+        mine = [m for m in models if m["provider"] == provider]
+        cached = next((m for m in mine if "cached_input" in m), mine[0])
+        cases.append(
+            pytest.param(
+                cached,
+                120_000 if not cached.get("tiers") else 9_000,
+                3_000,
+                id=f"{provider}-{cached['model']}",
+            )
+        )
+        tiered = next((m for m in mine if m.get("tiers")), None)
+        if tiered is not None:
+            past = tiered["tiers"][0]["up_to"] + 1
+            cases.append(
+                pytest.param(tiered, past, 1_000, id=f"{provider}-{tiered['model']}-tier2")
+            )
+    return cases
+
+
+@pytest.mark.parametrize(("item", "inp", "cached"), bundled_cases())
+def test_a_call_costs_the_bundled_list_price_exactly(cli, home, server, item, inp, cached):
+    five_providers(home, server)
+    cached = cached if "cached_input" in item else 0
+    one_call(
+        cli, server, f"{item['provider']}:{item['model']}", openai_usage(inp, 777, cached=cached)
+    )
+    cost, currency, source = last_row(home)
+    assert currency == "CNY"
+    assert cost == reference_cost(item, inp, cached, 777)
+    assert source == (
+        f"cny list: {item['model']} ({item['source'].split('/')[2]}, read {item['read'].isoformat()})"
+    )
+
+
+def test_the_bundled_list_covers_the_five_providers():
+    listed = {m["provider"] for m in bundled_raw()["models"]}
+    assert listed <= set(FIVE) and {"qwen", "siliconflow", "deepseek", "zhipu"} <= listed
+
+
+# ------------------------------------------------------- exact costs (fixed numbers)
+
+
+@pytest.mark.parametrize(
+    ("ref", "usage", "expected"),
+    [
+        # qwen, first tier: 80k uncached × 0.8 + 20k cached × 0.16 + 1k out × 2
+        ("qwen:qwen-plus", openai_usage(100_000, 1_000, cached=20_000), "0.0692"),
+        # second tier in thinking mode (reasoning reported): the tier's cached and thinking prices
+        (
+            "qwen:qwen-plus",
+            openai_usage(200_000, 3_000, cached=50_000, reasoning=2_000),
+            "0.456",
+        ),
+        # past the last tier: the last tier (1M × 4.8 + 10 × 48); cached: the entry's own (1M × 0.16)
+        ("qwen:qwen-plus", openai_usage(2_000_000, 10, cached=1_000_000), "4.96048"),
+        # an alias, in another case, is the same model
+        ("qwen:Qwen-Plus-Latest", openai_usage(1_000, 1_000), "0.0028"),
+        ("siliconflow:Qwen/Qwen3-8B", openai_usage(50_000, 9_000), "0"),
+        ("siliconflow:deepseek-ai/DeepSeek-V3.2", openai_usage(1_000, 500), "0.0035"),
+        # DeepSeek's own cache fields: 70k × 2 + 30k × 0.04 + 2k × 8
+        (
+            "deepseek:deepseek-v4-flash",
+            openai_usage(
+                100_000, 2_000, prompt_cache_hit_tokens=30_000, prompt_cache_miss_tokens=70_000
+            ),
+            "0.1572",
+        ),
+        # zhipu, second tier with its own cached price: 60k × 12 + 40k × 3 + 1k × 32
+        ("zhipu:glm-5.3", openai_usage(100_000, 1_000, cached=40_000), "0.872"),
+        # zhipu, first tier: the entry's cached price (2)
+        ("zhipu:GLM-5.3", openai_usage(10_000, 100, cached=5_000), "0.0528"),
+    ],
+)
+def test_exact_cost_from_the_list(cli, home, server, fixture_list, ref, usage, expected):
+    five_providers(home, server)
+    one_call(cli, server, ref, usage)
+    cost, currency, source = last_row(home)
+    assert (cost, currency) == (Decimal(expected), "CNY")
+    assert source.startswith("cny list: ") and source.endswith(", read 2026-08-01)")
+
+
+def test_moonshot_cached_usage_inside_the_choice(cli, home, server, fixture_list):
+    five_providers(home, server)
+    usage = {
+        "prompt_tokens": 50_000,
+        "completion_tokens": 1_000,
+        "total_tokens": 51_000,
+        "cached_tokens": 10_000,
+    }
+    one_call(cli, server, "moonshot:kimi-k2.5", usage, usage_in_choice=True)
+    # 40k × 4 + 10k × 0.7 + 1k × 21
+    assert last_row(home) == (
+        Decimal("0.188"),
+        "CNY",
+        "cny list: kimi-k2.5 (platform.moonshot.cn, read 2026-08-01)",
+    )
+
+
+def test_run_json_reports_the_yuan_cost(cli, home, server, fixture_list):
+    five_providers(home, server)
+    server.queue(sse_reply(sse(openai_chunks(["ok"], openai_usage(100_000, 100_000)))))
+    data = json.loads(cli("run", "-m", "qwen:qwen-plus", "--json", "q").stdout)
+    assert (data["cost"], data["currency"]) == ("0.28", "CNY")
+
+
+def test_quote_cache_writes_and_thinking_without_tiers():
+    entry = cny.Entry(
+        provider="qwen",
+        model="m",
+        input=Decimal(2),
+        output=Decimal(3),
+        thinking_output=Decimal(10),
+        cache_write=Decimal("2.5"),
+        source="https://example.cn",
+        read=date(2026, 1, 1),
+    )
+    usage = Usage(input_tokens=1_000, cache_write_tokens=400, output_tokens=100)
+    assert cny.quote(entry, usage) == Decimal("0.0025")  # 600 × 2 + 400 × 2.5 + 100 × 3
+    thinking = Usage(input_tokens=1_000, output_tokens=100, reasoning_tokens=60)
+    assert cny.quote(entry, thinking) == Decimal("0.003")  # 1000 × 2 + 100 × 10
+    no_write_price = cny.Entry(
+        "qwen", "m", Decimal(2), Decimal(3), "https://e.cn", date(2026, 1, 1)
+    )
+    assert cny.quote(no_write_price, usage) == Decimal("0.0023")  # writes at the input price
+
+
+# ----------------------------------------------------------------- which list applies
+
+
+def price_lists(cli) -> dict[str, tuple[str, str]]:
+    rows = json.loads(cli("config", "show", "--json").stdout)
+    return {
+        r["key"].split(".")[1]: (r["value"], r["source"])
+        for r in rows
+        if r["key"].endswith(".price_list")
+    }
+
+
+def test_which_list_each_provider_uses_by_default(cli):
+    lists = price_lists(cli)
+    assert lists["qwen"] == ("cny list", "preset")
+    assert lists["siliconflow"] == ("cny list", "preset")
+    assert lists["zhipu"] == ("cny list, then genai-prices (zhipuai)", "preset")
+    # api.deepseek.com serves yuan and dollar accounts alike: dollars unless told
+    assert lists["deepseek"] == ("genai-prices (deepseek)", "preset")
+    assert lists["moonshot"] == ("genai-prices (moonshotai)", "preset")  # api.moonshot.ai
+    assert lists["openai"] == ("genai-prices (openai)", "preset")
+    assert lists["mock"] == ("self-hosted: free", "preset")
+
+
+def test_the_host_and_the_currency_setting_choose_the_list(cli, home):
+    write_config(
+        home,
+        '[providers.moonshot]\nbase_url = "https://api.moonshot.cn/v1"\n'
+        '[providers.deepseek]\ncurrency = "CNY"\n'
+        '[providers.qwen]\nbase_url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"\n'
+        '[providers.zhipu]\nbase_url = "https://api.z.ai/api/paas/v4"\n'
+        '[providers.dash]\ntype = "openai"\nbase_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"\n'
+        '[providers.sf]\ntype = "openai"\nbase_url = "https://api.siliconflow.cn/v1"\ncurrency = "USD"\n',
+    )
+    lists = price_lists(cli)
+    assert lists["moonshot"] == (
+        "cny list, then genai-prices (moonshotai)",
+        "the host in base_url (config.toml:2)",
+    )
+    assert lists["deepseek"] == ("cny list, then genai-prices (deepseek)", "config.toml:4")
+    assert lists["qwen"] == ("[prices] overrides only", "the host in base_url (config.toml:6)")
+    assert lists["zhipu"] == ("genai-prices (zhipuai)", "the host in base_url (config.toml:8)")
+    assert lists["dash"][0] == "cny list"
+    assert lists["sf"] == ("[prices] overrides only", "config.toml:15")
+
+
+def test_deepseek_by_default_is_priced_in_dollars(cli, home, server, fixture_list):
+    write_config(home, provider_config("deepseek", "openai", server.url + "/v1"))
+    one_call(cli, server, "deepseek:deepseek-v4-flash", openai_usage(1_000, 100))
+    _, currency, source = last_row(home)
+    assert currency == "USD" and source.startswith("genai-prices ")
+
+
+def test_a_provider_of_another_name_on_a_mainland_host_uses_that_hosts_entries(
+    fixture_list, tmp_path
+):
+    from tokencli.pricing.cost import price_call
+    from tokencli.settings.loader import load_settings
+
+    (tmp_path / "config.toml").write_text(
+        '[providers.dash]\ntype = "openai"\n'
+        'base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"\n'
+    )
+    s = load_settings({"TOKENCLI_HOME": str(tmp_path)})
+    cost = price_call(
+        s, s.providers["dash"], "qwen-plus", Usage(1_000, output_tokens=1_000), when=datetime.now()
+    )
+    assert (cost.amount, cost.currency) == (Decimal("0.0028"), "CNY")
+
+
+def test_an_override_wins_over_the_list(cli, home, server, fixture_list):
+    five_providers(
+        home, server, '[prices."qwen:qwen-plus"]\ninput = 1\noutput = 1\ncurrency = "CNY"\n'
+    )
+    one_call(cli, server, "qwen:qwen-plus", openai_usage(1_000_000, 1_000_000))
+    assert last_row(home) == (Decimal(2), "CNY", "config config.toml:18")
+
+
+def test_a_model_missing_from_the_list(cli, home, server, fixture_list):
+    five_providers(home, server)
+    # no other price anywhere: unknown, with the one-time hint
+    result = one_call(cli, server, "qwen:qwen-nosuch", openai_usage(1_000, 100))
+    assert last_row(home) == (None, None, "unknown")
+    assert '[prices."qwen:qwen-nosuch"]' in result.stderr
+    # the dollar table knows it: priced from it, and the source says the list did not
+    one_call(cli, server, "zhipu:GLM-4-Air", openai_usage(1_000_000, 0))
+    cost, currency, source = last_row(home)
+    assert currency == "USD" and cost > 0
+    assert source.startswith("genai-prices ") and source.endswith(" (not in the cny list)")
+
+
+# ------------------------------------------------------------------------ staleness
+
+
+def test_a_stale_list_hints_once_a_month(cli, home, server, fixture_list, monkeypatch):
+    five_providers(home, server)
+    hint = "The yuan price list was read on 2026-08-01"
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-08-20T12:00:00Z")
+    assert hint not in one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1)).stderr
+    later = datetime(2026, 8, 1, 12) + timedelta(days=100)
+    monkeypatch.setenv("TOKENCLI_NOW", later.isoformat() + "Z")
+    first = one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1))
+    assert f"{hint}, 100 days ago" in first.stderr
+    assert '[prices."PROVIDER:MODEL"]' in first.stderr
+    assert hint not in one_call(cli, server, "zhipu:glm-5.3", openai_usage(10, 1)).stderr
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-12-01T08:00:00Z")
+    assert (
+        f"{hint}, 122 days ago"
+        in one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1)).stderr
+    )
+    assert hint not in one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1)).stderr
+    # a call priced elsewhere says nothing about the list
+    monkeypatch.setenv("TOKENCLI_NOW", "2027-01-05T08:00:00Z")
+    assert hint not in cli("run", "-m", "mock:echo", "x").stderr
+
+
+# ----------------------------------------------------------------------- models
+
+
+def test_models_shows_the_yuan_prices_with_source_and_date(cli, fixture_list, monkeypatch):
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-08-10T00:00:00Z")
+    table = cli("models", "--provider", "qwen")
+    assert table.exit_code == 0
+    line = next(x for x in table.stdout.splitlines() if x.startswith("qwen:qwen-plus "))
+    assert "¥0.8" in line and "¥2" in line and "¥0.16" in line
+    assert "cny list (help.aliyun.com, read 2026-08-01)" in line
+    assert "stale" not in line and "price list" not in table.stderr
+    rows = json.loads(cli("models", "--json", "--provider", "qwen").stdout)
+    plus = next(r for r in rows if r["model"] == "qwen-plus")
+    assert plus["source_url"] == "https://help.aliyun.com/zh/model-studio/models"
+    assert plus["read"] == "2026-08-01" and plus["currency"] == "CNY"
+    assert plus["aliases"] == ["qwen-plus-latest", "qwen-plus-2025-09-11"]
+    assert plus["thinking_output_per_mtok"] == "8"
+    assert plus["tiers"][1] == {
+        "up_to": 262144,
+        "input_per_mtok": "2.4",
+        "output_per_mtok": "20",
+        "thinking_output_per_mtok": "24",
+        "cached_input_per_mtok": "0.48",
+    }
+    assert plus["notes"] == ["thinking", "tiered"]
+    free = json.loads(cli("models", "--json", "--provider", "siliconflow", "Qwen3").stdout)
+    assert [(r["model"], r["input_per_mtok"], r["notes"]) for r in free] == [
+        ("Qwen/Qwen3-8B", "0", ["free"])
+    ]
+
+
+def test_models_says_when_the_list_is_stale(cli, fixture_list, monkeypatch):
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-09T00:00:00Z")
+    result = cli("models", "--provider", "zhipu", "glm-5.3")
+    assert "The yuan price list was read on 2026-08-01, 100 days ago" in result.stderr
+    assert 'set [prices."PROVIDER:MODEL"]' in result.stderr and "update tokencli" in result.stderr
+    rows = json.loads(cli("models", "--json", "--provider", "zhipu", "glm-5.3").stdout)
+    assert next(r for r in rows if r["model"] == "glm-5.3")["notes"] == ["tiered", "stale"]
+
+
+def test_the_yuan_row_replaces_the_tables_row_of_the_same_model(cli, fixture_list):
+    rows = json.loads(cli("models", "--json", "--provider", "zhipu", "glm-5.3").stdout)
+    same = [(r["model"], r["currency"]) for r in rows if r["model"].lower() == "glm-5.3"]
+    assert same == [("glm-5.3", "CNY")]  # the table's GLM-5.3 (USD) is gone
+
+
+# ------------------------------------------------------------------- a damaged list
+
+
+def test_a_damaged_list_is_one_clear_error(cli, home, server, tmp_path, monkeypatch):
+    bad = tmp_path / "prices-cny.toml"
+    bad.write_text(
+        FIXTURE.read_text().replace('input = 0.8\noutput = "2"', 'input = "cheap"\noutput = "2"')
+    )
+    monkeypatch.setattr(cny, "LIST_PATH", bad)
+    monkeypatch.setattr(cny, "_loaded", {})
+    five_providers(home, server)
+    # the call is made and recorded; its cost is unknown and stderr says why
+    result = one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1))
+    assert last_row(home) == (None, None, "unknown")
+    assert "models[1] (qwen:qwen-plus).input must be a number ≥ 0, not 'cheap'" in result.stderr
+    listing = cli("models")
+    assert listing.exit_code == 6 and "Traceback" not in listing.stderr
+    assert f"The bundled yuan price list {bad} is damaged" in listing.stderr
+    assert "docs/prices-cny.md" in listing.stderr
+
+
+def test_start_up_paths_do_not_read_the_list(home):
+    for args in (("--help",), ("logs",), ("count", "-m", "openai:gpt-4o-mini", "hello")):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "tokencli", *args],
+            env=subprocess_env(home),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "tokencli.pricing.cny" not in result.stderr, args
+
+
+# ----------------------------------------------------------------------- the loader
+
+VALID_ENTRY = {
+    "provider": "qwen",
+    "model": "m",
+    "input": 1,
+    "output": 2,
+    "source": "https://help.aliyun.com/x",
+    "read": date(2026, 1, 1),
+}
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["1.5", "0", "-1", "1e3", "NaN", "Infinity", " 2 ", "1e999999", "0x10", "１"]),
+    st.dates(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["up_to", "input", "output", "x"]), st.integers(), max_size=3),
+)
+entry_keys = st.sampled_from(sorted(cny._ENTRY_KEYS | {"currency", "typo"}))
+
+
+def _toml(value: Any) -> Any:
+    """tomli-w cannot write None: leave such keys out."""
+    if isinstance(value, dict):
+        return {k: _toml(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_toml(v) for v in value if v is not None]
+    return value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    changes=st.dictionaries(entry_keys, junk, max_size=3),
+    drop=st.sets(st.sampled_from(sorted(VALID_ENTRY)), max_size=2),
+    top=st.dictionaries(st.sampled_from(["format", "currency", "read"]), junk, max_size=1),
+    usage=st.tuples(*[st.integers(0, 10**9)] * 4),
+)
+def test_the_loader_gives_a_list_or_one_clear_error(changes, drop, top, usage):
+    entry = {k: v for k, v in {**VALID_ENTRY, **changes}.items() if k not in drop}
+    doc = _toml(
+        {"format": 1, "currency": "CNY", "read": date(2026, 1, 1), **top, "models": [entry]}
+    )
+    try:
+        text = tomli_w.dumps(doc)
+    except (TypeError, ValueError):
+        return  # not writable as TOML at all
+    try:
+        prices = cny.parse(text)
+    except ConfigError as exc:
+        assert exc.message.startswith("The bundled yuan price list prices-cny.toml is damaged: ")
+        assert exc.exit_code == 6 and "\n" not in exc.message
+        return
+    (parsed,) = prices.entries
+    for value in (parsed.input, parsed.output, parsed.cached_input, parsed.thinking_output):
+        assert value is None or (value.is_finite() and value >= 0)
+    inp, cached, out, reasoning = usage
+    cached = min(cached, inp)
+    cost = cny.quote(parsed, Usage(inp, cached, 0, out, min(reasoning, out)))
+    cached_price = parsed.input if parsed.cached_input is None else parsed.cached_input
+    thinking = parsed.thinking_output is not None and min(reasoning, out) > 0
+    out_price = parsed.thinking_output if thinking else parsed.output
+    exact = (
+        (inp - cached) * Fraction(parsed.input)
+        + cached * Fraction(cached_price)
+        + out * Fraction(out_price)
+    ) / 1_000_000
+    assert cost >= 0 and Fraction(cost) == exact  # no rounding anywhere
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_is_a_list_or_one_clear_error(text):
+    try:
+        cny.parse(text)
+    except ConfigError as exc:
+        assert "is damaged" in exc.message
+
+
+def test_the_loader_refuses_what_the_format_forbids():
+    def error(
+        change: dict[str, Any] | None = None, top: dict[str, Any] | None = None, entries=None
+    ) -> str:
+        models = entries if entries is not None else [{**VALID_ENTRY, **(change or {})}]
+        doc = {
+            "format": 1,
+            "currency": "CNY",
+            "read": date(2026, 1, 1),
+            **(top or {}),
+            "models": models,
+        }
+        with pytest.raises(ConfigError) as caught:
+            cny.parse(tomli_w.dumps(_toml(doc)))
+        return caught.value.message.split(" is damaged: ", 1)[1]
+
+    assert error(top={"currency": "USD"}) == "currency must be \"CNY\", not 'USD'."
+    assert error(top={"format": 2}).startswith("format must be 1, not 2")
+    assert error({"source": "http://x.cn"}) == (
+        "models[1] (qwen:m).source must be the https:// address of the official price page."
+    )
+    assert error({"input": -1}) == "models[1] (qwen:m).input must be a finite number ≥ 0, not -1."
+    assert error({"inptu": 1}) == "models[1] (qwen:m) has unknown keys inptu."
+    assert (
+        error({"free": True}) == "models[1] (qwen:m) says free = true but has a price above zero."
+    )
+    assert error(
+        {"tiers": [{"up_to": 10, "input": 1, "output": 1}, {"up_to": 10, "input": 2, "output": 2}]}
+    ) == ("models[1] (qwen:m).tiers must ascend by up_to (10 follows 10).")
+    assert error(entries=[VALID_ENTRY, {**VALID_ENTRY, "model": "M"}]) == (
+        "models[2] (qwen:M) repeats 'M', already listed by models[1] (qwen:m)."
+    )
+    assert error({"read": "yesterday"}) == (
+        "models[1] (qwen:m).read must be a date (YYYY-MM-DD), not 'yesterday'."
+    )
+
+
+# ------------------------------------------------------------ counts and reports
+
+
+def test_count_prices_the_input_from_the_list(cli, fixture_list):
+    result = cli("count", "-m", "qwen:qwen-plus", "--json", "你好，世界" * 100)
+    out = json.loads(result.stdout)
+    assert Decimal(out["cost"]) == Decimal(out["input_tokens"]) * Decimal("0.8") / 1_000_000
+    assert out["currency"] == "CNY" and out["price_source"].startswith("cny list: qwen-plus")
+
+
+def test_reports_convert_the_yuan_with_the_configured_rate(cli, home, server, fixture_list):
+    five_providers(home, server, '[currency]\nreport = "USD"\nrates = { CNY = 0.14 }\n')
+    one_call(cli, server, "qwen:qwen-plus", openai_usage(100_000, 100_000))  # ¥0.28
+    report = json.loads(cli("report", "--last", "1d", "--by", "provider", "--json").stdout)
+    assert report["currency"] == "USD"
+    assert Decimal(report["totals"]["cost"]) == Decimal("0.28") * Decimal("0.14")

@@ -1,0 +1,370 @@
+"""The bundled yuan price list of the Chinese platforms (`tokencli/data/prices-cny.toml`).
+
+DashScope (Qwen), SiliconFlow, DeepSeek, Moonshot and Zhipu bill their mainland
+accounts in yuan from price lists that are not their dollar prices converted, and
+the genai-prices table has only the dollar ones, or nothing. This list carries
+those yuan prices per million tokens, each entry with the official page it was
+read from and the date. docs/prices-cny.md describes the format.
+
+Loaded on first use (a call of a provider that bills in CNY, or `models`), once
+per process; a damaged file is one `ConfigError` naming the entry and field.
+
+How a call is priced from an entry (`quote`):
+
+- the **tier**: the whole call is priced at the first tier whose `up_to` is at
+  least the call's input tokens; past the last tier, at the last tier. A price
+  a tier leaves out is the entry's own;
+- uncached input (input less cached less cache-write tokens) at `input`; cached
+  tokens at `cached_input`, else at `input`; cache writes at `cache_write`, else
+  at `input`;
+- output at `output`, or at `thinking_output` when the entry has one and the
+  call was in **thinking mode**, known by the provider reporting reasoning
+  tokens (`reasoning_tokens > 0`): the answer and its reasoning are then billed
+  at the thinking price, as DashScope and Zhipu bill them.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..calls.usage import Usage
+from ..errors import ConfigError
+
+FORMAT = 1
+CURRENCY = "CNY"
+MILLION = Decimal(1_000_000)
+# Far above any real price: a bigger number is a typo (and would overflow arithmetic).
+MAX_PRICE = Decimal(1_000_000)
+# A price list older than this is flagged by `models` and a monthly hint.
+STALE_AFTER = timedelta(days=90)
+LIST_PATH = Path(__file__).resolve().parents[1] / "data" / "prices-cny.toml"
+
+_TOP_KEYS = {"format", "currency", "read", "models"}
+_PRICE_KEYS = ("input", "output", "cached_input", "cache_write", "thinking_output")
+_ENTRY_KEYS = {"provider", "model", "aliases", "tiers", "free", "source", "read", "note"}
+_ENTRY_KEYS |= set(_PRICE_KEYS)
+_TIER_KEYS = {"up_to", "input", "output", "thinking_output", "cached_input"}
+
+# The hosts each listed provider answers on in mainland China: a provider under
+# another name (a `[providers.NAME]` table) pointed at one uses that provider's entries.
+MAINLAND_HOSTS = {
+    "dashscope.aliyuncs.com": "qwen",
+    "api.siliconflow.cn": "siliconflow",
+    "open.bigmodel.cn": "zhipu",
+    "api.moonshot.cn": "moonshot",
+    "api.deepseek.com": "deepseek",
+}
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Prices for calls of at most `up_to` input tokens (None: the entry's own)."""
+
+    up_to: int
+    input: Decimal
+    output: Decimal
+    thinking_output: Decimal | None = None
+    cached_input: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model's yuan prices per million tokens, where they were read and when."""
+
+    provider: str
+    model: str
+    input: Decimal
+    output: Decimal
+    source: str
+    read: date
+    aliases: tuple[str, ...] = ()
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+    thinking_output: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+    free: bool = False
+    note: str = ""
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.source).hostname or self.source
+
+    @property
+    def price_source(self) -> str:
+        """What the ledger records as this entry's `price_source`."""
+        return f"cny list: {self.model} ({self.host}, read {self.read.isoformat()})"
+
+    def tier_for(self, input_tokens: int) -> Tier | None:
+        for tier in self.tiers:
+            if input_tokens <= tier.up_to:
+                return tier
+        return self.tiers[-1] if self.tiers else None
+
+
+@dataclass(frozen=True)
+class PriceList:
+    read: date
+    entries: tuple[Entry, ...]
+    _index: dict[tuple[str, str], Entry] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {
+            (entry.provider, name.lower()): entry
+            for entry in self.entries
+            for name in (entry.model, *entry.aliases)
+        }
+        object.__setattr__(self, "_index", index)
+
+    def find(self, provider: str, model: str) -> Entry | None:
+        """The entry for `model` (or one of its aliases), case-insensitively."""
+        return self._index.get((provider, model.lower()))
+
+    def providers(self) -> set[str]:
+        return {e.provider for e in self.entries}
+
+    def of(self, provider: str) -> list[Entry]:
+        return [e for e in self.entries if e.provider == provider]
+
+
+# -------------------------------------------------------------------- pricing
+
+
+def quote(entry: Entry, usage: Usage) -> Decimal:
+    """The exact cost of `usage` at `entry`'s prices, in yuan."""
+    tier = entry.tier_for(usage.input_tokens)
+    input_price = tier.input if tier else entry.input
+    output_price = tier.output if tier else entry.output
+    cached_price = _first(tier.cached_input if tier else None, entry.cached_input, input_price)
+    thinking_price = _first(tier.thinking_output if tier else None, entry.thinking_output)
+    if thinking_price is not None and usage.reasoning_tokens > 0:
+        output_price = thinking_price
+    write_price = _first(entry.cache_write, input_price)
+    uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
+    total = (
+        uncached * input_price
+        + usage.cached_input_tokens * cached_price
+        + usage.cache_write_tokens * write_price
+        + usage.output_tokens * output_price
+    )
+    return total / MILLION
+
+
+def _first(*prices: Decimal | None) -> Any:
+    """The first price given (a tier's, then the entry's, then the fallback)."""
+    return next((p for p in prices if p is not None), None)
+
+
+def list_provider(name: str, base_url: str | None, listed: set[str]) -> str | None:
+    """Whose entries price provider `name`: its own, else those of the host it calls."""
+    if name in listed:
+        return name
+    host = urlsplit(base_url).hostname if base_url else None
+    return MAINLAND_HOSTS.get(host or "")
+
+
+def stale_days(read: date, today: date) -> int | None:
+    """How old a list read on `read` is on `today`, when older than STALE_AFTER."""
+    age = (today - read).days
+    return age if age > STALE_AFTER.days else None
+
+
+def stale_message(read: date, age: int) -> str:
+    return (
+        f"The yuan price list was read on {read.isoformat()}, {age} days ago; "
+        "its prices may have changed since. Check the source pages "
+        "(tokencli models --json gives each source_url), "
+        'set [prices."PROVIDER:MODEL"] in the config where a price changed, '
+        "or update tokencli for a newer list."
+    )
+
+
+# -------------------------------------------------------------------- loading
+
+
+_loaded: dict[Path, PriceList] = {}
+
+
+def bundled(path: Path | None = None) -> PriceList:
+    """The bundled list, read and checked once per process."""
+    path = path or LIST_PATH
+    if path not in _loaded:
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise damaged(path, f"cannot be read ({exc.strerror or exc})") from None
+        _loaded[path] = parse(text, path)
+    return _loaded[path]
+
+
+def damaged(path: Path | str, what: str) -> ConfigError:
+    return ConfigError(
+        f"The bundled yuan price list {path} is damaged: {what}.",
+        "Reinstall tokencli, or fix the file (docs/prices-cny.md describes its format); "
+        '[prices."PROVIDER:MODEL"] in the config still prices any model meanwhile.',
+    )
+
+
+def parse(text: str, path: Path | str = "prices-cny.toml") -> PriceList:
+    """A price list from its TOML text; one ConfigError naming what is wrong."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise damaged(path, f"it is not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise damaged(path, f"it is not valid TOML ({type(exc).__name__})") from None
+    try:
+        return _parse(raw)
+    except _Bad as bad:
+        raise damaged(path, str(bad)) from None
+
+
+class _Bad(Exception):
+    pass
+
+
+def _parse(raw: Mapping[str, Any]) -> PriceList:
+    _no_unknown(raw, _TOP_KEYS, "the top level")
+    if raw.get("format") != FORMAT or isinstance(raw.get("format"), bool):
+        raise _Bad(
+            f"format must be {FORMAT}, not {raw.get('format')!r} "
+            "(a newer tokencli may read a newer format)"
+        )
+    if raw.get("currency") != CURRENCY:
+        raise _Bad(f'currency must be "{CURRENCY}", not {raw.get("currency")!r}')
+    read = _date(raw.get("read"), "read")
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        raise _Bad("it has no [[models]] entries")
+    entries = []
+    seen: dict[tuple[str, str], str] = {}
+    for n, item in enumerate(models, 1):
+        entry = _entry(item, n)
+        where = f"models[{n}] ({entry.provider}:{entry.model})"
+        for name in (entry.model, *entry.aliases):
+            key = (entry.provider, name.lower())
+            if key in seen:
+                raise _Bad(f"{where} repeats {name!r}, already listed by {seen[key]}")
+            seen[key] = where
+        entries.append(entry)
+    return PriceList(read, tuple(entries))
+
+
+def _entry(item: Any, n: int) -> Entry:
+    where = f"models[{n}]"
+    if not isinstance(item, dict):
+        raise _Bad(f"{where} is not a table")
+    provider = _text(item.get("provider"), f"{where}.provider")
+    model = _text(item.get("model"), f"{where}.model")
+    where = f"models[{n}] ({provider}:{model})"
+    _no_unknown(item, _ENTRY_KEYS, where)
+    free = item.get("free", False)
+    if not isinstance(free, bool):
+        raise _Bad(f"{where}.free must be true or false, not {free!r}")
+    prices = {k: _price(item[k], f"{where}.{k}") for k in _PRICE_KEYS if k in item}
+    for key in ("input", "output"):
+        if key not in prices:
+            if not free:
+                raise _Bad(f"{where} has no {key} price (free models say free = true)")
+            prices[key] = Decimal(0)
+    if free and any(prices.values()):
+        raise _Bad(f"{where} says free = true but has a price above zero")
+    aliases = item.get("aliases", [])
+    if not isinstance(aliases, list):
+        raise _Bad(f"{where}.aliases must be a list of model names")
+    alias_names = tuple(_text(a, f"{where}.aliases") for a in aliases)
+    tiers = item.get("tiers", [])
+    if not isinstance(tiers, list):
+        raise _Bad(f"{where}.tiers must be a list of tables")
+    parsed_tiers = tuple(_tier(t, f"{where}.tiers[{i}]") for i, t in enumerate(tiers, 1))
+    for a, b in pairwise(parsed_tiers):
+        if b.up_to <= a.up_to:
+            raise _Bad(f"{where}.tiers must ascend by up_to ({b.up_to} follows {a.up_to})")
+    note = item.get("note", "")
+    if not isinstance(note, str):
+        raise _Bad(f"{where}.note must be text")
+    return Entry(
+        provider=provider,
+        model=model,
+        aliases=alias_names,
+        tiers=parsed_tiers,
+        free=free,
+        source=_url(item.get("source"), f"{where}.source"),
+        read=_date(item.get("read"), f"{where}.read"),
+        note=note,
+        **prices,
+    )
+
+
+def _tier(item: Any, where: str) -> Tier:
+    if not isinstance(item, dict):
+        raise _Bad(f"{where} is not a table")
+    _no_unknown(item, _TIER_KEYS, where)
+    up_to = item.get("up_to")
+    if isinstance(up_to, str) and up_to.isascii() and up_to.isdigit():
+        up_to = int(up_to)
+    if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 1:
+        raise _Bad(f"{where}.up_to must be a whole number of input tokens ≥ 1, not {up_to!r}")
+    for key in ("input", "output"):
+        if key not in item:
+            raise _Bad(f"{where} has no {key} price")
+    prices = {k: _price(item[k], f"{where}.{k}") for k in _TIER_KEYS - {"up_to"} if k in item}
+    return Tier(up_to=up_to, **prices)
+
+
+def _no_unknown(table: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in set(table) - known)
+    if unknown:
+        raise _Bad(f"{where} has unknown keys {', '.join(unknown)}")
+
+
+def _price(value: Any, where: str) -> Decimal:
+    """A price per million tokens: a TOML number or a numeric string, exactly."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(f"{where} must be a number ≥ 0, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Bad(f"{where} must be a finite number ≥ 0, not {value!r}")
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _Bad(f"{where} must be a number ≥ 0, not {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise _Bad(f"{where} must be a finite number ≥ 0, not {value!r}")
+    if price > MAX_PRICE:
+        raise _Bad(f"{where} is {value!r}: no model costs more than {MAX_PRICE} yuan per 1M tokens")
+    return price + 0  # -0 → 0
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad(f"{where} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _url(value: Any, where: str) -> str:
+    text = _text(value, where)
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname:
+        raise _Bad(f"{where} must be the https:// address of the official price page")
+    return text
+
+
+def _date(value: Any, where: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise _Bad(f"{where} must be a date (YYYY-MM-DD), not {value!r}")
