@@ -144,7 +144,8 @@ def set_budget(
         raise UsageError("--tokens and --currency exclude each other.", "Give one of them.")
     if limit is not None:
         value = _parse_limit(limit, tokens)
-        for key in ("amount", "tokens", "currency"):
+        # Money keeps its currency unless told; a limit in tokens has none.
+        for key in ("amount", "currency") if tokens else ("tokens",):
             table.pop(key, None)
         table["tokens" if tokens else "amount"] = value
     elif tokens and "tokens" not in table:
