@@ -405,9 +405,11 @@ def print_status(app_ctx: "AppContext", states: "list[BudgetState]") -> None:
     for s in states:
         projected = "—"
         if s.projected is not None and s.low is not None and s.high is not None:
+            # The interval's ends in the same unit, without repeating "tokens".
+            bare = s.unit == "tokens"
             projected = (
-                f"{amount_text(s.projected, s.unit)} "
-                f"({amount_text(s.low, s.unit)} – {amount_text(s.high, s.unit)})"
+                f"{amount_text(s.projected, s.unit)} ({_bare(s.low) if bare else amount_text(s.low, s.unit)}"
+                f" – {_bare(s.high) if bare else amount_text(s.high, s.unit)})"
             )
         rows.append(
             [
@@ -424,6 +426,10 @@ def print_status(app_ctx: "AppContext", states: "list[BudgetState]") -> None:
             ]
         )
     render_table(app_ctx.streams, columns, rows)
+
+
+def _bare(tokens: "Decimal") -> str:
+    return f"{int(tokens):,}"
 
 
 def _crossing_text(s: "BudgetState") -> str:
