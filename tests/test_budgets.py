@@ -357,6 +357,25 @@ def test_bad_input_is_refused_and_the_file_left_untouched(cli, home, args, says)
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", ["", " monthly", "tab\there", "x" * 65])
+def test_a_budget_name_must_be_a_name(cli, home, name):
+    path = write_config(home, CONFIG)
+    result = cli("budget", "set", name, "--limit", "5")
+    assert result.exit_code == 2 and "is not a name" in result.stderr
+    assert path.read_text("utf-8") == CONFIG
+
+
+def test_a_name_that_toml_quotes_is_written_and_removed(cli, home):
+    path = write_config(home, CONFIG)
+    assert cli("budget", "set", "团队 a.b", "--limit", "5").exit_code == 0
+    assert '[budgets."团队 a.b"]' in path.read_text("utf-8")
+    assert [b["name"] for b in json.loads(cli("budget", "list", "--json").stdout)] == [
+        "daily", "monthly", "团队 a.b",
+    ]  # fmt: skip
+    assert cli("budget", "rm", "团队 a.b").exit_code == 0
+    assert path.read_text("utf-8") == CONFIG
+
+
 def test_a_config_that_does_not_parse_is_never_rewritten(cli, home):
     broken = CONFIG.replace('period = "day"', 'period = "day')
     path = write_config(home, broken)

@@ -131,6 +131,11 @@ def set_budget(
     """Create or change [budgets.NAME] in config.toml; other keys of the budget are kept."""
     from ..settings.editor import set_table
 
+    if not name or name != name.strip() or not name.isprintable() or len(name) > 64:
+        raise UsageError(
+            f"Budget name {name!r} is not a name.",
+            "Use up to 64 printable characters without leading or trailing spaces, e.g. monthly.",
+        )
     app_ctx = app_context(ctx)
     settings = app_ctx.settings  # a config that does not load is never rewritten (exit 6)
     path = settings.paths.config
