@@ -49,7 +49,7 @@ complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_su
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l tokens -d 'The limit is in tokens (input + output)'
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l period -r -d 'day, week or month (default: month)'
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l provider -r -d 'Only calls to this provider'
-complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l model -s m -r -d 'Only calls to this model'
+complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l model -s m -r -d 'Only calls to this model (MODEL or PROVIDER:MODEL)'
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l project -s p -r -d 'Only calls of this project'
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l tag -r -d 'Only calls with this tag (repeatable)'
 complete -c tokencli -n '__fish_seen_subcommand_from budget ; and __fish_seen_subcommand_from set' -l warn -r -d 'Thresholds that alert, e.g. 50,80,100 (default)'

@@ -104,7 +104,7 @@ _tokencli_budget_set() {
         '--tokens[The limit is in tokens (input + output)]' \
         '--period[day, week or month (default\: month)]:value: ' \
         '--provider[Only calls to this provider]:value: ' \
-        '(--model -m)'{--model,-m}'[Only calls to this model]:value: ' \
+        '(--model -m)'{--model,-m}'[Only calls to this model (MODEL or PROVIDER\:MODEL)]:value: ' \
         '(--project -p)'{--project,-p}'[Only calls of this project]:value: ' \
         '--tag[Only calls with this tag (repeatable)]:value: ' \
         '--warn[Thresholds that alert, e.g. 50,80,100 (default)]:value: ' \

@@ -357,6 +357,22 @@ def test_bad_input_is_refused_and_the_file_left_untouched(cli, home, args, says)
     assert path.read_bytes() == before
 
 
+def test_a_model_as_provider_colon_model_is_kept_as_both_keys(cli, home, monkeypatch):
+    write_config(home, CONFIG)
+    assert cli("budget", "set", "mini", "--limit", "5", "-m", "openai:gpt-4o-mini").exit_code == 0
+    mini = next(b for b in json.loads(cli("budget", "list", "--json").stdout)
+                if b["name"] == "mini")  # fmt: skip
+    assert mini["scope"] == {"provider": "openai", "model": "gpt-4o-mini"}
+    # It counts the calls recorded with that provider and model.
+    _seed(home, _call("2026-11-10T10:00:00Z", "3"), _call("2026-11-10T11:00:00Z", "4",
+                                                          provider="deepseek"))  # fmt: skip
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-15T00:00:00Z")
+    status = json.loads(cli("budget", "status", "mini", "--json").stdout)
+    assert status["budgets"][0]["spent"] == "3"
+    clash = cli("budget", "set", "x", "--limit", "5", "-m", "openai:gpt-4o", "--provider", "qwen")
+    assert clash.exit_code == 2
+
+
 @pytest.mark.parametrize("name", ["", " monthly", "tab\there", "x" * 65])
 def test_a_budget_name_must_be_a_name(cli, home, name):
     path = write_config(home, CONFIG)

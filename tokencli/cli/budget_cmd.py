@@ -96,7 +96,8 @@ def set_budget(
         str | None, typer.Option("--provider", help="Only calls to this provider.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Only calls to this model.")
+        str | None,
+        typer.Option("--model", "-m", help="Only calls to this model (MODEL or PROVIDER:MODEL)."),
     ] = None,
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Only calls of this project.")
@@ -172,6 +173,16 @@ def set_budget(
         if period not in ("day", "week", "month"):
             raise UsageError(f"--period {period!r} is not day, week or month.", None)
         table["period"] = period
+    if model is not None:
+        # PROVIDER:MODEL is kept as the two keys calls are recorded with.
+        prefix, sep, rest = model.partition(":")
+        if sep and rest and prefix in settings.providers:
+            if provider is not None and provider != prefix:
+                raise UsageError(
+                    f"--model {model!r} names provider {prefix!r}, --provider {provider!r}.",
+                    "Give one provider.",
+                )
+            provider, model = prefix, rest
     if provider is not None:
         if provider not in settings.providers:
             raise UsageError(
