@@ -478,6 +478,7 @@ def test_budget_status_and_forecast_project_the_same(cli, home, monkeypatch):
     forecast = json.loads(cli("forecast", "--json").stdout)["budgets"][0]
     assert status["projected"] == forecast["projected"]
     assert status["crosses_on"] == forecast["runs_out_on"]
+    assert (status["low"], status["high"]) == (forecast["low"], forecast["high"])
 
 
 def test_budget_list_without_budgets(cli, home):
@@ -516,3 +517,16 @@ def test_a_limit_is_a_positive_number_or_refused(text):
     except UsageError:
         return
     assert Decimal(repr(parsed)) > 0
+
+
+def test_forecast_counts_budget_days_in_the_configured_zone(cli, home, monkeypatch):
+    write_config(
+        home,
+        '[defaults]\ntimezone = "Asia/Shanghai"\n[budgets.daily]\namount = 5\nperiod = "day"\n',
+    )
+    _seed(home, _call("2026-11-14T15:59:00Z", "2"), _call("2026-11-14T16:01:00Z", "3"))
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-14T18:00:00Z")  # 02:00 on the 15th in Shanghai
+    forecast = json.loads(cli("forecast", "--tz", "UTC", "--json").stdout)["budgets"][0]
+    status = json.loads(cli("budget", "status", "--json").stdout)["budgets"][0]
+    assert forecast["window"] == status["window"] == "2026-11-15"
+    assert forecast["spent"] == status["spent"] == "3"

@@ -251,6 +251,8 @@ def _outlook(b: BudgetOutlook) -> dict[str, Any]:
         "window": b.window,
         "spent": decimal_str(b.spent),
         "projected": decimal_str(b.expected),
+        "low": decimal_str(b.low),
+        "high": decimal_str(b.high),
         "exceeded_on": b.exceeded_on.isoformat() if b.exceeded_on else None,
         "runs_out_on": b.runs_out.isoformat() if b.runs_out else None,
         "chance_runs_out": round(b.chance, 3),
