@@ -530,3 +530,22 @@ def test_forecast_counts_budget_days_in_the_configured_zone(cli, home, monkeypat
     status = json.loads(cli("budget", "status", "--json").stdout)["budgets"][0]
     assert forecast["window"] == status["window"] == "2026-11-15"
     assert forecast["spent"] == status["spent"] == "3"
+
+
+def test_budget_set_creates_the_config_and_flips_flags(cli, home):
+    path = home / "config.toml"
+    assert not path.exists()
+    assert cli("budget", "set", "m", "--limit", "5", "--block", "--allow-unpriced").exit_code == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    (budget,) = json.loads(cli("budget", "list", "--json").stdout)
+    assert (budget["block"], budget["allow_unpriced"]) == (True, True)
+    assert cli("budget", "set", "m", "--warn-only", "--refuse-unpriced").exit_code == 0
+    (budget,) = json.loads(cli("budget", "list", "--json").stdout)
+    assert (budget["block"], budget["allow_unpriced"], budget["limit"]) == (False, False, "5")
+    # From money to tokens and back: the other limit goes.
+    assert cli("budget", "set", "m", "--limit", "1000", "--tokens").exit_code == 0
+    assert "amount" not in path.read_text() and "tokens = 1000" in path.read_text()
+    assert cli("budget", "set", "m", "--limit", "7").exit_code == 0
+    assert "tokens" not in path.read_text() and "amount = 7" in path.read_text()
+    check = cli("budget", "check", "--json")
+    assert check.exit_code == 0 and json.loads(check.stdout)["crossed"] is False
