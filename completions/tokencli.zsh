@@ -14,11 +14,12 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
                 batch) _tokencli_batch ;;
+                budget) _tokencli_budget ;;
                 compare) _tokencli_compare ;;
                 completion) _tokencli_completion ;;
                 config) _tokencli_config ;;
@@ -48,6 +49,74 @@ _tokencli_batch() {
         '(-o --output)'{-o,--output}'[Write results here instead of stdout]:path:_files' \
         '--batch-id[Name the batch (default\: derived from the file and options)]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer identical requests from the ledger]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_budget() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('check:For cron\: exit 3 when any budget'\''s threshold is crossed, 0 otherwise' 'list:The budgets in config.toml\: limit, period, scope, thresholds, and whether they block' 'rm:Remove \[budgets.NAME\] from config.toml, keeping every other byte' 'set:Create or change \[budgets.NAME\] in config.toml; other keys of the budget are kept' 'status:Each budget now\: spent, reserved, remaining, % used, and where the period is heading')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                check) _tokencli_budget_check ;;
+                list) _tokencli_budget_list ;;
+                rm) _tokencli_budget_rm ;;
+                set) _tokencli_budget_set ;;
+                status) _tokencli_budget_status ;;
+            esac ;;
+    esac
+}
+
+_tokencli_budget_check() {
+    _arguments \
+        '--pace[A budget on pace to cross its limit this period counts too]' \
+        '--notify[Send each crossed threshold to the alert channels]' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_budget_list() {
+    _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_budget_rm() {
+    _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_budget_set() {
+    _arguments \
+        '--limit[The limit\: money in --currency, or tokens with --tokens (kept if the budget exists)]:value: ' \
+        '--currency[Currency of the limit (default\: \[currency\] report)]:value: ' \
+        '--tokens[The limit is in tokens (input + output)]' \
+        '--period[day, week or month (default\: month)]:value: ' \
+        '--provider[Only calls to this provider]:value: ' \
+        '(--model -m)'{--model,-m}'[Only calls to this model (MODEL or PROVIDER\:MODEL)]:value: ' \
+        '(--project -p)'{--project,-p}'[Only calls of this project]:value: ' \
+        '--tag[Only calls with this tag (repeatable)]:value: ' \
+        '--warn[Thresholds that alert, e.g. 50,80,100 (default)]:value: ' \
+        '(--block --warn-only)'{--block,--warn-only}'[Refuse calls that could cross the limit, or only warn (default)]' \
+        '(--allow-unpriced --refuse-unpriced)'{--allow-unpriced,--refuse-unpriced}'[Let calls of models without a known price through a money budget]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_budget_status() {
+    _arguments \
+        '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

@@ -50,6 +50,7 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
     assert bash_complete("lo") == ["logs"]
     assert bash_complete("") == [
         "batch",
+        "budget",
         "compare",
         "completion",
         "config",

@@ -30,6 +30,10 @@ CONFIG = """
 [budgets.monthly]
 amount = 5
 period = "month"
+
+[budgets.words]
+tokens = 10
+period = "week"
 """
 
 
@@ -259,6 +263,9 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     doc("tokencli.forecast/1", "forecast", "--by", "model", "--budget", "1", "--json")
     doc("tokencli.report/1", "report", "--month", "2026-11", "--by", "model", "--json")
     doc("tokencli.report/1", "report", "--month", "2026-11", "--format", "json")
+    doc("tokencli.budgets/1", "budget", "list", "--json")
+    doc("tokencli.budget-status/1", "budget", "status", "--json")
+    doc("tokencli.budget-check/1", "budget", "check", "--json", code=3)
     doc("tokencli.settings/1", "config", "show", "--json")
     doc("tokencli.paths/1", "config", "path", "--json")
     doc("tokencli.keys/1", "keys", "list", "--json")

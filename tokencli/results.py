@@ -25,6 +25,9 @@ from .money import decimal_str
 from .records import Record
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .insights.budgets import BudgetState
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
     from .ledger import Call
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from .pricing.counting import DryRun, TokenCount
     from .pricing.index import ModelPrice
     from .prompts.library import PromptSummary, PromptVersion
+    from .settings.model import Budget
 
 
 class Result(Record):
@@ -255,10 +259,94 @@ def _outlook(b: BudgetOutlook) -> dict[str, Any]:
         "window": b.window,
         "spent": decimal_str(b.spent),
         "projected": decimal_str(b.expected),
+        "low": decimal_str(b.low),
+        "high": decimal_str(b.high),
         "exceeded_on": b.exceeded_on.isoformat() if b.exceeded_on else None,
         "runs_out_on": b.runs_out.isoformat() if b.runs_out else None,
         "chance_runs_out": round(b.chance, 3),
     }
+
+
+def budget_record(b: Budget) -> dict[str, Any]:
+    """A configured budget as `budget list` prints it."""
+    return {
+        "name": b.name,
+        "unit": "tokens" if b.in_tokens else b.currency,
+        "limit": str(b.tokens) if b.tokens is not None else decimal_str(b.amount),
+        "period": b.period,
+        "scope": b.scope.describe(),
+        "warn": list(b.warn),
+        "block": b.block,
+        "allow_unpriced": b.allow_unpriced,
+    }
+
+
+class BudgetList(Result):
+    """`budget list --json`: the configured budgets, by name."""
+
+    schema: ClassVar[str] = "tokencli.budgets/1"
+    collection: ClassVar[bool] = True
+    budgets: Sequence[Budget]
+
+    def body(self) -> list[Any]:
+        return [budget_record(b) for b in self.budgets]
+
+
+def _budget_state(s: BudgetState) -> dict[str, Any]:
+    return {
+        **budget_record(s.budget),
+        "window": s.window.label,
+        "tz": s.window.tz,
+        "start": s.window.start.isoformat(),
+        "end": s.window.end.isoformat(),
+        "spent": decimal_str(s.spent),
+        "reserved": decimal_str(s.reserved),
+        "remaining": decimal_str(s.remaining),
+        "percent": decimal_str(s.percent),
+        "crossed": list(s.crossed),
+        "projected": decimal_str(s.projected),
+        "low": decimal_str(s.low),
+        "high": decimal_str(s.high),
+        "exceeded_on": s.exceeded_on.isoformat() if s.exceeded_on else None,
+        "crosses_on": s.crosses_on.isoformat() if s.crosses_on else None,
+        "on_pace": s.on_pace,
+        "chance": None if s.chance is None else round(s.chance, 3),
+        "unconvertible": dict(s.unconvertible),
+    }
+
+
+class BudgetStatusResult(Result):
+    """`budget status --json`: each budget in its current period."""
+
+    schema: ClassVar[str] = "tokencli.budget-status/1"
+    as_of: datetime
+    states: Sequence[BudgetState]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "interval": 0.8,
+            "budgets": [_budget_state(s) for s in self.states],
+        }
+
+
+class BudgetCheckResult(Result):
+    """`budget check --json`: what crossed (exit 3 when anything did)."""
+
+    schema: ClassVar[str] = "tokencli.budget-check/1"
+    as_of: datetime
+    states: Sequence[BudgetState]
+    pace: bool
+    flagged: Sequence[str]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "pace": self.pace,
+            "crossed": bool(self.flagged),
+            "flagged": list(self.flagged),
+            "budgets": [_budget_state(s) for s in self.states],
+        }
 
 
 class ReportResult(Result):
@@ -485,6 +573,9 @@ RESULTS: tuple[type[Result], ...] = (
     CountResult,
     ModelList,
     ForecastResult,
+    BudgetList,
+    BudgetStatusResult,
+    BudgetCheckResult,
     ReportResult,
     SettingList,
     PathsResult,

@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.forecast_cmd",
         "Spend projected to the end of this month, and the day each budget runs out.",
     ),
+    "budget": (
+        "tokencli.cli.budget_cmd",
+        "Limits on spend or tokens per day, week or month: set them, see them, check them.",
+    ),
     "compare": (
         "tokencli.cli.compare_cmd",
         "Compare prompts across models: tokens, cost and answers, side by side.",
@@ -73,7 +77,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare"}
+GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

@@ -107,6 +107,8 @@ def forecast(
         by=dims,
         flt=scope,
         budgets=budgets,
+        # Budget periods are days, weeks and months in [defaults] timezone, as in `budget status`.
+        budget_tz=zone(settings.defaults.timezone) if settings.defaults.timezone else None,
     )
     if result.unconverted:
         app_ctx.err(

@@ -50,6 +50,9 @@ class BudgetOutlook(NamedTuple):
     exceeded_on: date | None  # the day spend reached the amount, if it has
     runs_out: date | None  # the day it is expected to, if it has not and will this window
     chance: float  # share of simulated futures in which it runs out this window
+    # 80% interval of the window's total, in the budget's currency (or tokens).
+    low: Decimal = Decimal(0)
+    high: Decimal = Decimal(0)
 
 
 @dataclass
@@ -90,8 +93,11 @@ def _series(
     dims: Sequence[str],
     flt: Scope,
     money: _Money,
+    *,
+    tokens: bool = False,
 ) -> dict[tuple[str, ...], list[Decimal]]:
-    """Spend per local day from the history's first day to today, per group."""
+    """Spend (or, with `tokens`, total tokens) per local day from the history's first day
+    to today, per group."""
     # Up to now, rounded up to a whole second as the ledger's queries want.
     end = clock.now.replace(microsecond=0) + timedelta(seconds=bool(clock.now.microsecond))
     period = Period(local_midnight(clock.history_start, clock.tz), end, "", "")
@@ -102,7 +108,10 @@ def _series(
         if not 0 <= index < days:
             continue
         series = out.setdefault(row.key, [Decimal(0)] * days)
-        series[index] += money.convert(row.sums["cost_pico"], row.currency)
+        if tokens:
+            series[index] += row.sums["input_tokens"] + row.sums["output_tokens"]
+        else:
+            series[index] += money.convert(row.sums["cost_pico"], row.currency)
     return out
 
 
@@ -150,6 +159,28 @@ def _in_budget_currency(amount: Decimal, rate: Decimal) -> Decimal:
     return amount if rate == 1 else (amount / rate).quantize(_ESTIMATE)
 
 
+def _crossing(
+    series: Sequence[Decimal],
+    clock: _Clock,
+    first: date,
+    spent: Decimal,
+    result: forecast.Outlook,
+    limit: Decimal,
+) -> tuple[date | None, date | None, float]:
+    """The day the window's spend reached `limit`, else the day it is expected to (if it
+    will this window), and the chance that it does."""
+    if spent >= limit:
+        running = Decimal(0)
+        for offset, value in enumerate(series[(first - clock.history_start).days :]):
+            running += value
+            if running >= limit:
+                return first + timedelta(days=offset), None, 1.0
+        return None, None, 1.0
+    index = forecast.crossing(float(spent), result.daily, float(limit))
+    runs_out = clock.today + timedelta(days=index) if index is not None else None
+    return None, runs_out, forecast.chance_of_reaching(float(spent), result.paths, float(limit))
+
+
 def _budget_outlook(
     budget: Budget,
     ledger: LedgerReader,
@@ -157,8 +188,12 @@ def _budget_outlook(
     currencies: Currencies,
     unconverted: set[str],
 ) -> BudgetOutlook | None:
+    """The budget's window so far and projected; `budget status` and `forecast` both
+    read it. A token budget is projected in tokens per day."""
+    if budget.tokens is not None:
+        return _token_outlook(budget, ledger, clock)
     if budget.amount is None:
-        return None  # a token budget: the forecast projects money
+        return None
     # Budget amounts in another currency are compared in the report currency.
     rate = Decimal(1)
     if budget.currency != currencies.report:
@@ -175,19 +210,7 @@ def _budget_outlook(
     first, last, label = calendar_days(budget.period, clock.today)
     spent, result = _project(series, clock, first, last, seed=1)
     limit = budget.amount * rate
-    exceeded_on = runs_out = None
-    if spent >= limit:
-        running = Decimal(0)
-        for offset, value in enumerate(series[(first - clock.history_start).days :]):
-            running += value
-            if running >= limit:
-                exceeded_on = first + timedelta(days=offset)
-                break
-        chance = 1.0
-    else:
-        index = forecast.crossing(float(spent), result.daily, float(limit))
-        runs_out = clock.today + timedelta(days=index) if index is not None else None
-        chance = forecast.chance_of_reaching(float(spent), result.paths, float(limit))
+    exceeded_on, runs_out, chance = _crossing(series, clock, first, spent, result, limit)
     return BudgetOutlook(
         name=budget.name,
         amount=budget.amount,
@@ -200,6 +223,39 @@ def _budget_outlook(
         exceeded_on=exceeded_on,
         runs_out=runs_out,
         chance=chance,
+        low=_in_budget_currency(spent + _estimate(result.low), rate),
+        high=_in_budget_currency(spent + _estimate(result.high), rate),
+    )
+
+
+def _token_outlook(budget: Budget, ledger: LedgerReader, clock: _Clock) -> BudgetOutlook:
+    """A token budget's window: total tokens per local day, projected like money."""
+    assert budget.tokens is not None
+    series = _series(ledger, clock, (), budget.scope, _Money(Currencies()), tokens=True).get(
+        (), [Decimal(0)] * (forecast.HISTORY_DAYS + 1)
+    )
+    first, last, label = calendar_days(budget.period, clock.today)
+    spent, result = _project(series, clock, first, last, seed=1)
+    limit = Decimal(budget.tokens)
+    exceeded_on, runs_out, chance = _crossing(series, clock, first, spent, result, limit)
+
+    def whole(value: float) -> Decimal:
+        return spent + Decimal(round(value))
+
+    return BudgetOutlook(
+        name=budget.name,
+        amount=limit,
+        currency="tokens",
+        period=budget.period,
+        scope=budget.scope.describe(),
+        window=label,
+        spent=spent,
+        expected=whole(sum(result.daily)),
+        exceeded_on=exceeded_on,
+        runs_out=runs_out,
+        chance=chance,
+        low=whole(result.low),
+        high=whole(result.high),
     )
 
 
@@ -212,7 +268,9 @@ def build_forecast(
     by: Sequence[str] = (),
     flt: Scope = Scope(),
     budgets: Sequence[Budget] = (),
+    budget_tz: tzinfo | None = None,
 ) -> Forecast:
+    """The month in `tz`; budgets' days, weeks and months in `budget_tz` (default `tz`)."""
     clock = _Clock.at(now, tz)
     days_in_month = calendar.monthrange(clock.today.year, clock.today.month)[1]
     money = _Money(currencies)
@@ -235,8 +293,11 @@ def build_forecast(
             key=lambda p: (-p.expected, p.key),
         )
     unconverted = set(money.unconverted)
+    budget_clock = clock if budget_tz is None else _Clock.at(now, budget_tz)
     for budget in budgets:
-        outlook = _budget_outlook(budget, ledger, clock, currencies, unconverted)
+        if budget.in_tokens:
+            continue  # the forecast is of money; `budget status` projects token budgets
+        outlook = _budget_outlook(budget, ledger, budget_clock, currencies, unconverted)
         if outlook is not None:
             result.budgets.append(outlook)
     result.unconverted = sorted(unconverted)
