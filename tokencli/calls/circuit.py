@@ -50,10 +50,10 @@ class CircuitOpen(ProviderUnavailable):
     def __init__(self, target: ResolvedModel, circuit: Circuit, summary: str, tail: str) -> None:
         billing = circuit.reason == BILLING_REASON
         super().__init__(
-            f"{summary}; {tail}",
+            f"{summary}; {tail}.",
             "Top up the account, or pick another model with -m."
             if billing
-            else "Run again then, or pick another model with -m (an alias may name a fallback chain).",
+            else "Run again after that, or pick another model with -m (an alias may name a fallback chain).",
             kind="circuit_open",
         )
         self.target = target
@@ -182,8 +182,12 @@ class CircuitBreaker:
         return any(row.state_at(now) == state.OPEN for row in rows)
 
     def describe(self, circuit: Circuit) -> str:
-        """ "openai:gpt-4o is set aside until 14:32:05 after 5 failures in a row (timeout)"."""
+        """E.g. "openai:gpt-4o is set aside until 14:32:05 after 5 failures in a row (timeout)"."""
         return set_aside(circuit, self._zone(), self._timestamp())
+
+    def until(self, circuit: Circuit) -> str:
+        """When it will be tried again: "14:32:05" today, else with its date."""
+        return until_text(circuit, self._zone(), self._timestamp())
 
     def _zone(self) -> tzinfo:
         from ..window import zone
@@ -196,8 +200,11 @@ def keys(target: ResolvedModel) -> list[str]:
     return [target.provider.name, target.ref]
 
 
-def set_aside(circuit: Circuit, tz: tzinfo, now: float) -> str:
+def until_text(circuit: Circuit, tz: tzinfo, now: float) -> str:
     until = datetime.fromtimestamp(circuit.open_until or now, tz)
     today = datetime.fromtimestamp(now, tz).date()
-    when = f"{until:%H:%M:%S}" if until.date() == today else f"{until:%Y-%m-%d %H:%M:%S}"
-    return f"{circuit.key} is set aside until {when} after {circuit.reason}"
+    return f"{until:%H:%M:%S}" if until.date() == today else f"{until:%Y-%m-%d %H:%M:%S}"
+
+
+def set_aside(circuit: Circuit, tz: tzinfo, now: float) -> str:
+    return f"{circuit.key} is set aside until {until_text(circuit, tz, now)} after {circuit.reason}"

@@ -226,7 +226,6 @@ class Engine:
             # 5-6. The provider, the finished row, the observers.
             outcome = self._execute(call, provider, request, target, price_as, on_text)
             error = outcome.error
-            self._count_for_circuits(target, error)
             if error is None:
                 self.limiter.settle(
                     target.provider.name, target.model, reservation, call.usage.total_tokens
@@ -330,7 +329,12 @@ class Engine:
             )
             return
         for circuit in opened:
-            self.notify(f"{self.circuits.describe(circuit)}.")
+            if isinstance(error, ProviderError) and not error.retryable:
+                # A refusal (billing) ends the call now: say it in its sentence, not a line apart.
+                aside = f"tokencli sets {circuit.key} aside until {self.circuits.until(circuit)}."
+                error.hint = f"{error.hint} {aside}" if error.hint else aside
+            else:
+                self.notify(f"{self.circuits.describe(circuit)}.")
 
     def _wait_for_rate_limit(self, target: ResolvedModel, estimated_tokens: int) -> Reservation:
         reservation = self.limiter.acquire(target.provider.name, target.model, estimated_tokens)
@@ -459,6 +463,7 @@ class Engine:
 
         with deferred_signals():
             self.ledger.finish_call(call)
+        self._count_for_circuits(resolved, error)
         self._observe(call)
         return _Outcome(call, text, error)
 
