@@ -2,11 +2,13 @@
 
 1. resolve: the model (or a fallback chain), the request, how it is priced;
 2. the response cache: an identical earlier answer costs nothing;
-3. guards (input size; budgets and circuit state add theirs), then the wait
-   for the shared rate limit: nothing is written before they pass;
+3. guards (input size; budgets add theirs; the circuit breaker is asked
+   last), then the wait for the shared rate limit: nothing is written before
+   they pass;
 4. the pending row;
 5. the provider, then the finished row: usage, outcome, cost;
-6. observers (alerts, anomaly rules, refill thresholds, gateway metrics);
+6. the circuit breaker counts the outcome; observers (alerts, anomaly rules,
+   refill thresholds, gateway metrics);
 7. retry what is worth retrying; a failure leaves as `CallFailed`, which
    carries the recorded call.
 
@@ -55,6 +57,7 @@ from ..redact import redact
 from ..settings.keys import KeyStore, require_key
 from ..settings.loader import Settings
 from .cache import request_key
+from .circuit import CircuitBreaker, CircuitOpen
 from .guards import Guard, PlannedCall, default_guards, estimate_input
 from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
 from .observers import Observer
@@ -103,8 +106,12 @@ class Engine:
     ) -> None:
         self.settings = settings
         # Asked in order before each attempt; None: the built-in ones (input size).
-        self.guards: tuple[Guard, ...] = tuple(
-            default_guards(settings) if guards is None else guards
+        # The circuit breaker is always asked, and last: it claims the trial call
+        # after a cooldown, which a later refusal would leave dangling.
+        self.circuits = CircuitBreaker(settings, lambda: self.ledger, clock.timestamp)
+        self.guards: tuple[Guard, ...] = (
+            *(default_guards(settings) if guards is None else guards),
+            self.circuits,
         )
         self.observers: tuple[Observer, ...] = tuple(observers)
         self._ledger_factory = ledger
@@ -169,6 +176,10 @@ class Engine:
             except (CallFailed, ProviderError) as exc:
                 error = exc.error if isinstance(exc, CallFailed) else exc
                 nxt = chain[index + 1] if index + 1 < len(chain) else None
+                if isinstance(error, CircuitOpen) and nxt is not None:
+                    # Set aside: nothing was sent or written; straight to the next model.
+                    self.notify(f"{error.summary}; using {nxt.ref}.")
+                    continue
                 if (
                     nxt is None
                     or not isinstance(error, ProviderError)
@@ -225,6 +236,8 @@ class Engine:
                 raise CallFailed(error, call) from error
             self._learn_from_failure(target, error)
             delay = policy.delay(plan.attempt, error, waited, self.rng)
+            if delay is not None and self.circuits.is_open(target):
+                delay = None  # set aside (by this failure or another process): stop here
             if delay is None:
                 if plan.attempt > 1 or error.retryable:
                     error.hint = give_up_hint(error, plan.attempt, policy)
@@ -304,6 +317,24 @@ class Engine:
                     f"{type(observer).__name__} failed on call {call.id} "
                     f"({type(exc).__name__}: {redact(str(exc))[:200]}); the call is recorded."
                 )
+
+    def _count_for_circuits(self, target: ResolvedModel, error: Exception | None) -> None:
+        """The attempt's outcome, counted by the circuit breaker; say when it opens one."""
+        try:
+            opened = self.circuits.settle(target, error)
+        except Exception as exc:  # shared state that cannot be written must not lose the call
+            self.notify(
+                f"The circuit breaker could not record {target.ref}'s outcome "
+                f"({type(exc).__name__}: {redact(str(exc))[:200]})."
+            )
+            return
+        for circuit in opened:
+            if isinstance(error, ProviderError) and not error.retryable:
+                # A refusal (billing) ends the call now: say it in its sentence, not a line apart.
+                aside = f"tokencli sets {circuit.key} aside until {self.circuits.until(circuit)}."
+                error.hint = f"{error.hint} {aside}" if error.hint else aside
+            else:
+                self.notify(f"{self.circuits.describe(circuit)}.")
 
     def _wait_for_rate_limit(self, target: ResolvedModel, estimated_tokens: int) -> Reservation:
         reservation = self.limiter.acquire(target.provider.name, target.model, estimated_tokens)
@@ -432,6 +463,7 @@ class Engine:
 
         with deferred_signals():
             self.ledger.finish_call(call)
+        self._count_for_circuits(resolved, error)
         self._observe(call)
         return _Outcome(call, text, error)
 

@@ -230,6 +230,31 @@ def _m031_comparisons(db: Database) -> None:
     db.execute("CREATE INDEX comparisons_ts ON comparisons(ts)")
 
 
+def _m032_circuits(db: Database) -> None:
+    """The circuit breaker's state, shared by every tokencli process (`ledger.circuits`).
+
+    One row per key (a provider, or PROVIDER:MODEL) that has failed lately or is set aside;
+    a key with no row is closed with no failures. Times are wall-clock epoch seconds.
+    """
+    db.execute(
+        """
+        CREATE TABLE circuits (
+            key TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_kind TEXT,
+            last_model TEXT,
+            spread INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'closed',
+            opened_at REAL,
+            open_until REAL,
+            reason TEXT,
+            probe_owner TEXT,
+            probe_at REAL
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -237,4 +262,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m021_pruned_calls", _m021_pruned_calls),
     ("m030_prompts", _m030_prompts),
     ("m031_comparisons", _m031_comparisons),
+    ("m032_circuits", _m032_circuits),
 ]
