@@ -53,6 +53,7 @@ complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_s
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l resume -r -d 'Run what a live comparison has left'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l format -s f -r -a 'text json markdown html' -d 'Output format (default: text)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l json -d 'Print one JSON document on stdout'
+complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -l force -d 'Call even past a blocking budget\'s limit (the call records it was forced)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from run' -s h -l help -d 'Show help and exit'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from show' -l format -s f -r -a 'text json markdown html' -d 'Output format (default: text)'
 complete -c tokencli -n '__fish_seen_subcommand_from compare ; and __fish_seen_subcommand_from show' -l json -d 'Print one JSON document on stdout'

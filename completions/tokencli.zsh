@@ -98,6 +98,7 @@ _tokencli_compare_run() {
         '--resume[Run what a live comparison has left]:value: ' \
         '(--format -f)'{--format,-f}'[Output format (default\: text)]:value:(text json markdown html)' \
         '--json[Print one JSON document on stdout]' \
+        '--force[Call even past a blocking budget'\''s limit (the call records it was forced)]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

@@ -359,3 +359,33 @@ def test_twenty_processes_against_a_budget_worth_ten_calls(home, tokencli_exe):
     refusals = [err for code, (_, err) in zip(codes, outputs, strict=True) if code == 3]
     assert all("Budget 'cap' (month) has spent" in err for err in refusals)
     assert reservations(home) == []
+
+
+# ------------------------------------------------------ batch and compare
+
+
+def test_batch_items_are_blocked_and_force_lets_them_through(home, cli, tmp_path):
+    write_config(home, PRICED + budget(amount=20, block=True))
+    items = tmp_path / "items.txt"
+    items.write_text(f"{PROMPT}\n{PROMPT}\n{PROMPT}\n")
+    r = cli("batch", str(items), "-m", "mock:echo", "--max-tokens", "10", "-c", "1")
+    assert r.exit_code == 3, r.stderr
+    assert sorted(statuses(home)) == ["blocked", "ok", "ok"]
+    items.write_text("one more please\n")
+    r = cli("batch", str(items), "-m", "mock:echo", "--max-tokens", "10", "--force")
+    assert r.exit_code == 0, r.stderr
+    last = ledger_rows(home, "SELECT status, extra FROM calls ORDER BY rowid DESC LIMIT 1")[0]
+    assert last["status"] == "ok" and json.loads(last["extra"]) == {"forced_past": ["cap"]}
+
+
+def test_compare_live_is_blocked_and_force_lets_it_through(home, cli):
+    write_config(home, PRICED + budget(amount=5, block=True))
+    args = ("compare", "Say hello.", "Hi.", "-m", "mock:echo", "--live", "--yes")
+    r = cli(*args)
+    assert r.exit_code == 3, r.stderr
+    assert set(statuses(home)) == {"blocked"}
+    r = cli(*args, "--force")
+    assert r.exit_code == 0, r.stderr
+    forced = ledger_rows(home, "SELECT extra FROM calls WHERE status = 'ok'")
+    assert len(forced) == 2
+    assert all(json.loads(f["extra"])["forced_past"] == ["cap"] for f in forced)
