@@ -18,8 +18,8 @@ cap. Free models (mock, self-hosted at zero cost) are priced at zero and pass.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import NoReturn
 
@@ -29,6 +29,7 @@ from ..ledger import Call, Ledger
 from ..ledger.budgets import Hold, Spent
 from ..money import format_money, from_picos, to_picos
 from ..providers.registry import provider_type
+from ..scope import Scope
 from ..settings.loader import Settings
 from ..settings.model import Budget
 from ..window import calendar_window, zone
@@ -72,6 +73,19 @@ def ledger_scope(budget: Budget) -> Budget:
     return budget
 
 
+def _by_scope(budgets: list[Budget]) -> dict[Scope, list[Budget]]:
+    groups: dict[Scope, list[Budget]] = {}
+    for budget in budgets:
+        groups.setdefault(budget.scope, []).append(budget)
+    return groups
+
+
+def _project(settings: Settings, plan: PlannedCall) -> str | None:
+    """The project the call is recorded under (as `Engine._new_call` does)."""
+    project = plan.options.project
+    return project if project is not None else settings.defaults.project
+
+
 class BudgetGuard:
     """Checks and reserves every covering budget when the pending row is written."""
 
@@ -82,9 +96,16 @@ class BudgetGuard:
         self.clock = clock
         self.budgets = [ledger_scope(b) for b in settings.budgets.values()]
         self.tz = zone(settings.defaults.timezone)
+        self._local = threading.local()  # the worst case `check` priced, for `admit`
 
     def check(self, attempt: PlannedCall) -> None:
-        """Nothing before the pending row: the check needs the ledger's write lock (`admit`)."""
+        """Before the write lock: price the worst case (which may load the price table),
+        so `admit` holds the lock only for the ledger reads. The check itself is `admit`."""
+        if any(
+            covers(b, attempt.target, _project(self.settings, attempt), attempt.options.tags)
+            for b in self.budgets
+        ):
+            self._local.last = (attempt, self.worst_case(attempt))
 
     # ------------------------------------------------------------ worst case
 
@@ -143,19 +164,24 @@ class BudgetGuard:
         covering = [b for b in self.budgets if covers(b, plan.target, project, plan.options.tags)]
         if not covering:
             return []
-        worst = self.worst_case(plan)
+        last = getattr(self._local, "last", None)
+        worst = last[1] if last is not None and last[0] is plan else self.worst_case(plan)
         force = plan.options.force
         held = ledger.budget_reserved()
-        window_cache: dict[str, tuple[datetime, datetime]] = {}
+        now = self.clock.now()
+        windows = {}
+        for period in {b.period for b in covering}:
+            window = calendar_window(period, now, self.tz)
+            windows[period] = (window.start, window.end)
+        # One rollup query per scope serves all its budgets' periods.
+        spent_by_scope = {
+            scope: ledger.budget_spent(scope, {b.period: windows[b.period] for b in group})
+            for scope, group in _by_scope(covering).items()
+        }
         holds: list[Hold] = []
         forced: list[str] = []
-        now = self.clock.now()
         for budget in covering:
-            if budget.period not in window_cache:
-                w = calendar_window(budget.period, now, self.tz)
-                window_cache[budget.period] = (w.start, w.end)
-            start, end = window_cache[budget.period]
-            spent = ledger.budget_spent(budget.scope, start, end)
+            spent = spent_by_scope[budget.scope][budget.period]
             reserved_pico, reserved_tokens = held.get(budget.name, (0, 0))
             if budget.tokens is not None:
                 used, limit, could = spent.tokens + reserved_tokens, budget.tokens, worst.tokens

@@ -9,7 +9,7 @@ pending row and deleted when the row is finished or recovered.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
@@ -32,16 +32,23 @@ class Hold(NamedTuple):
     tokens: int
 
 
-def spent(conn: sqlite3.Connection, scope: Scope, start: datetime, end: datetime) -> Spent:
-    """What the finished calls in `scope` recorded in [start, end)."""
+def spent(
+    conn: sqlite3.Connection, scope: Scope, windows: Mapping[str, tuple[datetime, datetime]]
+) -> dict[str, Spent]:
+    """Per window label: what the finished calls in `scope` recorded in [start, end).
+
+    One rollup query serves every period (day, week, month) of one scope.
+    """
     from .report_queries import Segment, sums  # it imports the store, which imports this
 
-    picos: dict[str, int] = {}
-    tokens = 0
-    for row in sums(conn, [Segment("budget", start, end)], (), scope):
-        picos[row.currency] = picos.get(row.currency, 0) + row.sums["cost_pico"]
-        tokens += sum(row.sums[name] for name in BUDGET_TOKENS)
-    return Spent(picos, tokens)
+    picos: dict[str, dict[str, int]] = {label: {} for label in windows}
+    tokens = dict.fromkeys(windows, 0)
+    segments = [Segment(label, start, end) for label, (start, end) in windows.items()]
+    for row in sums(conn, segments, (), scope):
+        per_currency = picos[row.label]
+        per_currency[row.currency] = per_currency.get(row.currency, 0) + row.sums["cost_pico"]
+        tokens[row.label] += sum(row.sums[name] for name in BUDGET_TOKENS)
+    return {label: Spent(picos[label], tokens[label]) for label in windows}
 
 
 def reserved(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:

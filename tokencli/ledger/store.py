@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -388,9 +388,11 @@ class Ledger(ReportReads):
             if holds:
                 budgets.reserve(conn, call.id, holds)
 
-    def budget_spent(self, scope: Scope, start: datetime, end: datetime) -> budgets.Spent:
-        """What finished calls in `scope` recorded in [start, end), from the rollups."""
-        return budgets.spent(self._conn, scope, start, end)
+    def budget_spent(
+        self, scope: Scope, windows: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, budgets.Spent]:
+        """Per window label: what finished calls in `scope` recorded in it, from the rollups."""
+        return budgets.spent(self._conn, scope, windows)
 
     def budget_reserved(self) -> dict[str, tuple[int, int]]:
         """Per budget: (picos, tokens) that calls in flight hold."""
