@@ -19,10 +19,12 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.scale_ledger import build
+from tokencli.calls.budget_guard import BudgetGuard
 from tokencli.calls.engine import Engine
 from tokencli.calls.resolve import RunOptions
 from tokencli.ledger import Ledger
@@ -96,11 +98,24 @@ def main() -> None:
         plain = engine_for(Path(tmp) / "plain", db, PRICES)
         budgeted = engine_for(Path(tmp) / "budgets", db, PRICES + twenty_budgets())
         assert len(budgeted.settings.budgets) == 20
+        guard = next(g for g in budgeted.guards if isinstance(g, BudgetGuard))
+        checks: list[float] = []
+        admit = guard.admit
+
+        def timed_admit(*args: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return admit(*args)
+            finally:
+                checks.append(time.perf_counter() - began)
+
+        guard.admit = timed_admit  # type: ignore[method-assign]
         time_calls(plain, 10)  # warm both: imports, connections, the page cache
         time_calls(budgeted, 10)
         with_budgets: list[float] = []
         without: list[float] = []
         block = 25
+        checks.clear()
         for _ in range(max(1, args.runs // block)):
             without += time_calls(plain, block)
             with_budgets += time_calls(budgeted, block)
@@ -111,6 +126,7 @@ def main() -> None:
     print(f"no budgets:  median {a:.2f} ms per call")
     print(f"20 budgets:  median {b:.2f} ms per call")
     print(f"added:       {b - a:.2f} ms ({b / a:.2f}x)")
+    print(f"the check:   median {statistics.median(checks) * 1000:.2f} ms per call")
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ class BudgetGuard:
         for period in {b.period for b in covering}:
             window = calendar_window(period, now, self.tz)
             windows[period] = (window.start, window.end)
-        # One rollup query per scope serves all its budgets' periods.
+        # Budgets that share a scope share its reads.
         spent_by_scope = {
             scope: ledger.budget_spent(scope, {b.period: windows[b.period] for b in group})
             for scope, group in _by_scope(covering).items()
