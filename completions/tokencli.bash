@@ -47,7 +47,7 @@ declare -gA _tokencli_subcommands=(
 )
 declare -gA _tokencli_options=(
     ["tokencli"]="--config --db --version -h --help"
-    ["tokencli batch"]="-m --model -s --system --prompt --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id --cache --no-cache -h --help"
+    ["tokencli batch"]="-m --model -s --system --prompt --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id --cache --no-cache --force -h --help"
     ["tokencli budget"]="-h --help"
     ["tokencli budget check"]="--pace --notify --json -h --help"
     ["tokencli budget list"]="--json -h --help"
@@ -56,7 +56,7 @@ declare -gA _tokencli_options=(
     ["tokencli budget status"]="--json -h --help"
     ["tokencli compare"]="-h --help"
     ["tokencli compare list"]="-n --count --json -h --help"
-    ["tokencli compare run"]="-m --model --live --offline --exact --runs --var --vars-file --input -s --system --max-tokens --temperature -c --concurrency --yes -y --resume --format -f --json -h --help"
+    ["tokencli compare run"]="-m --model --live --offline --exact --runs --var --vars-file --input -s --system --max-tokens --temperature -c --concurrency --yes -y --resume --format -f --json --force -h --help"
     ["tokencli compare show"]="--format -f --json -h --help"
     ["tokencli completion"]="-h --help"
     ["tokencli config"]="-h --help"
@@ -87,7 +87,7 @@ declare -gA _tokencli_options=(
     ["tokencli prompt save"]="-f --file -s --system -m --model --param --label --note -h --help"
     ["tokencli prompt show"]="--json -h --help"
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --json --chart --top --output -o -h --help"
-    ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --no-stream --json -u --usage --price-as --cache --no-cache --dry-run -h --help"
+    ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --no-stream --json --force -u --usage --price-as --cache --no-cache --dry-run -h --help"
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"

@@ -49,6 +49,7 @@ _tokencli_batch() {
         '(-o --output)'{-o,--output}'[Write results here instead of stdout]:path:_files' \
         '--batch-id[Name the batch (default\: derived from the file and options)]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer identical requests from the ledger]' \
+        '--force[Call even past a blocking budget'\''s limit (the call records it was forced)]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }
@@ -166,6 +167,7 @@ _tokencli_compare_run() {
         '--resume[Run what a live comparison has left]:value: ' \
         '(--format -f)'{--format,-f}'[Output format (default\: text)]:value:(text json markdown html)' \
         '--json[Print one JSON document on stdout]' \
+        '--force[Call even past a blocking budget'\''s limit (the call records it was forced)]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }
@@ -519,6 +521,7 @@ _tokencli_run() {
         '--tag[KEY=VALUE label on the call (repeatable)]:value: ' \
         '--no-stream[Wait for the whole answer instead of streaming it]' \
         '--json[Print one JSON document on stdout]' \
+        '--force[Call even past a blocking budget'\''s limit (the call records it was forced)]' \
         '(-u --usage)'{-u,--usage}'[Print tokens and cost on stderr (default when stderr is a terminal)]' \
         '--price-as[Price a mock or self-hosted call as this model would cost]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer an identical earlier request from the ledger (default\: the provider'\''s cache setting)]' \

@@ -263,10 +263,10 @@ def test_anthropic_and_gemini_through_the_cli(cli, home, server):
         ),
         (["run", "-m", "mock:echo"], b"caf\xe9", 2, "Stdin is not UTF-8 text."),
         (
-            ["run", "-m", "mock:echo", "--frobnicate", "hi"],
+            ["run", "-m", "mock:echo", "--wibble", "hi"],
             None,
             2,
-            "No such option: --frobnicate.",
+            "No such option: --wibble.",
         ),
         (
             ["run", "-m", "mock:echo", "--tag", "novalue", "hi"],

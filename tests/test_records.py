@@ -60,3 +60,11 @@ def test_records_refuse_assignment_and_bad_arguments():
         Point(1, x=2)  # type: ignore[misc]
     with pytest.raises(TypeError, match="at most 3 arguments"):
         Point(1, 2, {}, 4)  # type: ignore[call-arg]
+
+
+def test_replace_makes_a_changed_copy():
+    point = Labelled(1, 2, label="a")
+    moved = point.replace(y=5)
+    assert (moved, point.y) == (Labelled(1, 5, label="a"), 2)
+    with pytest.raises(TypeError, match="unexpected"):
+        point.replace(z=1)

@@ -14,13 +14,14 @@ type checkers see it as a frozen dataclass (PEP 681 `dataclass_transform`):
 
 Fields are set in declaration order (a subclass's after its base's), positional
 or by keyword; a `field(default_factory=...)` default is made per instance.
-Instances compare and hash by their fields and refuse assignment.
+Instances compare and hash by their fields and refuse assignment; `replace()`
+makes a changed copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
@@ -76,6 +77,10 @@ class Record:
             else:
                 raise TypeError(f"{name} needs {field_name!r}")
             object.__setattr__(self, field_name, value)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` made (what `dataclasses.replace` does for a dataclass)."""
+        return type(self)(**{f: changes.pop(f, getattr(self, f)) for f in self._fields}, **changes)
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; make a new one")

@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..ids import new_id
 from ..ledger import Call, Ledger, format_ts, parse_ts
+from ..ledger.budgets import Hold
 from ..pricing.cost import Cost, needs_table, prefetch, price_call
 from ..providers.base import (
     CONTENT_FILTER,
@@ -58,7 +59,7 @@ from ..settings.keys import KeyStore, require_key
 from ..settings.loader import Settings
 from .cache import request_key
 from .circuit import CircuitBreaker, CircuitOpen
-from .guards import Guard, PlannedCall, default_guards, estimate_input
+from .guards import AdmitsCalls, Guard, PlannedCall, default_guards, estimate_input
 from .limits import DEFAULT_OUTPUT_RESERVE, RateLimiter, Reservation
 from .observers import Observer
 from .resolve import ResolvedModel, RunOptions, build_request, resolve_chain, resolve_price_as
@@ -110,7 +111,7 @@ class Engine:
         # after a cooldown, which a later refusal would leave dangling.
         self.circuits = CircuitBreaker(settings, lambda: self.ledger, clock.timestamp)
         self.guards: tuple[Guard, ...] = (
-            *(default_guards(settings) if guards is None else guards),
+            *(default_guards(settings, clock) if guards is None else guards),
             self.circuits,
         )
         self.observers: tuple[Observer, ...] = tuple(observers)
@@ -219,10 +220,9 @@ class Engine:
             reservation = self._wait_for_rate_limit(
                 target, plan.estimated_input + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
             )
-            # 4. The pending row.
+            # 4. The pending row, with what budgets reserve for it.
             call = self._new_call(plan, cache_key)
-            with deferred_signals():
-                self.ledger.insert_call(call)
+            self._insert_pending(call, plan)
             # 5-6. The provider, the finished row, the observers.
             outcome = self._execute(call, provider, request, target, price_as, on_text)
             error = outcome.error
@@ -300,6 +300,26 @@ class Engine:
                 call.usage = Usage(input_tokens=plan.estimated_input, source=ESTIMATED)
                 self._record(call)
                 raise CallFailed(refusal, call) from refusal
+
+    def _insert_pending(self, call: Call, plan: PlannedCall) -> None:
+        """Write the pending row; guards that need the write lock (budgets) admit it first,
+        in the same transaction, and a refusal is recorded like any guard's."""
+        admitters = [g for g in self.guards if isinstance(g, AdmitsCalls)]
+
+        def admit(ledger: Ledger) -> list[Hold]:
+            return [hold for g in admitters for hold in g.admit(plan, call, ledger)]
+
+        try:
+            with deferred_signals():
+                self.ledger.insert_call(call, admit=admit if admitters else None)
+        except TokencliError as refusal:
+            call.status = "blocked"
+            call.error_kind = _error_kind(refusal)
+            call.error_message = redact(str(refusal))[:2000]
+            self._record(call)  # no tokens: a refused call spent nothing
+            # Nothing was sent: no verdict for the breaker, and a trial it granted goes back.
+            self.circuits.settle(plan.target, refusal)
+            raise CallFailed(refusal, call) from refusal
 
     def _record(self, call: Call) -> None:
         """Write a call that is already finished (cached, refused), then tell the observers."""

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import UsageError
 from ..providers.base import ChatRequest
 from ..settings.loader import Settings
 from .resolve import ResolvedModel, RunOptions
 from .usage import estimate_tokens
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..ledger import Call, Ledger
+    from ..ledger.budgets import Hold
 
 
 def estimate_input(request: ChatRequest) -> int:
@@ -56,6 +61,14 @@ class Guard(Protocol):
         ...
 
 
+@runtime_checkable
+class AdmitsCalls(Protocol):
+    """A guard whose check needs the ledger's write lock (budgets): it runs inside the
+    transaction that writes the pending row, and what it returns is reserved there."""
+
+    def admit(self, plan: PlannedCall, call: Call, ledger: Ledger) -> list[Hold]: ...
+
+
 class InputSizeGuard:
     """Refuses a prompt over `max_input_tokens` before it is paid for.
 
@@ -87,6 +100,11 @@ class InputSizeGuard:
             )
 
 
-def default_guards(settings: Settings) -> Sequence[Guard]:
+def default_guards(settings: Settings, clock: Clock | None = None) -> Sequence[Guard]:
     """The guards every engine has unless it is given others."""
-    return (InputSizeGuard(settings),)
+    if not settings.budgets:
+        return (InputSizeGuard(settings),)
+    from ..clock import SYSTEM_CLOCK
+    from .budget_guard import BudgetGuard
+
+    return (InputSizeGuard(settings), BudgetGuard(settings, clock or SYSTEM_CLOCK))

@@ -43,6 +43,8 @@ class RunOptions:
     cache: bool | None = None
     batch_id: str | None = None
     batch_item: str | None = None
+    # Let the call through blocking budgets it could cross (the row records it).
+    force: bool = False
 
 
 def resolve_chain(settings: Settings, spec: str | None) -> list[ResolvedModel]:

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UsageError
 from .context import AppContext, app_context
-from .options import ModelOpt, PromptRefOpt
+from .options import ForceOpt, ModelOpt, PromptRefOpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,6 +84,7 @@ def batch(
             show_default=False,
         ),
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     from ..calls.batch import BatchRunner, batch_id_for, parse_items
     from ..calls.engine import RunOptions
@@ -106,6 +107,7 @@ def batch(
         project=project,
         tags=parse_tags(tag or []),
         cache=cache,
+        force=force,
     )
     saved = None
     if prompt_ref is not None:

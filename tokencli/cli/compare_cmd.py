@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from ..errors import ExitCode, UsageError
 from .context import AppContext, app_context
-from .options import JsonOpt
+from .options import ForceOpt, JsonOpt
 
 if TYPE_CHECKING:
     from ..ledger.comparisons import SavedComparison
@@ -143,6 +143,7 @@ def run(
     ] = None,
     fmt: FormatOpt = None,
     json_out: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     from ..compare.columns import build_inputs, parse_var, parse_vars_file, resolve_columns
     from ..compare.core import Spec
@@ -156,7 +157,7 @@ def run(
                 "--resume takes the columns from the saved comparison.",
                 "Drop the COLUMN arguments.",
             )
-        _resume(app_ctx, resume, concurrency, yes, chosen, exact)
+        _resume(app_ctx, resume, concurrency, yes, chosen, exact, force=force)
         return
     refs = list(columns or [])
     cols = resolve_columns(refs, lookup=lambda ref: _prompt_version(app_ctx, ref))
@@ -183,7 +184,7 @@ def run(
     if unused:
         app_ctx.err(f"tokencli: no column uses {', '.join(sorted(unused))}.")
     is_live = live or runs is not None
-    _compare(app_ctx, spec, None, is_live, concurrency, yes, chosen, exact=exact)
+    _compare(app_ctx, spec, None, is_live, concurrency, yes, chosen, exact=exact, force=force)
 
 
 def _compare(
@@ -196,6 +197,7 @@ def _compare(
     chosen: Format,
     *,
     exact: bool = False,
+    force: bool = False,
 ) -> None:
     from ..compare.core import (
         EndpointCounter,
@@ -255,7 +257,7 @@ def _compare(
         )
     finally:
         ledger.close()
-    _run_live(app_ctx, spec, estimates, compare_id, ts, concurrency, chosen)
+    _run_live(app_ctx, spec, estimates, compare_id, ts, concurrency, chosen, force=force)
 
 
 def _answered(ledger: "Any", compare_id: str) -> set[str]:
@@ -299,6 +301,8 @@ def _run_live(
     ts: str,
     concurrency: int,
     chosen: Format,
+    *,
+    force: bool = False,
 ) -> None:
     from ..compare.core import LiveRunner, RunDone, live_results
     from ..ledger.comparisons import SavedComparison, item_calls, save
@@ -318,7 +322,7 @@ def _run_live(
     engine = app_ctx.engine()
     try:
         interrupted = LiveRunner(
-            engine, spec, compare_id, concurrency=concurrency, on_done=on_done
+            engine, spec, compare_id, concurrency=concurrency, on_done=on_done, force=force
         ).run(answered)
     finally:
         engine.close()
@@ -347,7 +351,14 @@ def _run_live(
 
 
 def _resume(
-    app_ctx: AppContext, ref: str, concurrency: int, yes: bool, chosen: Format, exact: bool
+    app_ctx: AppContext,
+    ref: str,
+    concurrency: int,
+    yes: bool,
+    chosen: Format,
+    exact: bool,
+    *,
+    force: bool = False,
 ) -> None:
     from ..compare.core import Spec
     from ..ledger.comparisons import get
@@ -365,7 +376,7 @@ def _resume(
             "Run it again with --live.",
         )
     spec = Spec.from_json(saved.spec)
-    _compare(app_ctx, spec, saved, True, concurrency, yes, chosen, exact=exact)
+    _compare(app_ctx, spec, saved, True, concurrency, yes, chosen, exact=exact, force=force)
 
 
 def _read(path: Path | str) -> str:

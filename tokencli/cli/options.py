@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from ..window import Window
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Call even past a blocking budget's limit (the call records it was forced)."
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option("-m", "--model", help="PROVIDER:MODEL or an alias (default: [defaults] model)."),

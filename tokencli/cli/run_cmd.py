@@ -6,7 +6,7 @@ import typer
 
 from ..errors import CallFailed, UsageError
 from .context import AppContext, Streams, app_context
-from .options import JsonOpt, ModelOpt, PromptRefOpt, VarOpt, VarsFileOpt, parse_tags
+from .options import ForceOpt, JsonOpt, ModelOpt, PromptRefOpt, VarOpt, VarsFileOpt, parse_tags
 from .output import emit_result
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def run(
         bool, typer.Option("--no-stream", help="Wait for the whole answer instead of streaming it.")
     ] = False,
     json_out: JsonOpt = False,
+    force: ForceOpt = False,
     usage: Annotated[
         bool,
         typer.Option(
@@ -111,6 +112,7 @@ def run(
         tags=parse_tags(tag or []),
         price_as=price_as,
         cache=cache,
+        force=force,
     )
     if prompt_ref is not None:
         options = saved_prompt_options(app_ctx, options, prompt_ref, prompt, var, vars_file)

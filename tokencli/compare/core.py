@@ -410,8 +410,10 @@ class LiveRunner:
         *,
         concurrency: int = 4,
         on_done: Callable[[RunDone], None] = lambda _: None,
+        force: bool = False,
     ) -> None:
         self.engine = engine
+        self.force = force  # past blocking budgets
         self.spec = spec
         self.compare_id = compare_id
         self.concurrency = max(1, concurrency)
@@ -472,6 +474,7 @@ class LiveRunner:
             cache=False,  # every run is a fresh sample
             batch_id=self.compare_id,
             batch_item=key,
+            force=self.force,
         )
         try:
             return RunDone(key, self.engine.run(opts, guard).call)

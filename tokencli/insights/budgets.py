@@ -69,14 +69,12 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def reserved_in(ledger: LedgerReader, budget: Budget, window: Window) -> Decimal:
-    """What calls in flight hold against `budget` in `window`, in its unit.
-
-    0 for now: the reservations are written on pending rows by the budget guard
-    (issue 11's enforcement), which supplies this read when the two meet.
-    """
-    del ledger, budget, window
-    return Decimal(0)
+def reserved_in(ledger: LedgerReader, budget: Budget) -> Decimal:
+    """What calls in flight hold against `budget`, in its unit: the worst case each
+    reserved (in the budget's currency, or tokens) when the budget guard admitted it.
+    Calls in flight belong to the current period, so no window is needed."""
+    picos, tokens = ledger.budget_reserved().get(budget.name, (0, 0))
+    return Decimal(tokens) if budget.in_tokens else from_picos(picos)
 
 
 def _to_budget_unit(
@@ -141,7 +139,7 @@ def budget_state(
     limit = Decimal(budget.tokens) if budget.tokens is not None else budget.amount
     assert limit is not None
     spent, unconvertible = spent_in(ledger, budget, window, now, currencies)
-    reserved = Decimal(reserved_in(ledger, budget, window))
+    reserved = reserved_in(ledger, budget)
     outlook = _budget_outlook(budget, ledger, _Clock.at(now, tz), currencies, set())
     crossed = tuple(w for w in budget.warn if spent * 100 >= limit * w)
     exceeded_on = crosses_on = None

@@ -255,6 +255,17 @@ def _m032_circuits(db: Database) -> None:
     )
 
 
+def _m033_budget_reservations(db: Database) -> None:
+    """What calls in flight hold against each budget: written with the pending row,
+    deleted when the call ends (or is recovered as interrupted)."""
+    db.execute(
+        "CREATE TABLE budget_reservations (budget TEXT NOT NULL, call_id TEXT NOT NULL, "
+        "pico INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (budget, call_id))"
+    )
+    db.execute("CREATE INDEX budget_reservations_call ON budget_reservations(call_id)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -263,4 +274,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m030_prompts", _m030_prompts),
     ("m031_comparisons", _m031_comparisons),
     ("m032_circuits", _m032_circuits),
+    ("m033_budget_reservations", _m033_budget_reservations),
 ]

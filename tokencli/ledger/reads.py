@@ -78,6 +78,10 @@ class LedgerReader(Protocol):
         """The end of the newest quarter hour `ledger prune` deleted calls from."""
         ...
 
+    def budget_reserved(self) -> dict[str, tuple[int, int]]:
+        """Per budget name: (picos in the budget's currency, tokens) held by calls in flight."""
+        ...
+
 
 class ReportReads:
     """`LedgerReader` on the ledger's own connection (a base class of `Ledger`)."""

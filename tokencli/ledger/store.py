@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +35,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, Interrupted, TokencliError, UsageError
 from ..money import from_picos, to_picos
 from ..scope import Scope
-from . import rollups
+from . import budgets, rollups
 from .migrations import MIGRATION_SET, MIGRATIONS
 from .reads import ReportReads
 
@@ -365,16 +365,38 @@ class Ledger(ReportReads):
         else:
             self._conn.execute("COMMIT")
 
-    def insert_call(self, call: Call) -> None:
-        """Write a whole call: the pending row before a request, or a finished one."""
-        row = call.columns()
-        names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+    def insert_call(
+        self, call: Call, admit: Callable[[Ledger], Iterable[budgets.Hold]] | None = None
+    ) -> None:
+        """Write a whole call: the pending row before a request, or a finished one.
+
+        `admit` runs first, inside the same write transaction: it may read the
+        ledger (budgets' spend and reservations) and refuse by raising, which
+        writes nothing; what it returns is reserved for the call until it ends.
+        Checking and reserving under one write lock is what keeps concurrent
+        processes from all passing the same budget check.
+        """
         with self.write() as conn:
+            holds = list(admit(self)) if admit is not None else []
+            row = call.columns()  # after admit, which may note things in `extra`
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
             conn.execute(f"INSERT INTO calls ({names}) VALUES ({marks})", tuple(row.values()))
             self._write_texts(conn, call)
             self._write_tags(conn, call)
             rollups.add(conn, call.id)
+            if holds:
+                budgets.reserve(conn, call.id, holds)
+
+    def budget_spent(
+        self, scope: Scope, windows: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, budgets.Spent]:
+        """Per window label: what finished calls in `scope` recorded in it, from the rollups."""
+        return budgets.spent(self._conn, scope, windows)
+
+    def budget_reserved(self) -> dict[str, tuple[int, int]]:
+        """Per budget: (picos, tokens) that calls in flight hold."""
+        return budgets.reserved(self._conn)
 
     def finish_call(self, call: Call) -> None:
         """Write the outcome of a call whose pending row exists."""
@@ -383,6 +405,7 @@ class Ledger(ReportReads):
         assignments = ", ".join(f"{k} = ?" for k in updates)
         with self.write() as conn:
             rollups.remove(conn, call.id)  # nothing while it was pending
+            budgets.release(conn, call.id)  # the real cost replaces the worst case
             cur = conn.execute(
                 f"UPDATE calls SET {assignments} WHERE id = ?", (*updates.values(), call.id)
             )
@@ -572,6 +595,7 @@ class Ledger(ReportReads):
                 )
                 if cur.rowcount:
                     rollups.add(conn, call_id)
+                budgets.release(conn, call_id)
         return len(dead)
 
     def notice_once(self, key: str) -> bool:
