@@ -230,6 +230,36 @@ def _m031_comparisons(db: Database) -> None:
     db.execute("CREATE INDEX comparisons_ts ON comparisons(ts)")
 
 
+def _m040_alerts(db: Database) -> None:
+    """Alert history and outbox: one row per (alert key, channel).
+
+    A key is inserted once (the first process to raise it wins), so an alert
+    fires once; `status` pending → sending → sent or failed, retried until sent.
+    """
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            ts TEXT NOT NULL,
+            claimed_at REAL,
+            sent_ts TEXT,
+            PRIMARY KEY (key, channel)
+        )
+        """
+    )
+    db.execute("CREATE INDEX alerts_ts ON alerts(ts)")
+    # What is left to deliver: the one read every command makes, empty almost always.
+    db.execute("CREATE INDEX alerts_undelivered ON alerts(attempts) WHERE status != 'sent'")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -237,4 +267,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m021_pruned_calls", _m021_pruned_calls),
     ("m030_prompts", _m030_prompts),
     ("m031_comparisons", _m031_comparisons),
+    ("m040_alerts", _m040_alerts),
 ]
