@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ledger_rows, write_config
-from tests.fakes import FakeServer, Pause, Reply
+from tests.fakes import FakeServer, Pause, Reply, json_reply
 from tokencli.alerts import Alert
 from tokencli.alerts.dispatch import deliver_pending, enqueue, raise_alerts
 from tokencli.alerts.rules import anomalies, call_alerts
@@ -291,3 +291,54 @@ def test_max_zscore_waits_for_history(tmp_path: Path) -> None:
     )
     ledger = spend_ledger(tmp_path, ["1.00", "2.00"] * 3, "50.00")  # six days of history
     assert anomalies(ledger, settings, NOW) == []
+
+
+# ------------------------------------------------------------------ the commands
+
+
+def test_alerts_test_reports_each_channel(cli, home: Path, server: FakeServer) -> None:
+    write_config(
+        home,
+        hook_config(server)
+        + "[[alerts.channels]]\ntype = 'webhook'\nname = 'ding'\nformat = 'dingtalk'\n"
+        f"url = '{server.url}/robot/send?access_token=TOKENDING99'\nsecret = 'SECding0099'\n",
+    )
+    server.queue(Reply(204), json_reply({"errcode": 310000, "errmsg": "sign not match"}))
+    r = cli("alerts", "test", "--json")
+    assert r.exit_code == 5
+    data = json.loads(r.stdout)
+    assert data["ok"] is False
+    assert [(c["name"], c["status"], c["error"]) for c in data["channels"]] == [
+        ("team", "ok", None),
+        ("ding", "failed", "errcode 310000: sign not match"),
+    ]
+    assert data["channels"][1]["target"] == f"webhook dingtalk {server.url}/…"
+    assert server.requests[0].json["event"] == "test"
+    for secret in ("SECRETPATH123", "TOKENDING99", "SECding0099"):
+        assert secret not in r.stdout + r.stderr
+    assert "1 of 2 channels failed" in r.stderr
+    # One channel; all ok: exit 0. Samples are not recorded.
+    server.queue(Reply(204))
+    r = cli("alerts", "test", "--channel", "team")
+    assert r.exit_code == 0 and "ok" in r.stdout and "SECRETPATH123" not in r.stdout
+    assert cli("alerts", "list", "--json").stdout.strip() == "[]"
+    r = cli("alerts", "test", "--channel", "nope")
+    assert (
+        r.exit_code == 2 and "No alert channel is named 'nope'. Channels: team, ding." in r.stderr
+    )
+
+
+def test_alerts_list_shows_the_history(cli, home: Path) -> None:
+    write_config(home, "[alerts]\nmax_call_tokens = 1\n")
+    r = cli("run", "-m", "mock:echo", "hello there")
+    assert r.exit_code == 0 and r.stderr.startswith("tokencli alert: One call used 4 tokens")
+    r = cli("alerts", "list")
+    assert r.exit_code == 0
+    assert "anomaly" in r.stdout and "stderr" in r.stdout and "sent" in r.stdout
+    [row] = json.loads(cli("alerts", "list", "--json").stdout)
+    assert (row["kind"], row["channel"], row["status"], row["attempts"]) == (
+        "anomaly",
+        "stderr",
+        "sent",
+        1,
+    )
