@@ -342,3 +342,36 @@ def test_alerts_list_shows_the_history(cli, home: Path) -> None:
         "sent",
         1,
     )
+
+
+def test_a_priced_run_checks_the_day_rules_after_its_answer(cli, home: Path) -> None:
+    write_config(
+        home, "[defaults]\ntimezone = 'UTC'\n[alerts]\nspike_factor = 2\nmax_call_tokens = 100000\n"
+    )
+    ledger = Ledger.open(home / "ledger.db")
+    assert ledger is not None
+    now = datetime.now(UTC)
+    for back in range(1, 15):
+        ledger.insert_call(a_call(back, now - timedelta(days=back), cost="0.000001"))
+    ledger.close()
+    priced = ("--price-as", "openai:gpt-4o")
+    r = cli("run", "-m", "mock:lorem", "--max-tokens", "200", *priced, "hi")
+    assert r.exit_code == 0
+    assert "tokencli alert: Spend spike" in r.stderr
+    [row] = ledger_rows(home, "SELECT * FROM alerts")
+    assert row["key"] == f"anomaly:spike:{now.date().isoformat()}" and row["status"] == "sent"
+    # Once per day: a second spike run raises nothing new.
+    r = cli("run", "-m", "mock:lorem", "--max-tokens", "200", *priced, "hi")
+    assert "tokencli alert" not in r.stderr
+    assert len(ledger_rows(home, "SELECT * FROM alerts")) == 1
+
+
+def test_batch_delivers_after_its_results(cli, home: Path, tmp_path: Path) -> None:
+    write_config(home, "[alerts]\nmax_call_tokens = 1\n")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one two\nthree four\n")
+    r = cli("batch", str(prompts), "-m", "mock:echo")
+    assert r.exit_code == 0
+    rows = ledger_rows(home, "SELECT * FROM alerts")
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"sent"}
+    assert r.stderr.count("tokencli alert: One call used") == 2

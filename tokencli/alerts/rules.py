@@ -2,7 +2,7 @@
 
 Per call (cheap): `max_call_tokens` on the call itself; `max_consecutive_failures`
 from the provider's newest rows (an index read, only when the call failed).
-Per day (`anomalies`, for `budget check` and after each priced call): the
+Per day (`anomalies`, for `budget check`, and after a command whose calls spent money): the
 day's spend against `spike_factor` × the trailing 14-day median and against
 `max_zscore` deviations above the trailing mean (after `min_history_days`),
 read from the daily rollups, never every row. Each rule's alert has a key that
@@ -184,19 +184,33 @@ def _money(value: Decimal) -> str:
 
 
 class AlertObserver:
-    """After each finished call: check the rules and record their alerts (no sending here:
-    the command delivers after its answer is printed)."""
+    """After each finished call: check the per-call rules and record their alerts.
+
+    Nothing is sent here, and the day-level rules wait too: `after_command` checks
+    them once, after the command's answer is printed, if a priced call was made.
+    """
 
     def __init__(self, settings: Settings, ledger: Callable[[], Ledger]) -> None:
         self.settings = settings
         self.ledger = ledger
+        self.spent = False  # a priced call finished: the day rules have something to say
 
     def finished(self, call: Call) -> None:
         from .dispatch import enqueue
 
-        ledger = self.ledger()
-        found = call_alerts(ledger, self.settings, call)
         if call.cost and call.status == "ok":
-            found += anomalies(ledger, self.settings, ledger.clock.now())
+            self.spent = True
+        found = call_alerts(self.ledger(), self.settings, call)
+        if found:
+            enqueue(self.ledger(), self.settings, found)
+
+    def after_command(self, ledger: Ledger) -> None:
+        """The day-level rules, once per command that spent money."""
+        if not self.spent:
+            return
+        self.spent = False
+        from .dispatch import enqueue
+
+        found = anomalies(ledger, self.settings, ledger.clock.now())
         if found:
             enqueue(ledger, self.settings, found)

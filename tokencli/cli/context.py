@@ -92,9 +92,15 @@ class AppContext:
         from ..alerts.dispatch import deliver_pending
 
         # Only on the ledger this command opened: one that wrote nothing creates no file.
-        ledger = getattr(engine._local, "ledger", None)
+        ledger = getattr(engine._local, "ledger", None) or next(iter(engine._ledgers), None)
         if ledger is None:
             return
+        from ..alerts.rules import AlertObserver
+
+        for observer in engine.observers:
+            if isinstance(observer, AlertObserver):
+                with contextlib.suppress(Exception):
+                    observer.after_command(ledger)
         with contextlib.suppress(Exception):
             deliver_pending(ledger, self.settings, stderr=self.streams.stderr)
 
