@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fakes import FakeServer, Pause, Reply, json_reply
-from tokencli.alerts import SCHEMA, Alert
+from tokencli.alerts import SCHEMA, Alert, budget_threshold
 from tokencli.alerts.delivery import send
-from tokencli.alerts.formats import dingtalk_sign, feishu_sign, mask_url
+from tokencli.alerts.formats import dingtalk_sign, feishu_sign, mask_url, render
 from tokencli.settings.model import AlertChannel
 
 ALERT = Alert(
@@ -219,3 +221,49 @@ def test_stderr_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_desktop_is_skipped_where_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert send(AlertChannel(type="desktop", name="d"), ALERT) is None
+
+
+# ------------------------------------------------------------------ properties (Hypothesis)
+
+
+TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=3000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(title=TEXTS, message=TEXTS, secret=st.text(min_size=1, max_size=40))
+def test_every_format_renders_valid_bounded_messages(title: str, message: str, secret: str) -> None:
+    alert = Alert(kind="test", key="k", title=title, message=message)
+    now = 1_767_000_000.5
+    for fmt in ("json", "slack", "discord", "feishu", "dingtalk", "wecom"):
+        request = render(
+            fmt, "https://h.example/hook?access_token=T", alert, secret=secret, now=now
+        )
+        body = json.loads(request.body)
+        if fmt == "json":
+            assert Alert.from_payload(body) == alert
+        if fmt == "discord":
+            assert len(body["content"]) <= 2000
+        if fmt == "wecom":
+            assert len(body["text"]["content"].encode()) <= 2048
+        if fmt == "feishu":
+            assert body["timestamp"] == "1767000000"
+            assert body["sign"] == feishu_sign("1767000000", secret)
+        if fmt == "dingtalk":
+            query = parse_qs(urlsplit(request.url).query)
+            assert query["timestamp"] == ["1767000000500"]
+            digest = hmac.new(secret.encode(), f"1767000000500\n{secret}".encode(), hashlib.sha256)
+            assert query["sign"] == [base64.b64encode(digest.digest()).decode()]
+            assert query["access_token"] == ["T"]
+    ntfy = render("ntfy", "https://ntfy.example/t", alert, now=now)
+    assert len(ntfy.body) <= 4096
+
+
+def test_budget_threshold_alert_keys_once_per_budget_threshold_and_window() -> None:
+    alert = budget_threshold(
+        "monthly", 80, "2026-12", spent="40.10", limit="50.00", unit="USD", period="month"
+    )
+    assert alert.key == "budget:monthly:80:2026-12" and alert.level == "warning"
+    assert alert.title == "Budget monthly: 80% used"
+    assert alert.message == "40.10 of 50.00 USD spent this month (2026-12)."
+    over = budget_threshold("m", 100, "2026-12-04", spent="5", limit="5", unit="USD", period="day")
+    assert over.level == "critical" and over.key == "budget:m:100:2026-12-04"
