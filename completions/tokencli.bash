@@ -2,7 +2,10 @@
 # Source it from ~/.bashrc, or put it in ~/.local/share/bash-completion/completions/tokencli.
 
 declare -gA _tokencli_subcommands=(
-    ["tokencli"]="batch budget compare completion config count forecast keys ledger logs models prompt report run"
+    ["tokencli"]="alerts batch budget compare completion config count forecast keys ledger logs models prompt report run"
+    ["tokencli alerts"]="list test"
+    ["tokencli alerts list"]=""
+    ["tokencli alerts test"]=""
     ["tokencli batch"]=""
     ["tokencli budget"]="check list rm set status"
     ["tokencli budget check"]=""
@@ -47,6 +50,9 @@ declare -gA _tokencli_subcommands=(
 )
 declare -gA _tokencli_options=(
     ["tokencli"]="--config --db --version -h --help"
+    ["tokencli alerts"]="-h --help"
+    ["tokencli alerts list"]="-n --limit --json -h --help"
+    ["tokencli alerts test"]="--channel --json -h --help"
     ["tokencli batch"]="-m --model -s --system --prompt --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id --cache --no-cache --force -h --help"
     ["tokencli budget"]="-h --help"
     ["tokencli budget check"]="--pace --notify --json -h --help"
@@ -91,6 +97,9 @@ declare -gA _tokencli_options=(
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"
+    ["tokencli alerts"]=""
+    ["tokencli alerts list"]="-n --limit"
+    ["tokencli alerts test"]="--channel"
     ["tokencli batch"]="-m --model -s --system --prompt --max-tokens --temperature -p --project --tag -c --concurrency -o --output --batch-id"
     ["tokencli budget"]=""
     ["tokencli budget check"]=""
@@ -135,6 +144,9 @@ declare -gA _tokencli_value_options=(
 )
 declare -gA _tokencli_file_options=(
     ["tokencli"]="--config --db"
+    ["tokencli alerts"]=""
+    ["tokencli alerts list"]=""
+    ["tokencli alerts test"]=""
     ["tokencli batch"]="-o --output"
     ["tokencli budget"]=""
     ["tokencli budget check"]=""

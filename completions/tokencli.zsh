@@ -14,10 +14,11 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
+                alerts) _tokencli_alerts ;;
                 batch) _tokencli_batch ;;
                 budget) _tokencli_budget ;;
                 compare) _tokencli_compare ;;
@@ -34,6 +35,41 @@ _tokencli() {
                 run) _tokencli_run ;;
             esac ;;
     esac
+}
+
+_tokencli_alerts() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('list:The alerts raised, newest first\: one row per channel, with its delivery status' 'test:Send a sample alert to each channel (or one) and say how each went')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                list) _tokencli_alerts_list ;;
+                test) _tokencli_alerts_test ;;
+            esac ;;
+    esac
+}
+
+_tokencli_alerts_list() {
+    _arguments \
+        '(-n --limit)'{-n,--limit}'[How many, newest first]:value: ' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_alerts_test() {
+    _arguments \
+        '--channel[Only the channel with this name]:value: ' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
 }
 
 _tokencli_batch() {

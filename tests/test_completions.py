@@ -49,6 +49,7 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
     assert bash_complete("lo") == ["logs"]
     assert bash_complete("") == [
+        "alerts",
         "batch",
         "budget",
         "compare",

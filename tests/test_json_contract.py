@@ -34,6 +34,9 @@ period = "month"
 [budgets.words]
 tokens = 10
 period = "week"
+
+[alerts]
+max_call_tokens = 40
 """
 
 
@@ -269,6 +272,8 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     doc("tokencli.settings/1", "config", "show", "--json")
     doc("tokencli.paths/1", "config", "path", "--json")
     doc("tokencli.keys/1", "keys", "list", "--json")
+    doc("tokencli.alert-test/1", "alerts", "test", "--json")
+    assert doc("tokencli.alerts/1", "alerts", "list", "--json")[0]["status"] == "sent"
 
     comparison = doc(
         "tokencli.comparison/1",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
     from .ledger import Call
+    from .ledger.alerts import AlertRow
     from .ledger.comparisons import SavedComparison
     from .ledger.retention import PruneCounts
     from .pricing.counting import DryRun, TokenCount
@@ -566,6 +567,58 @@ class ComparisonList(Result):
 
 
 # Every document, for docs/json.md and the contract test.
+class AlertList(Result):
+    """`alerts list --json`: the alerts raised, newest first, one element per channel."""
+
+    schema: ClassVar[str] = "tokencli.alerts/1"
+    collection: ClassVar[bool] = True
+    rows: Sequence[AlertRow]
+
+    def body(self) -> list[Any]:
+        return [
+            {
+                "key": r.key,
+                "kind": r.kind,
+                "channel": r.channel,
+                "status": r.status,
+                "attempts": r.attempts,
+                "error": r.last_error,
+                "ts": r.ts,
+                "sent_ts": r.sent_ts,
+            }
+            for r in self.rows
+        ]
+
+
+class ChannelOutcome(Record):
+    name: str
+    type: str
+    target: str  # what it is, safe to print: the webhook's host only
+    error: str | None  # None: delivered
+
+
+class AlertTest(Result):
+    """`alerts test --json`: how each channel took the sample alert."""
+
+    schema: ClassVar[str] = "tokencli.alert-test/1"
+    channels: Sequence[ChannelOutcome]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "ok": all(c.error is None for c in self.channels),
+            "channels": [
+                {
+                    "name": c.name,
+                    "type": c.type,
+                    "target": c.target,
+                    "status": "ok" if c.error is None else "failed",
+                    "error": c.error,
+                }
+                for c in self.channels
+            ],
+        }
+
+
 RESULTS: tuple[type[Result], ...] = (
     CallResult,
     CallList,
@@ -587,4 +640,6 @@ RESULTS: tuple[type[Result], ...] = (
     PromptList,
     ComparisonResult,
     ComparisonList,
+    AlertList,
+    AlertTest,
 )

@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.prompt_cmd",
         "Save, version, label and share prompts: every version immutable, labels move.",
     ),
+    "alerts": (
+        "tokencli.cli.alerts_cmd",
+        "See the alerts raised (each fires once) and test the channels they go to.",
+    ),
     "config": ("tokencli.cli.config_cmd", "Set up tokencli and see where each setting comes from."),
     "keys": (
         "tokencli.cli.keys_cmd",
@@ -77,7 +81,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget"}
+GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget", "alerts"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

@@ -1,6 +1,7 @@
 """`tokencli batch FILE`: many prompts, concurrently, resumable."""
 
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -135,8 +136,10 @@ def batch(
                 engine, items, bid, concurrency=concurrency, on_result=on_result
             ).run()
     finally:
-        engine.close()
         close()
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            app_ctx.deliver_alerts(engine)  # the results are written: alerts now, briefly
+        engine.close()
     _report(app_ctx, summary)
     raise typer.Exit(summary.exit_code)
 

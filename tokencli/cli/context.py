@@ -74,12 +74,35 @@ class AppContext:
             assert ledger is not None  # create=True always opens
             return ledger
 
-        return Engine(
+        engine = Engine(
             self.settings,
             ledger=open_ledger,
             clock=clock,
             notify=lambda m: self.err(f"tokencli: {m}"),
         )
+        from ..alerts.rules import AlertObserver
+
+        engine.observers = (*engine.observers, AlertObserver(self.settings, lambda: engine.ledger))
+        return engine
+
+    def deliver_alerts(self, engine: Engine) -> None:
+        """Send what alerts are pending, after the command's answer is out (bounded, never fails)."""
+        import contextlib
+
+        from ..alerts.dispatch import deliver_pending
+
+        # Only on the ledger this command opened: one that wrote nothing creates no file.
+        ledger = getattr(engine._local, "ledger", None) or next(iter(engine._ledgers), None)
+        if ledger is None:
+            return
+        from ..alerts.rules import AlertObserver
+
+        for observer in engine.observers:
+            if isinstance(observer, AlertObserver):
+                with contextlib.suppress(Exception):
+                    observer.after_command(ledger)
+        with contextlib.suppress(Exception):
+            deliver_pending(ledger, self.settings, stderr=self.streams.stderr)
 
     @cached_property
     def clock(self) -> Clock:

@@ -1,5 +1,6 @@
 """`tokencli run`: one prompt, streamed to stdout, recorded in the ledger."""
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -123,23 +124,27 @@ def run(
     printer = TextPrinter(streams, enabled=not json_out)
     engine = app_ctx.engine()
     try:
-        result = engine.run(options, printer.write)
-    except CallFailed as failed:
+        try:
+            result = engine.run(options, printer.write)
+        except CallFailed as failed:
+            printer.finish()
+            _after_failure(app_ctx, failed.call, json_out, usage)
+            raise
+        except Exception:
+            printer.finish()
+            raise
         printer.finish()
-        _after_failure(app_ctx, failed.call, json_out, usage)
-        raise
-    except Exception:
-        printer.finish()
-        raise
-    finally:
-        engine.close()
-    printer.finish()
-    if json_out:
-        from ..results import CallResult
+        if json_out:
+            from ..results import CallResult
 
-        emit_result(streams, CallResult(result.call, text=result.text))
-    if usage or streams.stderr_isatty:
-        app_ctx.err(usage_line(result.call))
+            emit_result(streams, CallResult(result.call, text=result.text))
+        if usage or streams.stderr_isatty:
+            app_ctx.err(usage_line(result.call))
+    finally:
+        # Alerts go out after the answer is printed, within a short total timeout.
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            app_ctx.deliver_alerts(engine)
+        engine.close()
 
 
 def saved_prompt_options(

@@ -266,6 +266,36 @@ def _m033_budget_reservations(db: Database) -> None:
     db.execute("CREATE INDEX budget_reservations_call ON budget_reservations(call_id)")
 
 
+def _m034_alerts(db: Database) -> None:
+    """Alert history and outbox: one row per (alert key, channel).
+
+    A key is inserted once (the first process to raise it wins), so an alert
+    fires once; `status` pending → sending → sent or failed, retried until sent.
+    """
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            ts TEXT NOT NULL,
+            claimed_at REAL,
+            sent_ts TEXT,
+            PRIMARY KEY (key, channel)
+        )
+        """
+    )
+    db.execute("CREATE INDEX alerts_ts ON alerts(ts)")
+    # What is left to deliver: the one read every command makes, empty almost always.
+    db.execute("CREATE INDEX alerts_undelivered ON alerts(attempts) WHERE status != 'sent'")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -275,4 +305,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m031_comparisons", _m031_comparisons),
     ("m032_circuits", _m032_circuits),
     ("m033_budget_reservations", _m033_budget_reservations),
+    ("m034_alerts", _m034_alerts),
 ]

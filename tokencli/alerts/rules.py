@@ -1,0 +1,216 @@
+"""Anomaly rules under `[alerts]`, and the observer that checks them after each call.
+
+Per call (cheap): `max_call_tokens` on the call itself; `max_consecutive_failures`
+from the provider's newest rows (an index read, only when the call failed).
+Per day (`anomalies`, for `budget check`, and after a command whose calls spent money): the
+day's spend against `spike_factor` × the trailing 14-day median and against
+`max_zscore` deviations above the trailing mean (after `min_history_days`),
+read from the daily rollups, never every row. Each rule's alert has a key that
+makes it fire once: per call, per failure run, per day.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from . import Alert
+
+if TYPE_CHECKING:
+    from ..ledger import Call, Ledger
+    from ..ledger.reads import LedgerReader
+    from ..settings.model import Settings
+
+TRAILING_DAYS = 14
+
+
+def call_alerts(ledger: Ledger, settings: Settings, call: Call) -> list[Alert]:
+    """The per-call rules for one finished call."""
+    rules = settings.alerts.rules
+    out: list[Alert] = []
+    tokens = call.usage.total_tokens
+    if rules.max_call_tokens and tokens > rules.max_call_tokens:
+        out.append(
+            Alert(
+                kind="anomaly",
+                key=f"anomaly:call_tokens:{call.id}",
+                title=f"One call used {tokens:,} tokens",
+                message=(
+                    f"Call {call.id} on {call.provider}:{call.model} used {tokens:,} tokens,"
+                    f" above max_call_tokens = {rules.max_call_tokens:,}."
+                ),
+                fields={
+                    "rule": "max_call_tokens",
+                    "call_id": call.id,
+                    "provider": call.provider,
+                    "model": call.model,
+                    "value": tokens,
+                    "threshold": rules.max_call_tokens,
+                },
+            )
+        )
+    limit = rules.max_consecutive_failures
+    if call.status == "error" and limit > 0:
+        from ..ledger.alerts import recent_statuses
+
+        recent = recent_statuses(ledger, call.provider, limit + 1)
+        run = recent[:limit]
+        # Exactly `limit` failures in a row: the run's first alert, keyed by its first call.
+        started = len(recent) <= limit or recent[limit][1] != "error"
+        if len(run) == limit and all(s == "error" for _, s in run) and started:
+            first = run[-1][0]
+            out.append(
+                Alert(
+                    kind="failures",
+                    key=f"failures:{call.provider}:{first}",
+                    title=f"{call.provider} failed {limit} times in a row",
+                    message=(
+                        f"The last {limit} calls to {call.provider} failed"
+                        f" (latest {call.id}: {call.error_kind or 'error'})."
+                    ),
+                    level="critical",
+                    fields={
+                        "rule": "max_consecutive_failures",
+                        "provider": call.provider,
+                        "call_id": call.id,
+                        "value": limit,
+                        "threshold": limit,
+                    },
+                )
+            )
+    return out
+
+
+def daily_spend(
+    reader: LedgerReader, settings: Settings, now: datetime, days: int = TRAILING_DAYS
+) -> tuple[list[Decimal], Decimal, str]:
+    """(the `days` whole local days before today, today so far, the report currency)."""
+    from ..insights.model import Period
+    from ..insights.report import _Money, time_sums
+    from ..window import local_midnight, zone
+
+    tz = zone(settings.defaults.timezone)
+    today = now.astimezone(tz).date()
+    first = today - timedelta(days=days)
+    end = now.replace(microsecond=0) + timedelta(seconds=bool(now.microsecond))
+    period = Period(local_midnight(first, tz), end, "", "")
+    money = _Money(settings.currencies)
+    series = [Decimal(0)] * (days + 1)
+    for row in time_sums(reader, period, tz, "day"):
+        index = (datetime.fromisoformat(row.label).date() - first).days
+        if 0 <= index <= days:
+            series[index] += money.convert(row.sums["cost_pico"], row.currency)
+    return series[:-1], series[-1], settings.currencies.report
+
+
+def _history_days(history: Sequence[Decimal]) -> list[Decimal]:
+    """The trailing days since the first day with any spend (days before it are no history)."""
+    for index, value in enumerate(history):
+        if value:
+            return list(history[index:])
+    return []
+
+
+def anomalies(ledger: LedgerReader, settings: Settings, now: datetime) -> list[Alert]:
+    """The day-level rules for today: spike against the median, z-score against the mean."""
+    rules = settings.alerts.rules
+    history, today, currency = daily_spend(ledger, settings, now)
+    if not today:
+        return []
+    day = now.astimezone(_tz(settings)).date().isoformat()
+    known = _history_days(history)
+    out: list[Alert] = []
+    if known and rules.spike_factor > 0:
+        median = Decimal(str(statistics.median(known)))
+        if median > 0 and today > rules.spike_factor * median:
+            out.append(
+                Alert(
+                    kind="anomaly",
+                    key=f"anomaly:spike:{day}",
+                    title=f"Spend spike: {_money(today)} {currency} today",
+                    message=(
+                        f"Today's spend ({_money(today)} {currency}) is above {rules.spike_factor} ×"
+                        f" the {len(known)}-day median ({_money(median)} {currency})."
+                    ),
+                    fields={
+                        "rule": "spike_factor",
+                        "day": day,
+                        "value": str(today),
+                        "median": str(median),
+                        "threshold": str(rules.spike_factor),
+                        "unit": currency,
+                    },
+                )
+            )
+    if len(known) >= max(rules.min_history_days, 2) and rules.max_zscore > 0:
+        mean = statistics.fmean(float(v) for v in known)
+        deviation = statistics.pstdev(float(v) for v in known)
+        if deviation > 0:
+            score = (float(today) - mean) / deviation
+            if score > float(rules.max_zscore):
+                out.append(
+                    Alert(
+                        kind="anomaly",
+                        key=f"anomaly:zscore:{day}",
+                        title=f"Unusual spend: {_money(today)} {currency} today",
+                        message=(
+                            f"Today's spend is {score:.1f} standard deviations above the"
+                            f" {len(known)}-day mean ({mean:.2f} {currency}); max_zscore = {rules.max_zscore}."
+                        ),
+                        fields={
+                            "rule": "max_zscore",
+                            "day": day,
+                            "value": str(today),
+                            "zscore": round(score, 2),
+                            "threshold": str(rules.max_zscore),
+                            "unit": currency,
+                        },
+                    )
+                )
+    return out
+
+
+def _tz(settings: Settings) -> tzinfo:
+    from ..window import zone
+
+    return zone(settings.defaults.timezone)
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+class AlertObserver:
+    """After each finished call: check the per-call rules and record their alerts.
+
+    Nothing is sent here, and the day-level rules wait too: `after_command` checks
+    them once, after the command's answer is printed, if a priced call was made.
+    """
+
+    def __init__(self, settings: Settings, ledger: Callable[[], Ledger]) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.spent = False  # a priced call finished: the day rules have something to say
+
+    def finished(self, call: Call) -> None:
+        from .dispatch import enqueue
+
+        if call.cost and call.status == "ok":
+            self.spent = True
+        found = call_alerts(self.ledger(), self.settings, call)
+        if found:
+            enqueue(self.ledger(), self.settings, found)
+
+    def after_command(self, ledger: Ledger) -> None:
+        """The day-level rules, once per command that spent money."""
+        if not self.spent:
+            return
+        self.spent = False
+        from .dispatch import enqueue
+
+        found = anomalies(ledger, self.settings, ledger.clock.now())
+        if found:
+            enqueue(ledger, self.settings, found)
