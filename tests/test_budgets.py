@@ -446,7 +446,11 @@ def test_budget_status_and_check(cli, home, monkeypatch):
     ]
     notified = cli("budget", "check", "--notify")
     assert notified.exit_code == 3
-    assert "alert: budget 'daily' reached 100% of $2.00 for 2026-11-15" in notified.stderr
+    # Through the alert channels (stderr by default), and once per threshold and period.
+    assert "tokencli alert: Budget daily: 100% used" in notified.stderr
+    assert "day (2026-11-15)" in notified.stderr
+    again = cli("budget", "check", "--notify")
+    assert again.exit_code == 3 and "tokencli alert:" not in again.stderr
 
     # The next local day: nothing spent yet, nothing crossed.
     monkeypatch.setenv("TOKENCLI_NOW", "2026-11-15T16:00:01Z")
@@ -549,3 +553,25 @@ def test_budget_set_creates_the_config_and_flips_flags(cli, home):
     assert "tokens" not in path.read_text() and "amount = 7" in path.read_text()
     check = cli("budget", "check", "--json")
     assert check.exit_code == 0 and json.loads(check.stdout)["crossed"] is False
+
+
+def test_budget_check_fails_on_a_spending_spike_and_notifies_once(cli, home, monkeypatch):
+    """No budget crossed, but today spent far more than the last two weeks: exit 3."""
+    write_config(home, '[prices."mock:echo"]\ninput = 1000\noutput = 1000\n')
+    for day in range(1, 15):
+        monkeypatch.setenv("TOKENCLI_NOW", f"2026-11-{day:02d}T12:00:00Z")
+        assert cli("run", "-m", "mock:echo", "one two three").exit_code == 0
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-15T12:00:00Z")
+    assert cli("budget", "check").exit_code == 0  # today is still quiet
+    for _ in range(6):
+        assert cli("run", "-m", "mock:echo", "one two three").exit_code == 0
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-15T13:00:00Z")  # an hour after those calls
+    spiked = cli("budget", "check", "--json")
+    assert spiked.exit_code == 3
+    doc = json.loads(spiked.stdout)
+    assert doc["crossed"] and doc["flagged"] == []
+    assert [a["key"] for a in doc["anomalies"]][:1] == ["anomaly:spike:2026-11-15"]
+    assert "tokencli: anomaly:" in spiked.stderr
+    first = cli("budget", "check", "--notify")
+    assert first.exit_code == 3 and "tokencli alert:" in first.stderr
+    assert "tokencli alert:" not in cli("budget", "check", "--notify").stderr

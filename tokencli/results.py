@@ -27,6 +27,7 @@ from .records import Record
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .alerts import Alert
     from .insights.budgets import BudgetState
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
@@ -339,14 +340,19 @@ class BudgetCheckResult(Result):
     states: Sequence[BudgetState]
     pace: bool
     flagged: Sequence[str]
+    anomalies: Sequence[Alert] = ()
 
     def body(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
             "pace": self.pace,
-            "crossed": bool(self.flagged),
+            "crossed": bool(self.flagged) or bool(self.anomalies),
             "flagged": list(self.flagged),
             "budgets": [_budget_state(s) for s in self.states],
+            "anomalies": [
+                {"kind": a.kind, "key": a.key, "title": a.title, "message": a.message}
+                for a in self.anomalies
+            ],
         }
 
 

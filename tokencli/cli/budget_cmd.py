@@ -9,8 +9,10 @@ from .context import app_context
 from .options import JsonOpt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from decimal import Decimal
 
+    from ..alerts import Alert
     from ..insights.budgets import BudgetState
     from ..settings.model import Budget
     from .context import AppContext
@@ -45,14 +47,51 @@ class Crossing(NamedTuple):
     unit: str  # a currency code, or "tokens"
 
 
-def notify_crossings(app_ctx: "AppContext", crossings: "list[Crossing]") -> None:
-    """Hand crossed thresholds on to the alert channels (for now: stderr)."""
-    for c in crossings:
-        app_ctx.err(
-            f"tokencli: alert: budget {c.budget!r} reached {c.threshold}% of "
-            f"{amount_text(c.limit, c.unit)} for {c.period} "
-            f"({amount_text(c.spent, c.unit)} spent)."
+def notify_crossings(
+    app_ctx: "AppContext",
+    crossings: "Sequence[Crossing]",
+    paced: "Sequence[BudgetState]" = (),
+    anomalies: "Sequence[Alert]" = (),
+) -> None:
+    """Hand crossed thresholds, pace warnings and anomalies to the alert channels.
+
+    Each alert's key (budget, threshold, period) fires once across every process
+    and every run of this check; what a channel failed to take is retried later.
+    """
+    from ..alerts import budget_pace, budget_threshold, raise_alerts
+    from ..money import decimal_str
+
+    alerts = [
+        budget_threshold(
+            c.budget,
+            c.threshold,
+            c.period,
+            spent=str(int(c.spent)) if c.unit == "tokens" else decimal_str(c.spent) or "0",
+            limit=str(int(c.limit)) if c.unit == "tokens" else decimal_str(c.limit) or "0",
+            unit=c.unit,
+            period=app_ctx.settings.budgets[c.budget].period,
         )
+        for c in crossings
+    ]
+    alerts += [
+        budget_pace(
+            s.name,
+            s.window.label,
+            s.crosses_on.isoformat() if s.crosses_on else "",
+            limit=decimal_str(s.limit) or "0",
+            unit=s.unit,
+        )
+        for s in paced
+    ]
+    alerts += list(anomalies)
+    if not alerts:
+        return
+    ledger = app_ctx.ledger()
+    assert ledger is not None  # create=True always opens
+    try:
+        raise_alerts(ledger, app_ctx.settings, alerts)
+    finally:
+        ledger.close()
 
 
 def amount_text(amount: "Decimal", unit: str) -> str:
@@ -482,6 +521,7 @@ def check(
     app_ctx = app_context(ctx)
     states = _states(app_ctx)
     flagged = [s for s in states if s.crossed or (pace and s.on_pace)]
+    found = _anomalies(app_ctx)
     for s in flagged:
         what = []
         if s.crossed:
@@ -493,15 +533,31 @@ def check(
             f"{amount_text(s.limit, s.unit)} for {s.window.label} ({s.percent}%), "
             f"{', '.join(what)}."
         )
+    for alert in found:
+        app_ctx.err(f"tokencli: anomaly: {alert.message}")
     if notify:
-        notify_crossings(app_ctx, crossings_of(states))
+        paced = [s for s in states if pace and s.on_pace]
+        notify_crossings(app_ctx, crossings_of(states), paced, found)
     if json_out:
         from ..results import BudgetCheckResult
         from .output import emit_result
 
         emit_result(
             app_ctx.streams,
-            BudgetCheckResult(app_ctx.now(), states, pace, [s.name for s in flagged]),
+            BudgetCheckResult(app_ctx.now(), states, pace, [s.name for s in flagged], found),
         )
-    if flagged:
+    if flagged or found:
         raise typer.Exit(int(ExitCode.LIMIT))
+
+
+def _anomalies(app_ctx: "AppContext") -> "list[Alert]":
+    """Today's day-level anomaly rules ([alerts] spike_factor, max_zscore)."""
+    from ..alerts import anomalies
+
+    ledger = app_ctx.ledger(create=False)
+    if ledger is None:
+        return []
+    try:
+        return anomalies(ledger, app_ctx.settings, app_ctx.now())
+    finally:
+        ledger.close()
