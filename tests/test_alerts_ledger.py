@@ -364,6 +364,9 @@ def test_a_priced_run_checks_the_day_rules_after_its_answer(cli, home: Path) -> 
     r = cli("run", "-m", "mock:lorem", "--max-tokens", "200", *priced, "hi")
     assert "tokencli alert" not in r.stderr
     assert len(ledger_rows(home, "SELECT * FROM alerts")) == 1
+    # The day rules ran once for this ten-minute stretch, not after every call.
+    checks = ledger_rows(home, "SELECT key FROM notices WHERE key LIKE 'anomaly-rules:%'")
+    assert len(checks) == 1
 
 
 def test_batch_delivers_after_its_results(cli, home: Path, tmp_path: Path) -> None:

@@ -209,8 +209,14 @@ class AlertObserver:
         if not self.spent:
             return
         self.spent = False
+        # A day's spike can only be reported once, so the rules need not read the
+        # ledger's daily sums after every call of a busy script: once in ten
+        # minutes across all processes is enough (and `budget check` runs them too).
+        now = ledger.clock.now()
+        if not ledger.notice_once(f"anomaly-rules:{now:%Y-%m-%dT%H}:{now.minute // 10}"):
+            return
         from .dispatch import enqueue
 
-        found = anomalies(ledger, self.settings, ledger.clock.now())
+        found = anomalies(ledger, self.settings, now)
         if found:
             enqueue(ledger, self.settings, found)

@@ -600,6 +600,9 @@ class Ledger(ReportReads):
 
     def notice_once(self, key: str) -> bool:
         """True the first time `key` is seen: for hints shown only once."""
+        # Most calls find the key already there: a read, not a write lock (and its fsync).
+        if self._conn.execute("SELECT 1 FROM notices WHERE key = ?", (key,)).fetchone():
+            return False
         with self.write() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)",
