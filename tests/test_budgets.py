@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import write_config
+from tests.conftest import ledger_rows, write_config
 from tokencli.calls.usage import Usage
 from tokencli.cli.budget_cmd import _parse_limit, _parse_warn
 from tokencli.errors import UsageError
@@ -575,3 +575,22 @@ def test_budget_check_fails_on_a_spending_spike_and_notifies_once(cli, home, mon
     first = cli("budget", "check", "--notify")
     assert first.exit_code == 3 and "tokencli alert:" in first.stderr
     assert "tokencli alert:" not in cli("budget", "check", "--notify").stderr
+
+
+def test_a_run_that_reaches_a_threshold_alerts_once_after_its_answer(cli, home, monkeypatch):
+    """No cron needed: the run that crosses 50% says so, once per threshold and period."""
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-11-15T09:00:00Z")
+    write_config(
+        home,
+        '[prices."mock:echo"]\ninput = 1000\noutput = 1000\n'
+        "[budgets.daily]\namount = 0.02\nperiod = 'day'\nwarn = [50, 100]\n",
+    )
+    first = cli("run", "-m", "mock:echo", "one two three")  # 6 tokens: $0.006, 30%
+    assert first.exit_code == 0 and "tokencli alert" not in first.stderr
+    second = cli("run", "-m", "mock:echo", "one two three")  # $0.012: 60%
+    assert second.stdout == "one two three\n"
+    assert "tokencli alert: Budget daily: 50% used" in second.stderr
+    third = cli("run", "-m", "mock:echo", "one two three")  # 90%: nothing new
+    assert "tokencli alert" not in third.stderr
+    rows = ledger_rows(home, "SELECT key, status FROM alerts ORDER BY key")
+    assert [(r["key"], r["status"]) for r in rows] == [("budget:daily:50:2026-11-15", "sent")]

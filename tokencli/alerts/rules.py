@@ -95,7 +95,7 @@ def daily_spend(
     tz = zone(settings.defaults.timezone)
     today = now.astimezone(tz).date()
     first = today - timedelta(days=days)
-    end = now.replace(microsecond=0) + timedelta(seconds=bool(now.microsecond))
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
     period = Period(local_midnight(first, tz), end, "", "")
     money = _Money(settings.currencies)
     series = [Decimal(0)] * (days + 1)
@@ -183,6 +183,42 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01')):,}"
 
 
+def budget_alerts(ledger: LedgerReader, settings: Settings, now: datetime) -> list[Alert]:
+    """An alert for each `warn` threshold a budget has reached in its current period
+    (its key makes it fire once per budget, threshold and period)."""
+    if not settings.budgets:
+        return []
+    from ..insights.budgets import thresholds_reached
+    from ..money import decimal_str
+    from ..window import zone
+    from . import budget_threshold
+
+    found = thresholds_reached(
+        ledger,
+        sorted(settings.budgets.values(), key=lambda b: b.name),
+        now=now,
+        tz=zone(settings.defaults.timezone),
+        currencies=settings.currencies,
+    )
+
+    def amount(value: Decimal, tokens: bool) -> str:
+        return str(int(value)) if tokens else decimal_str(value) or "0"
+
+    return [
+        budget_threshold(
+            r.budget.name,
+            threshold,
+            r.window.label,
+            spent=amount(r.spent, r.budget.in_tokens),
+            limit=amount(r.limit, r.budget.in_tokens),
+            unit=r.unit,
+            period=r.budget.period,
+        )
+        for r in found
+        for threshold in r.thresholds
+    ]
+
+
 class AlertObserver:
     """After each finished call: check the per-call rules and record their alerts.
 
@@ -198,7 +234,7 @@ class AlertObserver:
     def finished(self, call: Call) -> None:
         from .dispatch import enqueue
 
-        if call.cost and call.status == "ok":
+        if call.status == "ok" and (call.cost or call.usage.total_tokens):
             self.spent = True
         found = call_alerts(self.ledger(), self.settings, call)
         if found:
@@ -209,14 +245,18 @@ class AlertObserver:
         if not self.spent:
             return
         self.spent = False
+        from .dispatch import enqueue
+
+        # Budget thresholds: one rollup read a budget, after the answer is out.
+        reached = budget_alerts(ledger, self.settings, ledger.clock.now())
+        if reached:
+            enqueue(ledger, self.settings, reached)
         # A day's spike can only be reported once, so the rules need not read the
         # ledger's daily sums after every call of a busy script: once in ten
         # minutes across all processes is enough (and `budget check` runs them too).
         now = ledger.clock.now()
         if not ledger.notice_once(f"anomaly-rules:{now:%Y-%m-%dT%H}:{now.minute // 10}"):
             return
-        from .dispatch import enqueue
-
         found = anomalies(ledger, self.settings, now)
         if found:
             enqueue(ledger, self.settings, found)

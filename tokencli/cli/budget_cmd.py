@@ -1,6 +1,6 @@
 """`tokencli budget ...`: set, remove and list budgets; where each stands; a check for cron."""
 
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,60 +36,37 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="budget")
 
 
-class Crossing(NamedTuple):
-    """One threshold of one budget reached in its current period."""
-
-    budget: str
-    threshold: int  # percent of the limit
-    period: str  # the period's label: "2026-11", "2026-W47", "2026-11-22"
-    spent: "Decimal"
-    limit: "Decimal"
-    unit: str  # a currency code, or "tokens"
-
-
-def notify_crossings(
+def send_alerts(
     app_ctx: "AppContext",
-    crossings: "Sequence[Crossing]",
     paced: "Sequence[BudgetState]" = (),
     anomalies: "Sequence[Alert]" = (),
 ) -> None:
-    """Hand crossed thresholds, pace warnings and anomalies to the alert channels.
+    """Send reached thresholds, pace warnings and anomalies to the alert channels.
 
     Each alert's key (budget, threshold, period) fires once across every process
     and every run of this check; what a channel failed to take is retried later.
     """
-    from ..alerts import budget_pace, budget_threshold, raise_alerts
+    from ..alerts import budget_pace, raise_alerts
+    from ..alerts.rules import budget_alerts
     from ..money import decimal_str
 
-    alerts = [
-        budget_threshold(
-            c.budget,
-            c.threshold,
-            c.period,
-            spent=str(int(c.spent)) if c.unit == "tokens" else decimal_str(c.spent) or "0",
-            limit=str(int(c.limit)) if c.unit == "tokens" else decimal_str(c.limit) or "0",
-            unit=c.unit,
-            period=app_ctx.settings.budgets[c.budget].period,
-        )
-        for c in crossings
-    ]
-    alerts += [
-        budget_pace(
-            s.name,
-            s.window.label,
-            s.crosses_on.isoformat() if s.crosses_on else "",
-            limit=decimal_str(s.limit) or "0",
-            unit=s.unit,
-        )
-        for s in paced
-    ]
-    alerts += list(anomalies)
-    if not alerts:
-        return
     ledger = app_ctx.ledger()
     assert ledger is not None  # create=True always opens
     try:
-        raise_alerts(ledger, app_ctx.settings, alerts)
+        alerts = budget_alerts(ledger, app_ctx.settings, app_ctx.now())
+        alerts += [
+            budget_pace(
+                s.name,
+                s.window.label,
+                s.crosses_on.isoformat() if s.crosses_on else "",
+                limit=decimal_str(s.limit) or "0",
+                unit=s.unit,
+            )
+            for s in paced
+        ]
+        alerts += list(anomalies)
+        if alerts:
+            raise_alerts(ledger, app_ctx.settings, alerts)
     finally:
         ledger.close()
 
@@ -495,14 +472,6 @@ def _crossing_text(s: "BudgetState") -> str:
     return "—"
 
 
-def crossings_of(states: "list[BudgetState]") -> list[Crossing]:
-    return [
-        Crossing(s.name, w, s.window.label, s.spent, s.limit, s.unit)
-        for s in states
-        for w in s.crossed
-    ]
-
-
 @app.command("check")
 def check(
     ctx: typer.Context,
@@ -537,7 +506,7 @@ def check(
         app_ctx.err(f"tokencli: anomaly: {alert.message}")
     if notify:
         paced = [s for s in states if pace and s.on_pace]
-        notify_crossings(app_ctx, crossings_of(states), paced, found)
+        send_alerts(app_ctx, paced, found)
     if json_out:
         from ..results import BudgetCheckResult
         from .output import emit_result

@@ -103,8 +103,9 @@ def spent_in(
 ) -> tuple[Decimal, dict[str, int]]:
     """What `budget`'s scope spent from the window's start to `now` (exact), and the calls
     left out for want of a rate (currency → calls)."""
-    # Up to now, rounded up to a whole second as the ledger's queries want.
-    end = now.replace(microsecond=0) + timedelta(seconds=bool(now.microsecond))
+    # Up to and including now, on whole seconds as the ledger's queries want (a call
+    # recorded at this very instant counts: with a pinned clock it is recorded at now).
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
     end = max(window.start, min(end, window.end))
     rows = ledger.segment_sums([Segment("", window.start, end)], (), budget.scope)
     spent = Decimal(0)
@@ -141,7 +142,7 @@ def budget_state(
     spent, unconvertible = spent_in(ledger, budget, window, now, currencies)
     reserved = reserved_in(ledger, budget)
     outlook = _budget_outlook(budget, ledger, _Clock.at(now, tz), currencies, set())
-    crossed = tuple(w for w in budget.warn if spent * 100 >= limit * w)
+    crossed = reached(budget, spent, limit)
     exceeded_on = crosses_on = None
     if spent >= limit:
         exceeded_on = (outlook and outlook.exceeded_on) or now.astimezone(tz).date()
@@ -166,6 +167,46 @@ def budget_state(
         chance=outlook.chance if outlook else None,
         unconvertible=unconvertible,
     )
+
+
+def reached(budget: Budget, spent: Decimal, limit: Decimal) -> tuple[int, ...]:
+    """The `warn` percentages `spent` has reached (a limit reached exactly counts)."""
+    return tuple(w for w in budget.warn if spent * 100 >= limit * w)
+
+
+class Reached(NamedTuple):
+    """A budget's thresholds reached in its current period: spend only, no projection."""
+
+    budget: Budget
+    window: Window
+    spent: Decimal
+    limit: Decimal
+    thresholds: tuple[int, ...]
+
+    @property
+    def unit(self) -> str:
+        return "tokens" if self.budget.in_tokens else self.budget.currency
+
+
+def thresholds_reached(
+    ledger: LedgerReader,
+    budgets: Sequence[Budget],
+    *,
+    now: datetime,
+    tz: tzinfo,
+    currencies: Currencies,
+) -> list[Reached]:
+    """Each budget with a threshold reached now: one rollup read a budget, cheap enough
+    to run after every command that spent money."""
+    out = []
+    for budget in budgets:
+        limit = Decimal(budget.tokens) if budget.tokens is not None else budget.amount
+        assert limit is not None
+        window = calendar_window(budget.period, now, tz)
+        spent, _ = spent_in(ledger, budget, window, now, currencies)
+        if thresholds := reached(budget, spent, limit):
+            out.append(Reached(budget, window, spent, limit, thresholds))
+    return out
 
 
 def budget_states(
