@@ -300,7 +300,7 @@ def _budget_lines(
         at = min(at, now)
     lines = []
     for budget in budgets:
-        state = budget_state(ledger, budget, now=at, tz=tz, currencies=currencies)
+        state = budget_state(ledger, budget, now=at, tz=tz, currencies=currencies, project=False)
         if state.window.end <= period.start or state.window.start >= period.end:
             continue
         lines.append(
