@@ -114,6 +114,19 @@ def _history_days(history: Sequence[Decimal]) -> list[Decimal]:
     return []
 
 
+def spike_median(history: Sequence[Decimal], spend: Decimal, factor: Decimal) -> Decimal | None:
+    """The trailing median a day's `spend` spiked above (more than `factor` × it), or None.
+
+    `history` is the days before it, oldest first (days before the first with any spend
+    are no history). `anomalies` and the report's Anomalies section both judge days here.
+    """
+    known = _history_days(history)
+    if not spend or not known or factor <= 0:
+        return None
+    median = Decimal(str(statistics.median(known)))
+    return median if median > 0 and spend > factor * median else None
+
+
 def anomalies(ledger: LedgerReader, settings: Settings, now: datetime) -> list[Alert]:
     """The day-level rules for today: spike against the median, z-score against the mean."""
     rules = settings.alerts.rules
@@ -123,28 +136,27 @@ def anomalies(ledger: LedgerReader, settings: Settings, now: datetime) -> list[A
     day = now.astimezone(_tz(settings)).date().isoformat()
     known = _history_days(history)
     out: list[Alert] = []
-    if known and rules.spike_factor > 0:
-        median = Decimal(str(statistics.median(known)))
-        if median > 0 and today > rules.spike_factor * median:
-            out.append(
-                Alert(
-                    kind="anomaly",
-                    key=f"anomaly:spike:{day}",
-                    title=f"Spend spike: {_money(today)} {currency} today",
-                    message=(
-                        f"Today's spend ({_money(today)} {currency}) is above {rules.spike_factor} ×"
-                        f" the {len(known)}-day median ({_money(median)} {currency})."
-                    ),
-                    fields={
-                        "rule": "spike_factor",
-                        "day": day,
-                        "value": str(today),
-                        "median": str(median),
-                        "threshold": str(rules.spike_factor),
-                        "unit": currency,
-                    },
-                )
+    median = spike_median(history, today, rules.spike_factor)
+    if median is not None:
+        out.append(
+            Alert(
+                kind="anomaly",
+                key=f"anomaly:spike:{day}",
+                title=f"Spend spike: {_money(today)} {currency} today",
+                message=(
+                    f"Today's spend ({_money(today)} {currency}) is above {rules.spike_factor} ×"
+                    f" the {len(known)}-day median ({_money(median)} {currency})."
+                ),
+                fields={
+                    "rule": "spike_factor",
+                    "day": day,
+                    "value": str(today),
+                    "median": str(median),
+                    "threshold": str(rules.spike_factor),
+                    "unit": currency,
+                },
             )
+        )
     if len(known) >= max(rules.min_history_days, 2) and rules.max_zscore > 0:
         mean = statistics.fmean(float(v) for v in known)
         deviation = statistics.pstdev(float(v) for v in known)

@@ -109,6 +109,9 @@ def report(
         currencies=settings.currencies,
         top=top,
         now=now,
+        budgets=sorted(settings.budgets.values(), key=lambda b: b.name),
+        budget_tz=zone(settings.defaults.timezone),
+        spike_factor=settings.alerts.rules.spike_factor,
     )
     if result.unconverted:
         app_ctx.err(

@@ -37,6 +37,8 @@ def print_report(streams: "Streams", report: "Report", *, chart: bool = False) -
             )
         )
     sections += [
+        ("Budgets", display.BUDGET_HEADER, display.budget_rows(report), 4),
+        ("Anomalies", display.ANOMALY_HEADER, display.anomaly_rows(report), 1),
         ("Models", display.MODEL_HEADER, display.model_rows(report), 1),
         ("Most expensive calls", display.CALL_HEADER, display.call_rows(report), 5),
         ("Busiest hours", display.HOUR_HEADER, display.hour_rows(report), 1),

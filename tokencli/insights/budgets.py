@@ -132,8 +132,10 @@ def budget_state(
     now: datetime,
     tz: tzinfo,
     currencies: Currencies,
+    project: bool = True,
 ) -> BudgetState:
-    """Where `budget` stands at `now`, its periods being days, weeks or months in `tz`."""
+    """Where `budget` stands at `now`, its periods being days, weeks or months in `tz`.
+    `project=False` skips the projection (`report` shows none, and it is the costly part)."""
     window = calendar_window(budget.period, now, tz)
     last_day = (window.end.astimezone(tz) - timedelta(hours=12)).date()
     unit = "tokens" if budget.in_tokens else budget.currency
@@ -141,7 +143,9 @@ def budget_state(
     assert limit is not None
     spent, unconvertible = spent_in(ledger, budget, window, now, currencies)
     reserved = reserved_in(ledger, budget)
-    outlook = _budget_outlook(budget, ledger, _Clock.at(now, tz), currencies, set())
+    outlook = (
+        _budget_outlook(budget, ledger, _Clock.at(now, tz), currencies, set()) if project else None
+    )
     crossed = reached(budget, spent, limit)
     exceeded_on = crosses_on = None
     if spent >= limit:

@@ -173,6 +173,43 @@ def hour_rows(report: Report) -> list[list[str]]:
     return [[f"{h.hour:02d}:00", count(h.calls), money(report, h.cost)] for h in busiest(report)]
 
 
+BUDGET_HEADER = ("budget", "scope", "limit", "window", "spent", "used", "reached")
+ANOMALY_HEADER = ("day", "spend", "median", "factor")
+
+
+def _amount(value: Decimal, unit: str) -> str:
+    return f"{count(int(value))} tokens" if unit == "tokens" else format_money(value, unit)
+
+
+def budget_rows(report: Report) -> list[list[str]]:
+    """Each budget: its limit per period, what its window holds, the thresholds reached."""
+    return [
+        [
+            b.name + (" (blocks)" if b.block else ""),
+            b.scope,
+            f"{_amount(b.limit, b.unit)} / {b.period}",
+            b.window,
+            _amount(b.spent, b.unit),
+            f"{b.percent:,}%",
+            ", ".join(f"{w}%" for w in b.crossed) or "—",
+        ]
+        for b in report.budgets
+    ]
+
+
+def anomaly_rows(report: Report) -> list[list[str]]:
+    """Each spike day: its spend, the trailing 14-day median, spend ÷ median."""
+    return [
+        [
+            a.day.isoformat(),
+            money(report, a.spend),
+            money(report, a.median),
+            f"{a.factor.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}×",
+        ]
+        for a in report.anomalies
+    ]
+
+
 def period_text(period: Period) -> str:
     """`2026-11-01 00:00 → 2026-12-01 00:00 Europe/Berlin`: the bounds where the user reads them."""
     zone = _display_zone(period.tz)

@@ -18,11 +18,15 @@ from typing import Any
 
 from ..money import decimal_str
 from .display import (
+    ANOMALY_HEADER,
+    BUDGET_HEADER,
     CALL_HEADER,
     HOUR_HEADER,
     MODEL_HEADER,
+    anomaly_rows,
     breakdown_header,
     breakdown_rows,
+    budget_rows,
     by_title,
     call_rows,
     day_label,
@@ -34,7 +38,17 @@ from .display import (
     period_text,
     warnings,
 )
-from .model import Group, HourStat, ModelStats, Period, Report, TopCall, Totals
+from .model import (
+    Anomaly,
+    BudgetLine,
+    Group,
+    HourStat,
+    ModelStats,
+    Period,
+    Report,
+    TopCall,
+    Totals,
+)
 
 JSON_VERSION = 1
 CSV_COUNTS = ("calls", "ok", "errors", "input_tokens", "cached_input_tokens", "output_tokens")
@@ -69,6 +83,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "busiest_hours": [_hour_dict(hour) for hour in report.busiest_hours],
         "unconverted": list(report.unconverted),
         "pruned_until": report.pruned_until,
+        "budgets": [_budget_dict(line) for line in report.budgets],
+        "anomalies": [_anomaly_dict(anomaly) for anomaly in report.anomalies],
         "generated_at": _iso_utc(report.generated_at) if report.generated_at else None,
     }
 
@@ -146,6 +162,31 @@ def _model_dict(stats: ModelStats) -> dict[str, Any]:
     }
 
 
+def _budget_dict(line: BudgetLine) -> dict[str, Any]:
+    return {
+        "name": line.name,
+        "scope": line.scope,
+        "period": line.period,
+        "window": line.window,
+        "unit": line.unit,
+        "limit": decimal_str(line.limit),
+        "spent": decimal_str(line.spent),
+        "percent": decimal_str(line.percent),
+        "crossed": list(line.crossed),
+        "block": line.block,
+    }
+
+
+def _anomaly_dict(anomaly: Anomaly) -> dict[str, Any]:
+    return {
+        "date": anomaly.day.isoformat(),
+        "cost": decimal_str(anomaly.spend),
+        "median": decimal_str(anomaly.median),
+        "factor": decimal_str(anomaly.factor.quantize(Decimal("0.01"))),
+        "threshold": decimal_str(anomaly.threshold),
+    }
+
+
 def _hour_dict(hour: HourStat) -> dict[str, Any]:
     return {"hour": hour.hour, "calls": hour.calls, "cost": decimal_str(hour.cost)}
 
@@ -216,7 +257,8 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns:
 
 
 def to_markdown(report: Report) -> str:
-    """Headline figures, the change, then the breakdown, models, top calls and hours."""
+    """Headline figures, the change, then the breakdown, budgets, anomalies, models, top
+    calls and hours."""
     period = report.period
     lines = [f"# tokencli report: {md_escape(period.label)}", ""]
     lines.append(f"{md_escape(period_text(period))}, amounts in {report.currency}.")
@@ -228,6 +270,8 @@ def to_markdown(report: Report) -> str:
         rows = breakdown_rows(report)
         lines += md_table(breakdown_header(report), rows, len(report.by)) if rows else ["No calls."]
     sections = (
+        ("Budgets", BUDGET_HEADER, budget_rows(report), 4),
+        ("Anomalies", ANOMALY_HEADER, anomaly_rows(report), 1),
         ("Models", MODEL_HEADER, model_rows(report), 1),
         ("Most expensive calls", CALL_HEADER, call_rows(report), 5),
         ("Busiest hours", HOUR_HEADER, hour_rows(report), 1),
@@ -276,20 +320,38 @@ def daily_chart(report: Report, width: int = 72, height: int = 8) -> list[str]:
     slot = max(1, min(4, columns // len(bars)))  # cells per bar, gap included
     bar_width = slot - 1 if slot > 1 else 1
     eighths = [_eighths(cost, top, height) for _, cost in bars]
+    # Bars holding a spike day (`report.anomalies`): "!" beside the bar's top, in its gap
+    # cell (on the axis when bars are one cell wide).
+    spikes = {a.day for a in report.anomalies}
+    marked = {
+        i
+        for i in range(len(bars))
+        if any(day in spikes for day, _ in days[i * per_bar : (i + 1) * per_bar])
+    }
 
     lines = []
     for row in range(height - 1, -1, -1):
-        cells = "".join(
-            (BLOCKS[max(0, min(8, e - row * 8))] * bar_width).ljust(slot) for e in eighths
-        )
+        cells = "".join(_cell(e, row, bar_width, slot, i in marked) for i, e in enumerate(eighths))
         label = labels[height - 1 - row]
         lines.append(f"{label.rjust(pad)} {'┤' if label else '│'}{cells}")
-    lines.append(f"{money(report, Decimal(0)).rjust(pad)} └{'─' * (slot * len(bars))}")
+    axis = "".join("!" if slot == 1 and i in marked else "─" * slot for i in range(len(bars)))
+    lines.append(f"{money(report, Decimal(0)).rjust(pad)} └{axis}")
     lines.append(" " * (pad + 2) + _x_labels([day for day, _ in bars], slot, columns))
     if per_bar > 1:
         note = f"each bar: {per_bar} days"
         lines.append(note.rjust(pad + 2 + len(note)) if pad + 2 + len(note) <= width else note)
+    if marked:
+        note = f"! spend above {report.anomalies[0].threshold}× the trailing 14-day median"
+        lines.append(note.rjust(pad + 2 + len(note)) if pad + 2 + len(note) <= width else note)
     return [line[:width].ljust(width) for line in lines]
+
+
+def _cell(eighths: int, row: int, bar_width: int, slot: int, marked: bool) -> str:
+    """One bar's cells in one chart row, and its gap: "!" there at a marked bar's top."""
+    block = BLOCKS[max(0, min(8, eighths - row * 8))] * bar_width
+    if slot == 1:
+        return block
+    return block + ("!" if marked and row == max(0, (eighths - 1) // 8) else " ")
 
 
 def _eighths(cost: Decimal, top: Decimal, height: int) -> int:

@@ -10,16 +10,21 @@ explicitly, so the whole document is also well-formed markup.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from html import escape
 
 from . import svg
 from .display import (
+    ANOMALY_HEADER,
+    BUDGET_HEADER,
     CALL_HEADER,
     HOUR_HEADER,
     MODEL_HEADER,
+    anomaly_rows,
     breakdown_header,
     breakdown_rows,
+    budget_rows,
     by_title,
     call_rows,
     calls_breakdown,
@@ -78,6 +83,8 @@ def to_html(report: Report) -> str:
         content = _by_chart(report) + _table(breakdown_header(report), rows, len(report.by))
         body.append(_section(f"By {by_title(report)}", content if rows else "<p>No calls.</p>"))
     for heading, header, rows, text_columns in (
+        ("Budgets", BUDGET_HEADER, budget_rows(report), 4),
+        ("Anomalies", ANOMALY_HEADER, anomaly_rows(report), 1),
         ("Models", MODEL_HEADER, model_rows(report), 1),
         ("Most expensive calls", CALL_HEADER, call_rows(report), 5),
     ):
@@ -158,16 +165,31 @@ def _figure(chart: str) -> str:
 
 def _daily_chart(report: Report) -> str:
     days = filled_daily(report)
+    spikes = {a.day: a for a in report.anomalies}
     bars = [
-        (day_label(day), cost, f"{day.isoformat()}: {money(report, cost)}") for day, cost in days
+        (
+            day_label(day),
+            cost,
+            f"{day.isoformat()}: {money(report, cost)}{_spike_note(report, day)}",
+        )
+        for day, cost in days
     ]
     chart = svg.column_chart(
         bars,
         label="Spend per day",
         fmt=lambda amount: money(report, amount),
         empty="No spend in this period.",
+        marked={i for i, (day, _) in enumerate(days) if day in spikes},
     )
     return _figure(chart)
+
+
+def _spike_note(report: Report, day: date) -> str:
+    """A spike day's tooltip addition: the median it spiked above."""
+    for a in report.anomalies:
+        if a.day == day:
+            return f" (spike: above {a.threshold}× the 14-day median, {money(report, a.median)})"
+    return ""
 
 
 def _by_chart(report: Report) -> str:

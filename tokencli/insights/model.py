@@ -104,6 +104,34 @@ class HourStat(NamedTuple):
     cost: Decimal
 
 
+class BudgetLine(NamedTuple):
+    """A configured budget as the report's period leaves it (`insights.budgets.budget_state`)."""
+
+    name: str
+    scope: str  # "provider=openai, project=x", or "all"
+    period: str  # day | week | month
+    window: str  # the budget's window, e.g. "2026-11"
+    unit: str  # the budget's currency, or "tokens"
+    limit: Decimal
+    spent: Decimal  # in the window, up to the report's end (or now, if earlier)
+    percent: Decimal
+    crossed: tuple[int, ...]  # the `warn` thresholds reached
+    block: bool
+
+
+class Anomaly(NamedTuple):
+    """A day whose spend was above `threshold` × the trailing 14-day median."""
+
+    day: date
+    spend: Decimal
+    median: Decimal
+    threshold: Decimal  # `[alerts] spike_factor`
+
+    @property
+    def factor(self) -> Decimal:
+        return self.spend / self.median
+
+
 @dataclass
 class Report:
     period: Period
@@ -124,6 +152,8 @@ class Report:
     # The end of the newest quarter hour `ledger prune` deleted calls from, when the
     # period reaches back before it: totals still count pruned calls, lists cannot.
     pruned_until: str | None = None
+    budgets: list[BudgetLine] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)  # spike days, oldest first
 
     @property
     def change(self) -> Decimal | None:

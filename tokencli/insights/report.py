@@ -22,10 +22,13 @@ from ..ledger.report_queries import Segment, SumRow, percentile
 from ..money import from_picos
 from ..scope import Scope
 from ..settings.loader import Currencies
+from ..settings.model import Budget
 from ..window import local_midnight, next_month, previous_period
 from .model import (
     DIMENSIONS,
     TIME_DIMENSIONS,
+    Anomaly,
+    BudgetLine,
     Group,
     HourStat,
     ModelStats,
@@ -204,7 +207,13 @@ def build_report(
     top: int = 10,
     compare: bool = True,
     now: datetime | None = None,
+    budgets: Sequence[Budget] = (),
+    budget_tz: tzinfo | None = None,
+    spike_factor: Decimal = Decimal(0),
 ) -> Report:
+    """The report of `period`. With `budgets`, their state as the period leaves them;
+    (their calendar periods in `budget_tz`, `[defaults] timezone`, else `tz`); with a
+    `spike_factor`, the days whose spend spiked (`alerts.rules.spike_median`)."""
     money = _Money(currencies)
     time_dim = next((d for d in by if d in TIME_DIMENSIONS), None)
     other = tuple(d for d in by if d not in TIME_DIMENSIONS)
@@ -268,7 +277,85 @@ def build_report(
         unconverted=sorted(money.unconverted),
         generated_at=now or datetime.now(UTC),
         pruned_until=_pruned_within(ledger, period),
+        budgets=_budget_lines(ledger, period, budget_tz or tz, budgets, currencies, now),
+        anomalies=_anomalies(ledger, period, tz, flt, money, daily, spike_factor),
     )
+
+
+def _budget_lines(
+    ledger: LedgerReader,
+    period: Period,
+    tz: tzinfo,
+    budgets: Sequence[Budget],
+    currencies: Currencies,
+    now: datetime | None,
+) -> list[BudgetLine]:
+    """Each budget whose window (at the report's end, or now if earlier) overlaps the period."""
+    if not budgets:
+        return []
+    from .budgets import budget_state
+
+    at = period.end - timedelta(microseconds=1)
+    if now is not None:
+        at = min(at, now)
+    lines = []
+    for budget in budgets:
+        state = budget_state(ledger, budget, now=at, tz=tz, currencies=currencies, project=False)
+        if state.window.end <= period.start or state.window.start >= period.end:
+            continue
+        lines.append(
+            BudgetLine(
+                name=budget.name,
+                scope=", ".join(f"{k}={v}" for k, v in budget.scope.describe().items()) or "all",
+                period=budget.period,
+                window=state.window.label,
+                unit=state.unit,
+                limit=state.limit,
+                spent=state.spent,
+                percent=state.percent,
+                crossed=state.crossed,
+                block=budget.block,
+            )
+        )
+    return lines
+
+
+def _anomalies(
+    ledger: LedgerReader,
+    period: Period,
+    tz: tzinfo,
+    flt: Scope,
+    money: _Money,
+    daily: dict[date, Decimal],
+    factor: Decimal,
+) -> list[Anomaly]:
+    """The period's spike days, each judged against the 14 days before it (the days
+    before the period read from the rollups too: one more query, of 14 days)."""
+    if factor <= 0 or not daily:
+        return []
+    from ..alerts.rules import TRAILING_DAYS, spike_median
+
+    first = period.start.astimezone(tz).date()
+    lead_start = local_midnight(first - timedelta(days=TRAILING_DAYS), tz)
+    spend = dict(daily)
+    if lead_start < period.start:
+        lead = Period(lead_start, period.start, "", period.tz)
+        for row in time_sums(ledger, lead, tz, "day", (), flt):
+            day = date.fromisoformat(row.label)
+            if day not in daily:
+                spend[day] = spend.get(day, Decimal(0)) + money.convert(
+                    row.sums["cost_pico"], row.currency
+                )
+    found = []
+    for day in sorted(daily):
+        history = [
+            spend.get(day - timedelta(days=back), Decimal(0))
+            for back in range(TRAILING_DAYS, 0, -1)
+        ]
+        median = spike_median(history, daily[day], factor)
+        if median is not None:
+            found.append(Anomaly(day, daily[day], median, factor))
+    return found
 
 
 def _pruned_within(ledger: LedgerReader, period: Period) -> str | None:

@@ -10,7 +10,7 @@ amounts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from html import escape
 
@@ -18,6 +18,7 @@ SVG_NS = "http://www.w3.org/2000/svg"
 WIDTH = 720
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"'
 BAR = "#3b6fd4"
+SPIKE = "#d1242f"  # a marked bar (a spike day on the daily chart)
 MUTED = "#8c959f"
 GRID = "#e4e7eb"
 TEXT = "#1f2328"
@@ -68,8 +69,10 @@ def column_chart(
     height: int = 220,
     empty: str = "Nothing to chart in this period.",
     label_px: float = 48,
+    marked: Collection[int] = (),
 ) -> str:
-    """Vertical bars: `(x label, value, tooltip)` in order, a y-axis of `fmt` ticks.
+    """Vertical bars: `(x label, value, tooltip)` in order, a y-axis of `fmt` ticks; the
+    bars at the `marked` indexes in another colour.
 
     X labels are thinned to one every `label_px` pixels or more, so a year of
     days stays legible; every bar keeps its own tooltip.
@@ -103,7 +106,7 @@ def column_chart(
             h = max(h, MIN_BAR_PX)
         out.append(
             f'<rect x="{x:.2f}" y="{top_pad + plot_h - h:.2f}" width="{bar_w:.2f}" '
-            f'height="{h:.2f}" fill="{BAR}"><title>{escape(tip)}</title></rect>'
+            f'height="{h:.2f}" fill="{SPIKE if i in marked else BAR}"><title>{escape(tip)}</title></rect>'
         )
         if i % every == 0:
             out.append(
