@@ -203,15 +203,17 @@ class Input:
 
 
 def parse_var(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    name = name.strip()
-    if not sep or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-        raise UsageError(f"--var {text!r} is not KEY=VALUE.", "Write e.g. --var topic=tides.")
-    return name, value
+    """`--var KEY=VALUE`, as `run --prompt` reads it."""
+    from ..prompts.variables import parse_pair
+
+    return parse_pair(text)
 
 
 def parse_vars_file(text: str, source: str) -> list[dict[str, str]]:
-    """JSON lines, one object of variables per line (blank lines and `#` comments skipped)."""
+    """JSON lines, one object of variables per line (blank lines and `#` comments skipped);
+    each line's values read as `run --prompt --vars-file` reads a JSON object."""
+    from ..prompts.variables import vars_from_json
+
     found: list[dict[str, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -229,14 +231,7 @@ def parse_vars_file(text: str, source: str) -> list[dict[str, str]]:
                 f"{source} line {number} is not an object of variables.",
                 'Each line is an object of variables, e.g. {"topic": "tides"}.',
             )
-        values: dict[str, str] = {}
-        for key, value in data.items():
-            if isinstance(value, dict | list) or value is None:
-                raise UsageError(
-                    f"{source} line {number}: {key} must be a string or a number.", None
-                )
-            values[str(key)] = value if isinstance(value, str) else json.dumps(value)
-        found.append(values)
+        found.append(vars_from_json(data, f"{source} line {number}"))
     if not found:
         raise UsageError(f"{source} has no variables.", "Write one JSON object per line.")
     return found

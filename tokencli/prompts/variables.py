@@ -29,11 +29,7 @@ def parse_vars(
     variables = read_vars_file(vars_file) if vars_file is not None else {}
     reads_stdin: str | None = None
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--var {pair!r} is not KEY=VALUE.", "e.g. --var topic=tides.")
-        _check_name(key, f"--var {pair!r}")
+        key, value = parse_pair(pair)
         if value == "-":
             if reads_stdin is not None:
                 raise UsageError(
@@ -86,6 +82,16 @@ def read_vars_file(path: Path) -> dict[str, str]:
         _check_name(key, f"{path} line {number}")
         variables[key] = value.strip()
     return variables
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """One `--var KEY=VALUE` → (key, value); the key must be a variable's name."""
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"--var {pair!r} is not KEY=VALUE.", "e.g. --var topic=tides.")
+    _check_name(key, f"--var {pair!r}")
+    return key, value
 
 
 def vars_from_json(data: Any, where: str) -> dict[str, str]:
