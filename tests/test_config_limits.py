@@ -137,3 +137,15 @@ def test_plain_http_to_another_machine_can_be_allowed(tmp_path):
         "[[alerts.channels]]\ntype = 'webhook'\nurl = 'http://gpubox.lan/hook'\nallow_http = true\n",
     )
     assert settings.alerts.channels[0].allow_http
+
+
+def test_currencies_convert_through_the_report_currency():
+    from tokencli.settings.model import Currencies
+
+    rates = Currencies(report="USD", rates={"CNY": Decimal("0.14"), "EUR": Decimal("1.08")})
+    assert rates.convert(Decimal(100), "CNY", "USD") == Decimal("14")
+    assert rates.convert(Decimal(14), "USD", "CNY") == Decimal(100)
+    assert rates.convert(Decimal("1.08"), "EUR", "CNY") == Decimal("8.331428571429")  # to the pico
+    assert rates.convert(Decimal(5), "GBP", "USD") is None  # no rate: unknown, never 0
+    assert rates.convert(Decimal(5), None, "CNY") == Decimal(5)
+    assert rates.convert(Decimal(0), "GBP", "USD") == Decimal(0)

@@ -135,19 +135,7 @@ class BudgetGuard:
 
     def _in(self, amount: Decimal, currency: str | None, budget: Budget) -> Decimal | None:
         """`amount` of `currency` in the budget's currency; None when no rate converts it."""
-        currencies = self.settings.currencies
-        if not amount or currency in (None, "", budget.currency):
-            return amount
-        report = amount
-        if currency != currencies.report:
-            rate = currencies.rates.get(currency)
-            if rate is None:
-                return None
-            report = amount * rate
-        if budget.currency == currencies.report:
-            return report
-        rate = currencies.rates.get(budget.currency)
-        return report / rate if rate else None
+        return self.settings.currencies.convert(amount, currency, budget.currency)
 
     def _spent_money(self, spent: Spent, budget: Budget) -> Decimal:
         total = Decimal(0)

@@ -21,7 +21,6 @@ from ..settings.model import Budget, Currencies
 from ..window import Window, calendar_window
 from .outlook import _budget_outlook, _Clock
 
-_PICO = Decimal(1).scaleb(-12)
 _PERCENT = Decimal("0.1")
 
 
@@ -77,27 +76,6 @@ def reserved_in(ledger: LedgerReader, budget: Budget) -> Decimal:
     return Decimal(tokens) if budget.in_tokens else from_picos(picos)
 
 
-def _to_budget_unit(
-    picos: int, currency: str, budget: Budget, currencies: Currencies
-) -> Decimal | None:
-    """An amount of `currency` picos in the budget's currency; None without a rate."""
-    if currency in ("", budget.currency):
-        return from_picos(picos)
-    report = currencies.report
-    if currency == report:
-        in_report = from_picos(picos)
-    elif currency in currencies.rates:
-        in_report = from_picos(picos) * currencies.rates[currency]
-    else:
-        return None
-    if budget.currency == report:
-        return in_report
-    rate = currencies.rates.get(budget.currency)
-    if not rate:
-        return None
-    return (in_report / rate).quantize(_PICO)
-
-
 def spent_in(
     ledger: LedgerReader, budget: Budget, window: Window, now: datetime, currencies: Currencies
 ) -> tuple[Decimal, dict[str, int]]:
@@ -117,7 +95,7 @@ def spent_in(
         picos = row.sums["cost_pico"]
         if not picos:
             continue
-        amount = _to_budget_unit(picos, row.currency, budget, currencies)
+        amount = currencies.convert(from_picos(picos), row.currency, budget.currency)
         if amount is None:
             unconvertible[row.currency] = unconvertible.get(row.currency, 0) + row.sums["calls"]
         else:

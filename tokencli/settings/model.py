@@ -16,6 +16,7 @@ from ..scope import Scope
 from .paths import Paths
 
 DEFAULT_MODEL = "mock:echo"
+_PICO = Decimal(1).scaleb(-12)  # money is exact to the pico (see tokencli.money)
 
 
 class Defaults(Record):
@@ -58,6 +59,22 @@ class Currencies(Record):
     report: str = "USD"
     # 1 unit of KEY = VALUE units of `report`.
     rates: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def convert(self, amount: Decimal, source: str | None, target: str) -> Decimal | None:
+        """`amount` of `source` in `target`, through the report currency (to the pico);
+        None when a rate is missing. An amount with no currency is taken as `target`'s."""
+        if not amount or source in (None, "", target):
+            return amount
+        if source == self.report:
+            in_report = amount
+        elif source in self.rates:
+            in_report = amount * self.rates[source]
+        else:
+            return None
+        if target == self.report:
+            return in_report.quantize(_PICO)
+        rate = self.rates.get(target)
+        return (in_report / rate).quantize(_PICO) if rate else None
 
 
 class Budget(Record):
