@@ -409,3 +409,17 @@ def test_budget_status_counts_what_calls_in_flight_reserve(cli, home):
     ledger.close()
     (state,) = json.loads(cli("budget", "status", "--json").stdout)["budgets"]
     assert (state["reserved"], state["remaining"]) == ("2.5", "7.5")
+
+
+def test_spend_in_a_currency_without_a_rate_is_not_ignored_by_a_blocking_budget(home, cli):
+    """A call priced in GBP (no rate) cannot be counted against a dollar cap: the cap refuses
+    rather than pretend it was free."""
+    gbp = '[prices."mock:lorem"]\ninput = 1000000\noutput = 1000000\ncurrency = "GBP"\n'
+    write_config(home, PRICED + gbp + budget(amount=1000, block=True))
+    forced = cli("run", "-m", "mock:lorem", "--max-tokens", "3", "--force", PROMPT)
+    assert forced.exit_code == 0  # its own price cannot be converted: only --force lets it by
+    refused = run(cli)
+    assert refused.exit_code == 3
+    assert "cannot count this period's spend in GBP: no rate converts it into USD" in refused.stderr
+    assert "[currency] rates" in refused.stderr and "--force" in refused.stderr
+    assert statuses(home) == ["ok", "blocked"]

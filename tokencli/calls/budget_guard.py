@@ -137,11 +137,17 @@ class BudgetGuard:
         """`amount` of `currency` in the budget's currency; None when no rate converts it."""
         return self.settings.currencies.convert(amount, currency, budget.currency)
 
-    def _spent_money(self, spent: Spent, budget: Budget) -> Decimal:
-        total = Decimal(0)
+    def _spent_money(self, spent: Spent, budget: Budget) -> tuple[Decimal, list[str]]:
+        """The period's spend in the budget's currency, and the currencies of spend that
+        no rate converts (it cannot be counted, so a blocking budget must not guess)."""
+        total, missing = Decimal(0), []
         for currency, picos in spent.picos.items():
-            total += self._in(from_picos(picos), currency, budget) or Decimal(0)
-        return total
+            amount = self._in(from_picos(picos), currency, budget)
+            if amount is None:
+                missing.append(currency)
+            else:
+                total += amount
+        return total, missing
 
     # ------------------------------------------------------------- admission
 
@@ -207,7 +213,17 @@ class BudgetGuard:
                         f'Add [prices."{plan.target.ref}"] to the config, set allow_unpriced = true '
                         f"on [budgets.{budget.name}], or pass --force.",
                     )
-                spent_money = self._spent_money(spent, budget)
+                spent_money, missing = self._spent_money(spent, budget)
+                if missing and budget.block and not budget.allow_unpriced and not force:
+                    codes = ", ".join(sorted(missing))
+                    self._refuse(
+                        call,
+                        budget,
+                        f"Budget {budget.name!r} cannot count this period's spend in {codes}: "
+                        f"no rate converts it into {budget.currency}, so the call was not sent.",
+                        f"Add it under [currency] rates (e.g. rates = {{ {missing[0]} = 0.14 }}), "
+                        f"set allow_unpriced = true on [budgets.{budget.name}], or pass --force.",
+                    )
                 reserved = from_picos(reserved_pico)
                 holds.append(Hold(budget.name, to_picos(cost), worst.tokens))
                 if spent_money + reserved + cost <= budget.amount or not budget.block:
