@@ -166,20 +166,23 @@ class BudgetGuard:
         for period in {b.period for b in covering}:
             window = calendar_window(period, now, self.tz)
             windows[period] = (window.start, window.end)
-        # Budgets that share a scope share its reads.
+        # Only blocking budgets need what was spent (a warn-only one just reserves);
+        # budgets that share a scope share its reads.
         spent_by_scope = {
             scope: ledger.budget_spent(scope, {b.period: windows[b.period] for b in group})
-            for scope, group in _by_scope(covering).items()
+            for scope, group in _by_scope([b for b in covering if b.block]).items()
         }
         holds: list[Hold] = []
         forced: list[str] = []
         for budget in covering:
-            spent = spent_by_scope[budget.scope][budget.period]
             reserved_pico, reserved_tokens = held.get(budget.name, (0, 0))
             if budget.tokens is not None:
-                used, limit, could = spent.tokens + reserved_tokens, budget.tokens, worst.tokens
                 holds.append(Hold(budget.name, 0, worst.tokens))
-                if used + could <= limit or not budget.block:
+                if not budget.block:
+                    continue
+                spent = spent_by_scope[budget.scope][budget.period]
+                used, limit, could = spent.tokens + reserved_tokens, budget.tokens, worst.tokens
+                if used + could <= limit:
                     continue
                 text = (
                     f"spent {spent.tokens:,} tokens"
@@ -213,8 +216,12 @@ class BudgetGuard:
                         f'Add [prices."{plan.target.ref}"] to the config, set allow_unpriced = true '
                         f"on [budgets.{budget.name}], or pass --force.",
                     )
+                holds.append(Hold(budget.name, to_picos(cost), worst.tokens))
+                if not budget.block:
+                    continue
+                spent = spent_by_scope[budget.scope][budget.period]
                 spent_money, missing = self._spent_money(spent, budget)
-                if missing and budget.block and not budget.allow_unpriced and not force:
+                if missing and not budget.allow_unpriced and not force:
                     codes = ", ".join(sorted(missing))
                     self._refuse(
                         call,
@@ -225,8 +232,7 @@ class BudgetGuard:
                         f"set allow_unpriced = true on [budgets.{budget.name}], or pass --force.",
                     )
                 reserved = from_picos(reserved_pico)
-                holds.append(Hold(budget.name, to_picos(cost), worst.tokens))
-                if spent_money + reserved + cost <= budget.amount or not budget.block:
+                if spent_money + reserved + cost <= budget.amount:
                     continue
 
                 def money(x: Decimal, b: Budget = budget) -> str:
