@@ -551,7 +551,7 @@ _tokencli_run() {
         '--prompt[Run a saved prompt (see '\''tokencli prompt'\'')\: its latest version, a version or a label]:value: ' \
         '--var[A variable for --prompt'\''s template (repeatable); KEY=- reads stdin]:value: ' \
         '--vars-file[Variables for --prompt\: a JSON object or KEY=VALUE lines (--var wins)]:value: ' \
-        '--max-tokens[Most tokens to generate]:value: ' \
+        '--max-tokens[Most tokens per answer]:value: ' \
         '--temperature[Sampling temperature]:value: ' \
         '(-p --project)'{-p,--project}'[Project to record the call under]:value: ' \
         '--tag[KEY=VALUE label on the call (repeatable)]:value: ' \

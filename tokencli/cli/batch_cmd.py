@@ -10,7 +10,7 @@ import typer
 
 from ..errors import UsageError
 from .context import AppContext, app_context
-from .options import ForceOpt, ModelOpt, PromptRefOpt
+from .options import ConcurrencyOpt, ForceOpt, MaxTokensOpt, ModelOpt, PromptRefOpt, TemperatureOpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,12 +49,8 @@ def batch(
         str | None, typer.Option("-s", "--system", help="System prompt for every item.")
     ] = None,
     prompt_ref: PromptRefOpt = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
-    ] = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
     project: Annotated[
         str | None, typer.Option("-p", "--project", help="Project to record the calls under.")
     ] = None,
@@ -62,9 +58,7 @@ def batch(
         list[str] | None,
         typer.Option("--tag", metavar="KEY=VALUE", help="Label every call (repeatable)."),
     ] = None,
-    concurrency: Annotated[
-        int, typer.Option("-c", "--concurrency", min=1, max=64, help="Calls in flight at once.")
-    ] = 4,
+    concurrency: ConcurrencyOpt = 4,
     output: Annotated[
         str | None,
         typer.Option(

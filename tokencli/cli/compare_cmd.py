@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from ..errors import ExitCode, UsageError
 from .context import AppContext, app_context
-from .options import ForceOpt, JsonOpt
+from .options import ConcurrencyOpt, ForceOpt, JsonOpt, MaxTokensOpt, TemperatureOpt
 
 if TYPE_CHECKING:
     from ..ledger.comparisons import SavedComparison
@@ -124,15 +124,9 @@ def run(
         str | None,
         typer.Option("-s", "--system", help="System prompt for text and file columns."),
     ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("-c", "--concurrency", min=1, max=64, help="Calls in flight at once.")
-    ] = 4,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
+    concurrency: ConcurrencyOpt = 4,
     yes: Annotated[
         bool,
         typer.Option("--yes", "-y", help="Run without asking, whatever it is projected to cost."),

@@ -58,6 +58,16 @@ VarsFileOpt = Annotated[
     ),
 ]
 
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
+]
+TemperatureOpt = Annotated[
+    float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("-c", "--concurrency", min=1, max=64, help="Calls in flight at once.")
+]
+
 # ------------------------------------------------------------------ filters (a Scope)
 
 ProviderFilterOpt = Annotated[str | None, typer.Option("--provider", help="Only this provider.")]

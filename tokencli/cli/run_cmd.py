@@ -7,7 +7,17 @@ import typer
 
 from ..errors import CallFailed, UsageError
 from .context import AppContext, Streams, app_context
-from .options import ForceOpt, JsonOpt, ModelOpt, PromptRefOpt, VarOpt, VarsFileOpt, parse_tags
+from .options import (
+    ForceOpt,
+    JsonOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    PromptRefOpt,
+    TemperatureOpt,
+    VarOpt,
+    VarsFileOpt,
+    parse_tags,
+)
 from .output import emit_result
 
 if TYPE_CHECKING:
@@ -41,12 +51,8 @@ def run(
     prompt_ref: PromptRefOpt = None,
     var: VarOpt = None,
     vars_file: VarsFileOpt = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
-    ] = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
     project: Annotated[
         str | None, typer.Option("-p", "--project", help="Project to record the call under.")
     ] = None,
