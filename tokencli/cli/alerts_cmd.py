@@ -1,6 +1,6 @@
 """`tokencli alerts list/test`: the alert history, and a sample through every channel."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -8,6 +8,9 @@ from ..errors import ExitCode, UsageError
 from .context import app_context
 from .options import JsonOpt
 from .output import Column, emit_result, render_table
+
+if TYPE_CHECKING:
+    from ..ledger.alerts import AlertRow
 
 app = typer.Typer(
     name="alerts",
@@ -28,13 +31,7 @@ def list_alerts(
     from ..ledger.alerts import history
 
     app_ctx = app_context(ctx)
-    ledger = app_ctx.ledger(create=False)
-    rows = []
-    if ledger is not None:
-        try:
-            rows = history(ledger, limit)
-        finally:
-            ledger.close()
+    rows: list[AlertRow] = app_ctx.read_ledger(lambda ledger: history(ledger, limit), [])
     if json_out:
         from ..results import AlertList
 

@@ -523,10 +523,6 @@ def _anomalies(app_ctx: "AppContext") -> "list[Alert]":
     """Today's day-level anomaly rules ([alerts] spike_factor, max_zscore)."""
     from ..alerts import anomalies
 
-    ledger = app_ctx.ledger(create=False)
-    if ledger is None:
-        return []
-    try:
-        return anomalies(ledger, app_ctx.settings, app_ctx.now())
-    finally:
-        ledger.close()
+    return app_ctx.read_ledger(
+        lambda ledger: anomalies(ledger, app_ctx.settings, app_ctx.now()), []
+    )

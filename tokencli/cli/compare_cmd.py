@@ -355,15 +355,8 @@ def _resume(
     force: bool = False,
 ) -> None:
     from ..compare.core import Spec
-    from ..ledger.comparisons import get
 
-    ledger = app_ctx.ledger(create=False)
-    if ledger is None:
-        raise UsageError(f"No comparison with id {ref!r}.", "The ledger is empty.")
-    try:
-        saved = get(ledger, ref)
-    finally:
-        ledger.close()
+    saved = _saved(app_ctx, ref)
     if saved.mode != "live":
         raise UsageError(
             f"Comparison {saved.id} was offline: there is nothing to resume.",
@@ -413,13 +406,7 @@ def list_(
     from ..ledger.comparisons import recent
 
     app_ctx = app_context(ctx)
-    ledger = app_ctx.ledger(create=False)
-    found = []
-    if ledger is not None:
-        try:
-            found = recent(ledger, n)
-        finally:
-            ledger.close()
+    found: list[SavedComparison] = app_ctx.read_ledger(lambda ledger: recent(ledger, n), [])
     if json_out:
         from ..results import ComparisonList
         from .output import emit_result
@@ -462,18 +449,22 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a saved comparison again: its table and answers (--format markdown or html too)."""
-    from ..ledger.comparisons import get
-
     app_ctx = app_context(ctx)
     chosen = _format(fmt, json_out)
+    _render(app_ctx, _saved(app_ctx, compare_id), chosen)
+
+
+def _saved(app_ctx: AppContext, ref: str) -> "SavedComparison":
+    """The saved comparison `ref` names (an unknown one is a usage error)."""
+    from ..ledger.comparisons import get
+
     ledger = app_ctx.ledger(create=False)
     if ledger is None:
-        raise UsageError(f"No comparison with id {compare_id!r}.", "The ledger is empty.")
+        raise UsageError(f"No comparison with id {ref!r}.", "The ledger is empty.")
     try:
-        saved = get(ledger, compare_id)
+        return get(ledger, ref)
     finally:
         ledger.close()
-    _render(app_ctx, saved, chosen)
 
 
 def register(root: typer.Typer) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import typer
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..ledger import Ledger
     from ..settings.loader import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +64,17 @@ class AppContext:
         from ..ledger import Ledger
 
         return Ledger.open(self.settings.paths.db, create=create, clock=self.clock)
+
+    def read_ledger(self, read: Callable[[Ledger], T], empty: T) -> T:
+        """What `read` finds in the ledger, closed afterwards; `empty` when there is no
+        ledger yet (a read command never creates one)."""
+        ledger = self.ledger(create=False)
+        if ledger is None:
+            return empty
+        try:
+            return read(ledger)
+        finally:
+            ledger.close()
 
     def engine(self) -> Engine:
         """An engine whose notices (retries, waits, price hints) go to stderr."""
