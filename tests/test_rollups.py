@@ -132,3 +132,63 @@ def test_migration_fills_rollups_from_existing_calls(tmp_path: Path):
     assert reopened is not None
     assert _nonzero_rows(reopened._conn, "rollup_day_detail") == before
     assert_rollups_match_calls(reopened)
+
+
+def test_budget_running_totals_equal_the_rollups_after_every_write_path(tmp_path: Path):
+    """The budget guard reads a scope's spend from running totals kept by each
+    finishing call; they must always equal a fresh read of the rollups."""
+    from datetime import UTC, datetime
+
+    from tokencli.ledger import budgets
+    from tokencli.scope import Scope
+
+    ledger = Ledger.open(tmp_path / "l.db")
+    assert ledger is not None
+    conn = ledger._conn
+    scopes = [
+        Scope(),
+        Scope(provider="openai"),
+        Scope(provider="openai", model="gpt-4o-mini"),
+        Scope(project="blog"),
+        Scope(tags=(("step", "draft"),)),
+        Scope(project="blog", tags=(("step", "draft"), ('we"ird', "x"))),
+    ]
+    windows = {
+        "month": (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+        # Edges inside a day: read from the calls, not the daily rollups.
+        "local day": (datetime(2026, 11, 12, 5, tzinfo=UTC), datetime(2026, 11, 13, 5, tzinfo=UTC)),
+    }
+
+    now = datetime(2026, 11, 12, 9, tzinfo=UTC)
+
+    def check() -> None:
+        with ledger.write() as c:
+            for scope in scopes:
+                kept = budgets.spent(c, scope, windows, now)
+                fresh = {label: budgets._from_rollups(c, scope, *w) for label, w in windows.items()}
+                assert kept == fresh, scope
+
+    ledger.insert_call(_call(0, project="blog", tags={"step": "draft", 'we"ird': "x"}))
+    check()  # the first check remembers every window
+    assert conn.execute("SELECT count(*) FROM budget_windows").fetchone()[0] == 12
+    ledger.insert_call(_call(1, project="blog", tags={"step": "draft"}))
+    pending = _call(2, status="pending", project="blog", tags={"step": "draft", 'we"ird': "x"})
+    ledger.insert_call(pending)
+    pending.status = "ok"
+    ledger.finish_call(pending)
+    ledger.insert_call(_call(3, status="cached", cost=Decimal("0.5"), tags={"step": "draft"}))
+    ledger.insert_call(_call(4, status="error", cost=None, duration_ms=None, project="blog"))
+    ledger.insert_call(_call(5, status="ok", cost=None, currency=None, provider="anthropic"))
+    ledger.insert_call(_call(6, currency="CNY", cost=Decimal("0.7"), tags={"step": "edit"}))
+    ledger.finish_call(_call(1, project="blog", tags={"step": "draft"}, cost=Decimal("9")))
+    dead = _call(7, status="pending", pid=999_999, project="blog", tags={"step": "draft"})
+    ledger.insert_call(dead)
+    ledger.recover_abandoned(dead.host, lambda pid: pid != 999_999)
+    check()
+    assert conn.execute("SELECT count(*) FROM budget_windows").fetchone()[0] == 12
+    # A bulk import drops the totals; the next check reads the rollups again.
+    ledger.import_calls([_call(i, project="blog", tags={"step": "draft"}) for i in (8, 9)])
+    assert conn.execute("SELECT count(*) FROM budget_windows").fetchone()[0] == 0
+    check()
+    ledger.insert_call(_call(10, project="blog", tags={"step": "draft"}))
+    check()

@@ -169,7 +169,7 @@ class BudgetGuard:
         # Only blocking budgets need what was spent (a warn-only one just reserves);
         # budgets that share a scope share its reads.
         spent_by_scope = {
-            scope: ledger.budget_spent(scope, {b.period: windows[b.period] for b in group})
+            scope: ledger.budget_spent(scope, {b.period: windows[b.period] for b in group}, now)
             for scope, group in _by_scope([b for b in covering if b.block]).items()
         }
         holds: list[Hold] = []

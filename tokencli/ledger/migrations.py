@@ -296,6 +296,25 @@ def _m034_alerts(db: Database) -> None:
     db.execute("CREATE INDEX alerts_undelivered ON alerts(attempts) WHERE status != 'sent'")
 
 
+def _m035_budget_totals(db: Database) -> None:
+    """Running totals of what each budget scope spent in each open period.
+
+    `budget_windows` names a (scope, period) the budget guard has read once from
+    the rollups; `budget_totals` holds its spend per currency, and every call
+    that finishes adds to the windows that cover it (see `ledger.budgets`).
+    """
+    db.execute(
+        "CREATE TABLE budget_windows (scope TEXT NOT NULL, lo TEXT NOT NULL, hi TEXT NOT NULL, "
+        "provider TEXT, model TEXT, project TEXT, tags TEXT NOT NULL, "
+        "PRIMARY KEY (scope, lo, hi)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE budget_totals (scope TEXT NOT NULL, lo TEXT NOT NULL, hi TEXT NOT NULL, "
+        "currency TEXT NOT NULL, pico INTEGER NOT NULL DEFAULT 0, "
+        "tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, lo, hi, currency)) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -306,4 +325,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m032_circuits", _m032_circuits),
     ("m033_budget_reservations", _m033_budget_reservations),
     ("m034_alerts", _m034_alerts),
+    ("m035_budget_totals", _m035_budget_totals),
 ]

@@ -17,6 +17,7 @@ import functools
 import sqlite3
 from collections.abc import Mapping, Sequence
 
+from . import budgets
 from .migrations import (
     DETAIL_KEYS,
     LATENCY_TABLES,
@@ -137,15 +138,18 @@ _REMOVE_ONE = _statements("c.id = ?", "-")
 
 
 def add(conn: sqlite3.Connection, call_id: str) -> None:
-    """Count one call (if finished) into the rollups. Inside the caller's transaction."""
+    """Count one call (if finished) into the rollups and the budgets' running totals.
+    Inside the caller's transaction."""
     for statement in _ADD_ONE:
         conn.execute(statement, (call_id,))
+    budgets.count(conn, call_id)
 
 
 def remove(conn: sqlite3.Connection, call_id: str) -> None:
     """Take one call's current numbers out of the rollups, before it is rewritten."""
     for statement in _REMOVE_ONE:
         conn.execute(statement, (call_id,))
+    budgets.count(conn, call_id, -1)
 
 
 # A block's start from the start of the hour or day holding it, for bulk adds.
@@ -215,6 +219,7 @@ def add_table(conn: sqlite3.Connection, table: str) -> None:
     table) into the rollups, set-wise. Inside the caller's transaction."""
     for statement in _bulk_statements(table):
         conn.execute(statement)
+    budgets.forget(conn)  # read again from the rollups at the next check
 
 
 _KEEP_PRUNED = _statements("1", "", "temp.doomed", PRUNED_ROLLUP_TABLES, PRUNED_LATENCY_TABLES)

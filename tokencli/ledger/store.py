@@ -389,10 +389,11 @@ class Ledger(ReportReads):
                 budgets.reserve(conn, call.id, holds)
 
     def budget_spent(
-        self, scope: Scope, windows: Mapping[str, tuple[datetime, datetime]]
+        self, scope: Scope, windows: Mapping[str, tuple[datetime, datetime]], now: datetime
     ) -> dict[str, budgets.Spent]:
-        """Per window label: what finished calls in `scope` recorded in it, from the rollups."""
-        return budgets.spent(self._conn, scope, windows)
+        """Per window label: what finished calls in `scope` recorded in it (running
+        totals kept by finishing calls, first read from the rollups)."""
+        return budgets.spent(self._conn, scope, windows, now)
 
     def budget_reserved(self) -> dict[str, tuple[int, int]]:
         """Per budget: (picos, tokens) that calls in flight hold."""
