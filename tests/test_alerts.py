@@ -223,6 +223,49 @@ def test_desktop_is_skipped_where_absent(monkeypatch: pytest.MonkeyPatch) -> Non
     assert send(AlertChannel(type="desktop", name="d"), ALERT) is None
 
 
+def test_desktop_command_per_system() -> None:
+    from tokencli.alerts.delivery import desktop_command
+
+    def only(*names: str):
+        return lambda name: f"/usr/bin/{name}" if name in names else None
+
+    assert desktop_command(ALERT, "linux", only("notify-send")) == (
+        ["notify-send", "--app-name=tokencli", ALERT.title, ALERT.message],
+        {},
+    )
+    argv, env = desktop_command(ALERT, "darwin", only("osascript")) or ([], {})
+    assert argv[:2] == ["osascript", "-e"] and env == {}
+    assert desktop_command(ALERT, "win32", only("notify-send")) is None  # no PowerShell 5.1
+    assert desktop_command(ALERT, "linux", only()) is None
+
+
+def test_windows_toast_carries_the_texts_outside_the_script() -> None:
+    """A title or message full of quotes, `$(...)` and markup reaches the toast as text:
+    it travels in the environment and becomes an XML text node, never script."""
+    import base64
+    import dataclasses
+
+    from tokencli.alerts.delivery import desktop_command
+
+    hostile = dataclasses.replace(ALERT, title="'; Remove-Item C:\\ #", message="$(calc) <b>&amp;")
+    command = desktop_command(hostile, "win32", lambda name: "C:\\Windows\\powershell.exe")
+    assert command is not None
+    argv, env = command
+    assert argv[:4] == [
+        "C:\\Windows\\powershell.exe",
+        "-NoProfile",
+        "-NonInteractive",
+        "-EncodedCommand",
+    ]
+    script = base64.b64decode(argv[4]).decode("utf-16-le")
+    assert (
+        "ToastNotificationManager" in script
+        and "CreateTextNode($env:TOKENCLI_ALERT_TITLE)" in script
+    )
+    assert hostile.title not in script and hostile.message not in script
+    assert env == {"TOKENCLI_ALERT_TITLE": hostile.title, "TOKENCLI_ALERT_MESSAGE": hostile.message}
+
+
 # ------------------------------------------------------------------ properties (Hypothesis)
 
 

@@ -7,12 +7,15 @@ misconfigured is the channel's problem, not the call's.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 from ..redact import redact
@@ -116,19 +119,56 @@ def _command(channel: AlertChannel, alert: Alert, delivery_id: str, limit: float
 
 
 def _desktop(alert: Alert, limit: float) -> str | None:
-    """notify-send or osascript where present; elsewhere silently nothing."""
-    argv: list[str] | None = None
-    if shutil.which("notify-send"):
-        argv = ["notify-send", "--app-name=tokencli", alert.title, alert.message]
-    elif shutil.which("osascript"):
-        script = f"display notification {_applescript(alert.message)} with title {_applescript(alert.title)}"
-        argv = ["osascript", "-e", script]
-    if argv is None:
+    """A desktop notification where the system has a way to show one; elsewhere nothing."""
+    command = desktop_command(alert, sys.platform, shutil.which)
+    if command is None:
         return None
-    # Without a desktop session (cron, SSH, containers) these fail or hang: skipped, as
-    # where they are absent (alerts.md §10); other channels carry the alert.
+    argv, env = command
+    # Without a desktop session (cron, SSH, containers, services) these fail or hang:
+    # skipped, as where they are absent (alerts.md §10); other channels carry the alert.
     with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-        subprocess.run(argv, capture_output=True, timeout=limit, check=False)
+        subprocess.run(
+            argv, capture_output=True, timeout=limit, check=False,
+            env={**os.environ, **env} if env else None,
+        )  # fmt: skip
+    return None
+
+
+# Windows PowerShell 5.1 shows a toast through WinRT (PowerShell 7 cannot: .NET 5 dropped
+# the WinRT projection). The texts arrive in environment variables and become XML text
+# nodes, so nothing in an alert is ever parsed as script or markup. The app id is
+# PowerShell's own, which every Windows 10/11 desktop has registered.
+_TOAST_SCRIPT = r"""
+$ErrorActionPreference = 'Stop'
+$null = [Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications, ContentType = WindowsRuntime]
+$null = [Windows.Data.Xml.Dom.XmlDocument, Windows.Data.Xml.Dom.XmlDocument, ContentType = WindowsRuntime]
+$xml = [Windows.Data.Xml.Dom.XmlDocument]::new()
+$xml.LoadXml('<toast><visual><binding template="ToastGeneric"><text/><text/></binding></visual></toast>')
+$texts = $xml.GetElementsByTagName('text')
+$null = $texts.Item(0).AppendChild($xml.CreateTextNode($env:TOKENCLI_ALERT_TITLE))
+$null = $texts.Item(1).AppendChild($xml.CreateTextNode($env:TOKENCLI_ALERT_MESSAGE))
+$app = '{1AC14E77-02E7-4E5D-B744-2EB1AE5198B7}\WindowsPowerShell\v1.0\powershell.exe'
+[Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier($app).Show(
+    [Windows.UI.Notifications.ToastNotification]::new($xml))
+"""
+
+
+def desktop_command(
+    alert: Alert, platform: str, which: Callable[[str], str | None]
+) -> tuple[list[str], dict[str, str]] | None:
+    """The program (and extra environment) that shows `alert` on this desktop, or None."""
+    if platform == "win32":
+        powershell = which("powershell")  # Windows PowerShell 5.1, not pwsh
+        if powershell is None:
+            return None
+        script = base64.b64encode(_TOAST_SCRIPT.encode("utf-16-le")).decode("ascii")
+        argv = [powershell, "-NoProfile", "-NonInteractive", "-EncodedCommand", script]
+        return argv, {"TOKENCLI_ALERT_TITLE": alert.title, "TOKENCLI_ALERT_MESSAGE": alert.message}
+    if which("notify-send"):
+        return ["notify-send", "--app-name=tokencli", alert.title, alert.message], {}
+    if which("osascript"):
+        script = f"display notification {_applescript(alert.message)} with title {_applescript(alert.title)}"
+        return ["osascript", "-e", script], {}
     return None
 
 
