@@ -198,6 +198,8 @@ def test_the_bundled_list_covers_the_five_providers():
         ("zhipu:glm-5.3", openai_usage(100_000, 1_000, cached=40_000), "0.588"),
         # one price for input and output: 10k × 5 + 1k × 5
         ("zhipu:glm-4-plus", openai_usage(10_000, 1_000), "0.055"),
+        # and Zhipu's free model at zero
+        ("zhipu:glm-4-flash-250414", openai_usage(10_000, 1_000), "0"),
         # DashScope implicit-cache hits: 50k × 0.6 + 50k × 0.12 + 2k × 1
         ("qwen:qwen-doc-turbo", openai_usage(100_000, 2_000, cached=50_000), "0.038"),
         # tiers by the call's input: 32K exactly is the first (32768 × 3 + 1k × 14) ...
