@@ -2,7 +2,7 @@
 # Source it from ~/.bashrc, or put it in ~/.local/share/bash-completion/completions/tokencli.
 
 declare -gA _tokencli_subcommands=(
-    ["tokencli"]="alerts batch budget compare completion config count forecast keys ledger logs models prompt report run"
+    ["tokencli"]="alerts batch budget compare completion config count forecast keys ledger logs models prompt refill report run"
     ["tokencli alerts"]="list test"
     ["tokencli alerts list"]=""
     ["tokencli alerts test"]=""
@@ -45,6 +45,12 @@ declare -gA _tokencli_subcommands=(
     ["tokencli prompt rm"]=""
     ["tokencli prompt save"]=""
     ["tokencli prompt show"]=""
+    ["tokencli refill"]="add check list rm status"
+    ["tokencli refill add"]=""
+    ["tokencli refill check"]=""
+    ["tokencli refill list"]=""
+    ["tokencli refill rm"]=""
+    ["tokencli refill status"]=""
     ["tokencli report"]=""
     ["tokencli run"]=""
 )
@@ -92,6 +98,12 @@ declare -gA _tokencli_options=(
     ["tokencli prompt rm"]="-h --help"
     ["tokencli prompt save"]="-f --file -s --system -m --model --param --label --note -h --help"
     ["tokencli prompt show"]="--json -h --help"
+    ["tokencli refill"]="-h --help"
+    ["tokencli refill add"]="--currency --tokens --grant --expires --note -h --help"
+    ["tokencli refill check"]="--threshold --provider --notify --offline --timeout --print-cron --json -h --help"
+    ["tokencli refill list"]="--provider --json -h --help"
+    ["tokencli refill rm"]="-h --help"
+    ["tokencli refill status"]="--provider --offline --timeout --json -h --help"
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --json --chart --top --output -o -h --help"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --no-stream --json --force -u --usage --price-as --cache --no-cache --dry-run -h --help"
 )
@@ -139,6 +151,12 @@ declare -gA _tokencli_value_options=(
     ["tokencli prompt rm"]=""
     ["tokencli prompt save"]="-f --file -s --system -m --model --param --label --note"
     ["tokencli prompt show"]=""
+    ["tokencli refill"]=""
+    ["tokencli refill add"]="--currency --expires --note"
+    ["tokencli refill check"]="--threshold --provider --timeout"
+    ["tokencli refill list"]="--provider"
+    ["tokencli refill rm"]=""
+    ["tokencli refill status"]="--provider --timeout"
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --top --output -o"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --price-as"
 )
@@ -186,6 +204,12 @@ declare -gA _tokencli_file_options=(
     ["tokencli prompt rm"]=""
     ["tokencli prompt save"]="-f --file"
     ["tokencli prompt show"]=""
+    ["tokencli refill"]=""
+    ["tokencli refill add"]=""
+    ["tokencli refill check"]=""
+    ["tokencli refill list"]=""
+    ["tokencli refill rm"]=""
+    ["tokencli refill status"]=""
     ["tokencli report"]="--output -o"
     ["tokencli run"]=""
 )
