@@ -601,3 +601,36 @@ def test_a_call_refused_for_exhausted_credit_records_a_refill_alert(cli, home, s
         ("refill", "refill-exhausted:fake")
     ]
     assert "refill add fake AMOUNT" in json.loads(alerts[0]["payload"])["message"]
+
+
+def test_a_management_key_is_stored_like_other_keys_and_used_for_credits(cli, home, servers):
+    srv = servers("openrouter")
+    _config(home, **srv)
+    assert cli("keys", "set", "openrouter-management", input=KEY + "-mgmt\n").exit_code == 0
+    assert cli("keys", "set", "nosuch-management", input="x" * 20 + "\n").exit_code == 6
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert {"provider": "openrouter-management", "status": "set"}.items() <= next(
+        r for r in listed if r["provider"] == "openrouter-management"
+    ).items()
+    srv["openrouter"].queue(json_reply({"data": {"total_credits": "10", "total_usage": "2.5"}}))
+    data = json.loads(cli("refill", "status", "--provider", "openrouter", "--json").stdout)
+    assert data["providers"][0]["live"]["balance"] == "7.5"
+    assert srv["openrouter"].requests[0].headers["authorization"] == f"Bearer {KEY}-mgmt"
+    assert KEY not in json.dumps(listed)
+
+
+def test_spend_in_a_currency_with_no_rate_gives_no_verdict(cli, home, monkeypatch, servers):
+    srv = servers("deepseek")
+    _config(home, **srv)
+    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+    _ledger_with(home, _call("2026-11-14T12:00:00Z", "3.05", currency="USD"))
+    _snapshot(home, "2026-11-14T09:00:00Z", "100.00")
+    srv["deepseek"].queue(_deepseek("59.88"))
+    monkeypatch.setenv("TOKENCLI_NOW", NOW)
+    assert json.loads(cli("refill", "status", "--json").stdout)["outside"] == []
+
+
+def test_check_without_notify_records_no_alert(cli, home, monkeypatch):
+    assert cli("refill", "add", "deepseek", "5").exit_code == 0
+    assert cli("refill", "check", "--threshold", "10USD", "--offline").exit_code == 3
+    assert _rows(home, "SELECT * FROM alerts") == []

@@ -468,7 +468,7 @@ def check(
         app_ctx.err(f"tokencli: {topup_sentence(f, limit, today)}")
     for row in unreadable:
         app_ctx.err(f"tokencli: {row.provider}: no balance to check ({row.error or 'no rate'}).")
-    if below:
+    if below and notify:
         _raise(app_ctx, [_below_alert(f, limit, today) for f in below], notify)
     if json_out:
         from ..results import RefillCheckResult

@@ -195,9 +195,15 @@ def _outside(
             continue
         got = metered(ledger, snap.provider, [(before.ts, snap.ts)])[0]
         spent = Decimal(0)
+        judged = True
         for currency, amount in got.money().items():
             converted = settings.currencies.convert(amount, currency, snap.currency)
-            spent += converted or Decimal(0)
+            if converted is None:
+                judged = False  # spend in a currency with no rate: no verdict either way
+            else:
+                spent += converted
+        if not judged:
+            continue
         fell = before.balance - snap.balance
         tolerance = max(TOLERANCE_ABS, spent * TOLERANCE_SHARE)
         if fell - spent > tolerance:
