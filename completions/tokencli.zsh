@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'refill:Prepaid credit\: record top-ups and grants, see balances and runway, check them' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'reconcile:Check the ledger'\''s cost per day and model against each provider'\''s own accounting' 'refill:Prepaid credit\: record top-ups and grants, see balances and runway, check them' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -31,6 +31,7 @@ _tokencli() {
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
                 prompt) _tokencli_prompt ;;
+                reconcile) _tokencli_reconcile ;;
                 refill) _tokencli_refill ;;
                 report) _tokencli_report ;;
                 run) _tokencli_run ;;
@@ -518,6 +519,16 @@ _tokencli_prompt_save() {
 
 _tokencli_prompt_show() {
     _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_reconcile() {
+    _arguments \
+        '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '--tolerance[Differences up to this share pass]:value: ' \
         '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '

@@ -311,6 +311,7 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     server.queue(json_reply({"balance_infos": [{**balance, "topped_up_balance": "9.00"}]}))
     monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-0123456789abcdef")
     doc("tokencli.refill-status/1", "--config", str(deepseek), "refill", "status", "--json")
+    doc("tokencli.reconcile/1", "reconcile", "--json")
 
     backup = cli("ledger", "export").stdout
     other = str(home / "other.db")

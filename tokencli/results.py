@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .insights.budgets import BudgetState
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
+    from .insights.reconcile import Reconciliation
     from .ledger import Call
     from .ledger.alerts import AlertRow
     from .ledger.comparisons import SavedComparison
@@ -759,6 +760,46 @@ class RefillCheckResult(Result):
         }
 
 
+class ReconcileResult(Result):
+    """`reconcile --json`: per provider, the ledger's cost against the provider's books."""
+
+    schema: ClassVar[str] = "tokencli.reconcile/1"
+    found: Reconciliation
+
+    def body(self) -> dict[str, Any]:
+        r = self.found
+        return {
+            "month": r.month,
+            "start": r.start.isoformat(),
+            "end": r.end.isoformat(),
+            "tolerance": decimal_str(r.tolerance),
+            "providers": [
+                {
+                    "provider": s.provider,
+                    "method": s.method,
+                    "status": s.status,
+                    "reason": s.reason,
+                    "lines": [
+                        {
+                            "day": line.day.isoformat() if line.day else None,
+                            "model": line.model,
+                            "currency": line.currency,
+                            "ledger": decimal_str(line.ledger),
+                            "billed": decimal_str(line.billed),
+                            "difference": decimal_str(line.difference),
+                            "ledger_tokens": line.ledger_tokens,
+                            "billed_tokens": line.billed_tokens,
+                            "flagged": line.flagged,
+                            "cause": line.cause,
+                        }
+                        for line in s.lines
+                    ],
+                }
+                for s in r.sources
+            ],
+        }
+
+
 RESULTS: tuple[type[Result], ...] = (
     CallResult,
     CallList,
@@ -785,4 +826,5 @@ RESULTS: tuple[type[Result], ...] = (
     RefillList,
     RefillStatusResult,
     RefillCheckResult,
+    ReconcileResult,
 )

@@ -59,6 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.refill_cmd",
         "Prepaid credit: record top-ups and grants, see balances and runway, check them.",
     ),
+    "reconcile": (
+        "tokencli.cli.reconcile_cmd",
+        "Check the ledger's cost per day and model against each provider's own accounting.",
+    ),
     "compare": (
         "tokencli.cli.compare_cmd",
         "Compare prompts across models: tokens, cost and answers, side by side.",
