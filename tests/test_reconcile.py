@@ -289,3 +289,34 @@ def test_a_month_not_begun_is_refused(cli, home, monkeypatch):
     monkeypatch.setenv("TOKENCLI_NOW", NOW)
     assert cli("reconcile", "--month", "2027-01").exit_code == 2
     assert cli("reconcile", "--provider", "nosuch").exit_code == 6
+
+
+def test_openrouter_this_month_by_the_keys_usage(cli, home, monkeypatch):
+    srv = FakeServer()
+    try:
+        write_config(home, f'[providers.openrouter]\nbase_url = "{srv.url}/api/v1"\n')
+        monkeypatch.setenv("TOKENCLI_NOW", NOW)
+        monkeypatch.setenv("OPENROUTER_API_KEY", ADMIN)
+        _calls(home, "openrouter", ("2026-11-02T08:00:00Z", "openai/gpt-4o", "3.00", 3000))
+        key = {
+            "label": "k",
+            "limit": None,
+            "limit_remaining": None,
+            "usage": 40,
+            "usage_monthly": 7.25,
+        }
+        srv.queue(json_reply({"data": key}))
+        result = cli("reconcile", "--json")
+        assert result.exit_code == 0, result.stderr
+        source = json.loads(result.stdout)["providers"][0]
+        assert source["method"] == "OpenRouter key usage this month"
+        line = source["lines"][0]
+        assert (line["day"], line["ledger"], line["billed"], line["flagged"]) == (
+            None,
+            "3",
+            "7.25",
+            True,
+        )
+        assert srv.requests[0].path == "/api/v1/key"
+    finally:
+        srv.close()

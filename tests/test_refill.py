@@ -634,3 +634,20 @@ def test_check_without_notify_records_no_alert(cli, home, monkeypatch):
     assert cli("refill", "add", "deepseek", "5").exit_code == 0
     assert cli("refill", "check", "--threshold", "10USD", "--offline").exit_code == 3
     assert _rows(home, "SELECT * FROM alerts") == []
+
+
+def test_with_no_network_the_ledgers_figures_stand_in_and_it_says_so(cli, home, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_config(home, f'[providers.deepseek]\nbase_url = "http://127.0.0.1:{port}"\n')
+    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+    assert cli("refill", "add", "deepseek", "30").exit_code == 0
+    result = cli("refill", "check", "--threshold", "10USD", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "no provider could be reached; the figures are the ledger's" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["offline"] is True and doc["providers"][0]["basis"] == "ledger"
+    assert doc["providers"][0]["live_error"].startswith("could not connect")

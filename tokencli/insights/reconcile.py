@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -297,6 +297,8 @@ def reconcile(
                 ours, _ = ledger_by_day(ledger, settings, name, start, end, "USD")
                 lines = compare(name, "USD", ours, billed, tolerance)
                 sources.append(Source(name, method, "ok", None, lines))
+            elif balance_kind(config) == "openrouter" and month == now.date().replace(day=1):
+                sources.append(_openrouter(client, ledger, settings, name, start, end, tolerance))
             elif balance_kind(config) is not None:
                 lines = by_snapshots(ledger, settings, name, start, end, tolerance)
                 note = (
@@ -310,3 +312,33 @@ def reconcile(
                     Source(name, "", "unsupported", "no accounting API tokencli can read", [])
                 )
     return Reconciliation(month.strftime("%Y-%m"), start, end, tolerance, sources)
+
+
+def _openrouter(
+    client: Any,
+    ledger: Ledger,
+    settings: Settings,
+    name: str,
+    start: datetime,
+    end: datetime,
+    tolerance: Decimal,
+) -> Source:
+    """This month: the key's `usage_monthly` (USD credits) against the month's ledger."""
+    from ..providers.balances import _ask, plan
+    from ..settings.keys import KeyStore, resolve_key
+
+    method = "OpenRouter key usage this month"
+    config = settings.provider(name)
+    found = resolve_key(config, settings.env, KeyStore(settings.paths.keys))
+    query = plan(config, found.value if found else None)
+    snap = _ask(query, end, 10.0, client, keep_usage=True)[0]
+    if snap.error is not None and "usage_monthly" not in snap.detail:
+        return Source(name, method, "no key" if found is None else "unavailable", snap.error, [])
+    if "usage_monthly" not in snap.detail:
+        return Source(name, method, "unavailable", "the key's answer has no usage_monthly", [])
+    ours, _ = ledger_by_day(ledger, settings, name, start, end, "USD")
+    spent = sum((cost for cost, _ in ours.values()), Decimal(0))
+    tokens = sum(count for _, count in ours.values())
+    billed = Decimal(str(snap.detail["usage_monthly"]))
+    line = _line(name, None, None, "USD", spent, billed, tokens, None, tolerance)
+    return Source(name, method, "ok", None, [line])

@@ -227,8 +227,11 @@ def plan(config: ProviderConfig, key: str | None, management_key: str | None = N
     return Query(config.name, point, use, currency, problem)
 
 
-def _ask(query: Query, now: datetime, timeout: float, client: Any) -> list[Snapshot]:
-    """One provider's snapshots (or one with the reason it has none)."""
+def _ask(
+    query: Query, now: datetime, timeout: float, client: Any, *, keep_usage: bool = False
+) -> list[Snapshot]:
+    """One provider's snapshots (or one with the reason it has none). With `keep_usage`,
+    OpenRouter's key usage is kept in `detail` even when the key has no limit."""
     import httpx
 
     from ..redact import redact
@@ -265,6 +268,22 @@ def _ask(query: Query, now: datetime, timeout: float, client: Any) -> list[Snaps
     try:
         figures = PARSERS[query.endpoint.kind](data, query.currency)
     except BalanceError as exc:
+        body = data.get("data") if isinstance(data, Mapping) else None
+        if keep_usage and isinstance(body, Mapping) and body.get("usage_monthly") is not None:
+            usage = {"usage_monthly": str(body["usage_monthly"])}
+            return [
+                Snapshot(
+                    now,
+                    query.provider,
+                    query.endpoint.path,
+                    "USD",
+                    None,
+                    None,
+                    None,
+                    str(exc),
+                    usage,
+                )
+            ]
         return failed(str(exc))
     if not figures:
         return failed("the answer holds no balance")
