@@ -405,6 +405,7 @@ def test_openrouter_credits_with_a_management_key(cli, home, monkeypatch, server
         ),
         (json_reply({"data": {"unexpected": 1}}), "the answer has no totalBalance"),
         (Reply(200, chunks=[Pause(2.0), b"{}"]), "no answer within 0.3 s"),
+        (Reply(200, chunks=[b" " * (1 << 16)] * 17), "the answer is larger than 1 MiB"),
     ],
 )
 def test_a_failed_query_is_unavailable_with_its_reason_never_zero(
@@ -651,3 +652,14 @@ def test_with_no_network_the_ledgers_figures_stand_in_and_it_says_so(cli, home, 
     doc = json.loads(result.stdout)
     assert doc["offline"] is True and doc["providers"][0]["basis"] == "ledger"
     assert doc["providers"][0]["live_error"].startswith("could not connect")
+
+
+def test_a_currency_that_is_not_a_code_is_not_a_balance(cli, home, monkeypatch, servers):
+    srv = servers("deepseek")
+    _config(home, **srv)
+    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+    info = {"currency": "\x1b[31mCNY", "total_balance": "1", "granted_balance": "0"}
+    srv["deepseek"].queue(json_reply({"balance_infos": [{**info, "topped_up_balance": "1"}]}))
+    result = cli("refill", "status")
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "a balance_infos entry has no currency code" in result.stderr

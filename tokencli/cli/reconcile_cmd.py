@@ -81,7 +81,8 @@ def reconcile(
         if source.status == "no key" and provider is not None:
             raise ConfigError(f"reconcile {source.provider}: {source.reason}.", None)
         if source.reason:
-            app_ctx.err(f"tokencli: {source.provider}: {source.status}: {source.reason}.")
+            state = "" if source.status == "ok" else f"{source.status}: "
+            app_ctx.err(f"tokencli: {source.provider}: {state}{source.reason}.")
     if json_out:
         from ..results import ReconcileResult
         from .output import emit_result

@@ -294,9 +294,15 @@ def reconcile(
                 except BillingError as exc:
                     sources.append(Source(name, method, "unavailable", str(exc), []))
                     continue
-                ours, _ = ledger_by_day(ledger, settings, name, start, end, "USD")
+                ours, missing = ledger_by_day(ledger, settings, name, start, end, "USD")
                 lines = compare(name, "USD", ours, billed, tolerance)
-                sources.append(Source(name, method, "ok", None, lines))
+                left_out = (
+                    f"the ledger's spend in {', '.join(sorted(missing))} is left out (no rate"
+                    " into USD under [currency] rates)"
+                    if missing
+                    else None
+                )
+                sources.append(Source(name, method, "ok", left_out, lines))
             elif balance_kind(config) == "openrouter" and month == now.date().replace(day=1):
                 sources.append(_openrouter(client, ledger, settings, name, start, end, tolerance))
             elif balance_kind(config) is not None:

@@ -68,8 +68,9 @@ def parse_deepseek(data: Any, currency: str) -> list[Figure]:
         raise BalanceError("the answer has no balance_infos list")
     out = []
     for info in infos:
-        if not isinstance(info, Mapping) or not isinstance(info.get("currency"), str):
-            raise BalanceError("a balance_infos entry has no currency")
+        code = info.get("currency") if isinstance(info, Mapping) else None
+        if not isinstance(code, str) or not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise BalanceError("a balance_infos entry has no currency code")
         out.append(
             Figure(
                 info["currency"].upper(),
@@ -227,6 +228,29 @@ def plan(config: ProviderConfig, key: str | None, management_key: str | None = N
     return Query(config.name, point, use, currency, problem)
 
 
+MAX_ANSWER = 1 << 20  # a balance is a few hundred bytes; more is not a balance
+
+
+def read_bounded(
+    client: Any,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    params: Any = None,
+    limit: int = MAX_ANSWER,
+) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET; BalanceError past `limit` bytes."""
+    with client.stream("GET", url, headers=headers, params=params, timeout=timeout) as response:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BalanceError(f"the answer is larger than {limit >> 20} MiB")
+            chunks.append(chunk)
+        kind = response.headers.get("content-type", "").split(";")[0].lower()
+        return response.status_code, kind, b"".join(chunks)
+
+
 def _ask(
     query: Query, now: datetime, timeout: float, client: Any, *, keep_usage: bool = False
 ) -> list[Snapshot]:
@@ -245,25 +269,27 @@ def _ask(
     if query.problem:
         return failed(query.problem)
     try:
-        response = client.get(
+        status, content_type, content = read_bounded(
+            client,
             query.endpoint.url,
-            headers={"Authorization": f"Bearer {query.key}", "Accept": "application/json"},
-            timeout=timeout,
+            {"Authorization": f"Bearer {query.key}", "Accept": "application/json"},
+            timeout,
         )
     except httpx.TimeoutException:
         return failed(f"no answer within {timeout:g} s")
     except httpx.HTTPError as exc:
         return failed(f"could not connect ({type(exc).__name__})")
-    status = response.status_code
+    except BalanceError as exc:
+        return failed(str(exc))
     if status in (401, 403):
         return failed(f"the key was refused (HTTP {status})")
     if status >= 400:
         return failed(f"the endpoint answered HTTP {status}")
     try:
-        data = json.loads(response.content, parse_float=Decimal)  # floats stay exact
+        data = json.loads(content, parse_float=Decimal)  # floats stay exact
     except ValueError:
-        kind = response.headers.get("content-type", "").split(";")[0] or "not JSON"
-        what = "an HTML page" if "html" in kind or response.text.lstrip()[:1] == "<" else kind
+        html = "html" in content_type or content.lstrip()[:1] == b"<"
+        what = "an HTML page" if html else "something else"
         return failed(f"the endpoint answered {what}, not JSON (HTTP {status})")
     try:
         figures = PARSERS[query.endpoint.kind](data, query.currency)

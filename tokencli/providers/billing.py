@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 from ..money import parse_amount
 
 TIMEOUT_S = 20.0
-MAX_PAGES = 50
+MAX_PAGE_BYTES = 16 << 20
+MAX_PAGES = 50  # pages of 31 daily buckets: far more than a month holds
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -47,6 +48,7 @@ def _pages(
     import httpx
 
     from ..redact import redact
+    from .balances import BalanceError, read_bounded
 
     page: str | None = None
     for _ in range(MAX_PAGES):
@@ -54,19 +56,24 @@ def _pages(
         if page:
             query["page"] = page
         try:
-            response = client.get(url, params=query, headers=headers, timeout=TIMEOUT_S)
+            status, kind, content = read_bounded(
+                client, url, headers, TIMEOUT_S, query, MAX_PAGE_BYTES
+            )
         except httpx.TimeoutException:
             raise BillingError(f"no answer within {TIMEOUT_S:g} s") from None
         except httpx.HTTPError as exc:
             raise BillingError(f"could not connect ({type(exc).__name__})") from None
-        if response.status_code in (401, 403):
-            raise BillingError(f"the admin key was refused (HTTP {response.status_code})")
-        if response.status_code >= 400:
-            raise BillingError(f"the API answered HTTP {response.status_code}")
+        except BalanceError as exc:
+            raise BillingError(str(exc)) from None
+        if status in (401, 403):
+            raise BillingError(f"the admin key was refused (HTTP {status})")
+        if status >= 400:
+            raise BillingError(f"the API answered HTTP {status}")
         try:
-            body = json.loads(response.content, parse_float=Decimal)
+            body = json.loads(content, parse_float=Decimal)
         except ValueError:
-            what = "an HTML page" if response.text.lstrip()[:1] == "<" else "something else"
+            html = "html" in kind or content.lstrip()[:1] == b"<"
+            what = "an HTML page" if html else "something else"
             raise BillingError(f"the API answered {what}, not JSON") from None
         if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
             raise BillingError(redact("the answer has no data list", [key]))
