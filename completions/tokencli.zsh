@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'reconcile:Check the ledger'\''s cost per day and model against each provider'\''s own accounting' 'refill:Prepaid credit\: record top-ups and grants, see balances and runway, check them' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -31,6 +31,8 @@ _tokencli() {
                 logs) _tokencli_logs ;;
                 models) _tokencli_models ;;
                 prompt) _tokencli_prompt ;;
+                reconcile) _tokencli_reconcile ;;
+                refill) _tokencli_refill ;;
                 report) _tokencli_report ;;
                 run) _tokencli_run ;;
             esac ;;
@@ -517,6 +519,86 @@ _tokencli_prompt_save() {
 
 _tokencli_prompt_show() {
     _arguments \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_reconcile() {
+    _arguments \
+        '--month[A calendar month, YYYY-MM (default\: this month)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '--tolerance[Differences up to this share pass]:value: ' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_refill() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('add:Record a top-up or a free grant; calls refused for credit may go again at once' 'check:For cron\: exit 3 when a balance is below the threshold, 5 when one can'\''t be read' 'list:The top-ups and grants recorded, oldest first' 'rm:Remove a refill recorded by mistake' 'status:Per provider\: the ledger'\''s balance, the live one, the drift and the runway')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                add) _tokencli_refill_add ;;
+                check) _tokencli_refill_check ;;
+                list) _tokencli_refill_list ;;
+                rm) _tokencli_refill_rm ;;
+                status) _tokencli_refill_status ;;
+            esac ;;
+    esac
+}
+
+_tokencli_refill_add() {
+    _arguments \
+        '--currency[Currency of AMOUNT (default\: the provider'\''s)]:value: ' \
+        '--tokens[AMOUNT is tokens (e.g. 1M), not money]' \
+        '--grant[A free grant\: used before paid credit]' \
+        '--expires[The grant'\''s last day (YYYY-MM-DD); needs --grant]:value: ' \
+        '--note[A note to keep with it]:value: ' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_refill_check() {
+    _arguments \
+        '--threshold[50CNY, 20USD, 1M (tokens) or 7d (days of runway)]:value: ' \
+        '--provider[Only this provider]:value: ' \
+        '--notify[Send each balance below to the alert channels]' \
+        '--offline[Ask no provider\: the ledger'\''s figures only]' \
+        '--timeout[How long each provider may take]:value: ' \
+        '--print-cron[Print a crontab line that runs this check]' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_refill_list() {
+    _arguments \
+        '--provider[Only this provider]:value: ' \
+        '--json[Print one JSON document on stdout]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_refill_rm() {
+    _arguments \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_refill_status() {
+    _arguments \
+        '--provider[Only this provider]:value: ' \
+        '--offline[Ask no provider\: the ledger'\''s figures only]' \
+        '--timeout[How long each provider may take]:value: ' \
         '--json[Print one JSON document on stdout]' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '

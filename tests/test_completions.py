@@ -62,6 +62,8 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "logs",
         "models",
         "prompt",
+        "reconcile",
+        "refill",
         "report",
         "run",
     ]

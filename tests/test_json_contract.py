@@ -192,6 +192,8 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
         CONFIG + provider_config("fake", "openai", server.url + "/v1", prices_from="openai"),
     )
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    deepseek = home / "deepseek.toml"
+    deepseek.write_text(provider_config("deepseek", "openai", server.url), "utf-8")
     out: list[tuple[str, list[str], Any]] = []
 
     def doc(schema: str, *args: str, code: int = 0, **kwargs: Any) -> Any:
@@ -299,6 +301,17 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     )
     doc("tokencli.comparison/1", "compare", "show", comparison["id"], "--json")
     doc("tokencli.comparisons/1", "compare", "list", "--json")
+
+    assert cli("refill", "add", "fake", "5").exit_code == 0
+    assert cli("refill", "add", "fake", "1M", "--tokens", "--grant", "--expires", "2027-01-31")
+    doc("tokencli.refills/1", "refill", "list", "--json")
+    doc("tokencli.refill-status/1", "refill", "status", "--offline", "--json")
+    doc("tokencli.refill-check/1", "refill", "check", "--threshold", "1USD", "--offline", "--json")
+    balance = {"currency": "CNY", "total_balance": "9.50", "granted_balance": "0.50"}
+    server.queue(json_reply({"balance_infos": [{**balance, "topped_up_balance": "9.00"}]}))
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-0123456789abcdef")
+    doc("tokencli.refill-status/1", "--config", str(deepseek), "refill", "status", "--json")
+    doc("tokencli.reconcile/1", "reconcile", "--json")
 
     backup = cli("ledger", "export").stdout
     other = str(home / "other.db")

@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from .alerts import Alert
+    from .insights.balances import Finding, Row, Status
     from .insights.budgets import BudgetState
     from .insights.model import Report
     from .insights.outlook import BudgetOutlook, Forecast, Projection
+    from .insights.reconcile import Reconciliation
     from .ledger import Call
     from .ledger.alerts import AlertRow
     from .ledger.comparisons import SavedComparison
+    from .ledger.refills import Refill
     from .ledger.retention import PruneCounts
     from .pricing.counting import DryRun, TokenCount
     from .pricing.index import ModelPrice
@@ -625,6 +628,178 @@ class AlertTest(Result):
         }
 
 
+class RefillList(Result):
+    """`refill list --json`: the top-ups and grants recorded, oldest first."""
+
+    schema: ClassVar[str] = "tokencli.refills/1"
+    collection: ClassVar[bool] = True
+    refills: Sequence[Refill]
+
+    def body(self) -> list[Any]:
+        from .ledger import format_ts
+
+        return [
+            {
+                "id": r.id,
+                "ts": format_ts(r.ts),
+                "provider": r.provider,
+                "amount": decimal_str(r.amount),
+                "unit": r.unit,
+                "grant": r.grant,
+                "expires": format_ts(r.expires) if r.expires else None,
+                "note": r.note,
+            }
+            for r in self.refills
+        ]
+
+
+def _refill_row(row: Row) -> dict[str, Any]:
+    from .ledger import format_ts
+
+    pool, live, runway = row.ledger, row.live, row.runway
+    return {
+        "provider": row.provider,
+        "unit": row.unit or None,
+        "balance": decimal_str(row.balance),
+        "basis": row.basis,
+        "ledger": None
+        if pool is None
+        else {
+            "balance": decimal_str(pool.balance),
+            "credited": decimal_str(pool.credited),
+            "granted": decimal_str(pool.granted),
+            "spent": decimal_str(pool.spent),
+            "expired": decimal_str(pool.expired),
+            "grants_left": decimal_str(pool.grants_left),
+            "credits_left": decimal_str(pool.credits_left),
+            "overdraft": decimal_str(pool.overdraft),
+            "next_expiry": format_ts(pool.next_expiry) if pool.next_expiry else None,
+            "unconverted": list(pool.unconverted),
+        },
+        "live": None
+        if live is None or live.balance is None
+        else {
+            "balance": decimal_str(live.balance),
+            "granted": decimal_str(live.granted),
+            "paid": decimal_str(live.paid),
+            "source": live.source,
+            "ts": format_ts(live.ts),
+        },
+        "live_error": row.error,
+        "drift": decimal_str(row.drift),
+        "runway": None
+        if runway is None
+        else {
+            "runs_out": runway.runs_out.isoformat() if runway.runs_out else None,
+            "low": runway.early.isoformat() if runway.early else None,
+            "high": runway.late.isoformat() if runway.late else None,
+            "per_day": decimal_str(runway.per_day),
+            "next_30_days": decimal_str(runway.next_30_days),
+            "method": runway.method,
+        },
+    }
+
+
+def _refill_status(status: Status) -> dict[str, Any]:
+    from .ledger import format_ts
+
+    return {
+        "as_of": status.as_of.isoformat(),
+        "live": status.live_asked,
+        "offline": status.offline,
+        "providers": [_refill_row(r) for r in status.rows],
+        "outside": [
+            {
+                "provider": o.provider,
+                "currency": o.currency,
+                "kind": o.kind,
+                "since": format_ts(o.since),
+                "fell": decimal_str(o.fell),
+                "metered": decimal_str(o.metered),
+                "amount": decimal_str(o.amount),
+            }
+            for o in status.outside
+        ],
+    }
+
+
+class RefillStatusResult(Result):
+    """`refill status --json`: per provider and unit, the balances, drift and runway."""
+
+    schema: ClassVar[str] = "tokencli.refill-status/1"
+    status: Status
+
+    def body(self) -> dict[str, Any]:
+        return _refill_status(self.status)
+
+
+class RefillCheckResult(Result):
+    """`refill check --json`: the status, and each balance against the threshold."""
+
+    schema: ClassVar[str] = "tokencli.refill-check/1"
+    status: Status
+    threshold: str
+    findings: Sequence[Finding]
+    unreadable: Sequence[str]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "below": [f.row.provider for f in self.findings if f.below],
+            "unreadable": list(self.unreadable),
+            "checked": [
+                {
+                    "provider": f.row.provider,
+                    "unit": f.row.unit,
+                    "value": decimal_str(f.value),
+                    "below": f.below,
+                }
+                for f in self.findings
+            ],
+            **_refill_status(self.status),
+        }
+
+
+class ReconcileResult(Result):
+    """`reconcile --json`: per provider, the ledger's cost against the provider's books."""
+
+    schema: ClassVar[str] = "tokencli.reconcile/1"
+    found: Reconciliation
+
+    def body(self) -> dict[str, Any]:
+        r = self.found
+        return {
+            "month": r.month,
+            "start": r.start.isoformat(),
+            "end": r.end.isoformat(),
+            "tolerance": decimal_str(r.tolerance),
+            "providers": [
+                {
+                    "provider": s.provider,
+                    "method": s.method,
+                    "status": s.status,
+                    "reason": s.reason,
+                    "lines": [
+                        {
+                            "day": line.day.isoformat() if line.day else None,
+                            "model": line.model,
+                            "currency": line.currency,
+                            "ledger": decimal_str(line.ledger),
+                            "billed": decimal_str(line.billed),
+                            "difference": decimal_str(line.difference),
+                            "ledger_tokens": line.ledger_tokens,
+                            "billed_tokens": line.billed_tokens,
+                            "flagged": line.flagged,
+                            "cause": line.cause,
+                        }
+                        for line in s.lines
+                    ],
+                }
+                for s in r.sources
+            ],
+        }
+
+
 RESULTS: tuple[type[Result], ...] = (
     CallResult,
     CallList,
@@ -648,4 +823,8 @@ RESULTS: tuple[type[Result], ...] = (
     ComparisonList,
     AlertList,
     AlertTest,
+    RefillList,
+    RefillStatusResult,
+    RefillCheckResult,
+    ReconcileResult,
 )

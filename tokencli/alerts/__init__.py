@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .dispatch import Delivery
 
 SCHEMA = "tokencli.alert/1"
-KINDS = ("budget_threshold", "budget_pace", "anomaly", "failures", "test")
+KINDS = ("budget_threshold", "budget_pace", "anomaly", "failures", "refill", "test")
 LEVELS = ("info", "warning", "critical")
 
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from ..settings.model import Settings
 
 TRAILING_DAYS = 14
+# Refusals that mean the account has no money left (calls.circuit's BILLING_KINDS).
+EXHAUSTED_KINDS = frozenset({"billing", "quota"})
 
 
 def call_alerts(ledger: Ledger, settings: Settings, call: Call) -> list[Alert]:
@@ -52,6 +54,8 @@ def call_alerts(ledger: Ledger, settings: Settings, call: Call) -> list[Alert]:
                 },
             )
         )
+    if call.status == "error" and call.error_kind in EXHAUSTED_KINDS:
+        out.append(exhausted(call))
     limit = rules.max_consecutive_failures
     if call.status == "error" and limit > 0:
         from ..ledger.alerts import recent_statuses
@@ -82,6 +86,22 @@ def call_alerts(ledger: Ledger, settings: Settings, call: Call) -> list[Alert]:
                 )
             )
     return out
+
+
+def exhausted(call: Call) -> Alert:
+    """A call refused for exhausted credit or quota (exit 4): once per provider and day."""
+    return Alert(
+        kind="refill",
+        key=f"refill-exhausted:{call.provider}:{call.ts[:10]}",
+        title=f"{call.provider}: out of credit",
+        message=(
+            f"A call to {call.provider}:{call.model} was refused for exhausted credit or quota"
+            f" ({call.id}). Top it up, then record it with"
+            f" 'tokencli refill add {call.provider} AMOUNT'."
+        ),
+        level="critical",
+        fields={"provider": call.provider, "model": call.model, "call_id": call.id},
+    )
 
 
 def daily_spend(

@@ -55,6 +55,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.budget_cmd",
         "Limits on spend or tokens per day, week or month: set them, see them, check them.",
     ),
+    "refill": (
+        "tokencli.cli.refill_cmd",
+        "Prepaid credit: record top-ups and grants, see balances and runway, check them.",
+    ),
+    "reconcile": (
+        "tokencli.cli.reconcile_cmd",
+        "Check the ledger's cost per day and model against each provider's own accounting.",
+    ),
     "compare": (
         "tokencli.cli.compare_cmd",
         "Compare prompts across models: tokens, cost and answers, side by side.",
@@ -81,7 +89,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget", "alerts"}
+GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget", "alerts", "refill"}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

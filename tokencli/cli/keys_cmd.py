@@ -20,14 +20,25 @@ ProviderArg = Annotated[
 ]
 
 
+# Keys for a provider's accounting APIs, stored beside its own: `openai-admin` (usage and
+# costs, for reconcile), `openrouter-management` (the account's credits, for refill status).
+ADMIN_ROLES = ("admin", "management")
+
+
 @app.command("set")
 def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
-    """Store the key for PROVIDER, read from stdin or typed at a hidden prompt."""
+    """Store the key for PROVIDER, read from stdin or typed at a hidden prompt.
+
+    PROVIDER-admin and PROVIDER-management hold keys for its accounting APIs
+    (openai-admin for reconcile, openrouter-management for refill status).
+    """
     from ..settings.keys import KeyStore
 
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
-    settings.provider(provider)  # unknown provider → exit 6 with the list
+    base, _, role = provider.rpartition("-")
+    if not (role in ADMIN_ROLES and base in settings.providers):
+        settings.provider(provider)  # unknown provider → exit 6 with the list
     streams = app_ctx.streams
     if streams.stdin_isatty:
         import getpass
@@ -71,6 +82,18 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 "env": list(provider.api_key_env),
             }
         )
+    for name in sorted(store.names()):
+        stored = store.get(name)
+        if name not in settings.providers and name.rpartition("-")[2] in ADMIN_ROLES and stored:
+            rows.append(
+                {
+                    "provider": name,
+                    "status": "set",
+                    "source": "keys file",
+                    "key": mask(stored),
+                    "env": [],
+                }
+            )
     if json_out:
         from ..results import KeyList, KeyState
 

@@ -315,6 +315,48 @@ def _m035_budget_totals(db: Database) -> None:
     )
 
 
+def _m036_refills(db: Database) -> None:
+    """Top-ups and free grants (`refill add`), and the live balances seen (`refill status`).
+
+    `quantity` is picos for money (`unit` a currency code) or a whole number of
+    tokens (`unit` = 'tokens'). A snapshot row is one provider's balance in one
+    currency at one time, or, with `error` set, a query that failed (never zero).
+    """
+    db.execute(
+        """
+        CREATE TABLE refills (
+            id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            quantity INTEGER NOT NULL,
+            is_grant INTEGER NOT NULL DEFAULT 0,
+            expires TEXT,
+            note TEXT,
+            host TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX refills_provider_ts ON refills(provider, ts)")
+    db.execute(
+        """
+        CREATE TABLE balance_snapshots (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            source TEXT NOT NULL,
+            currency TEXT,
+            balance_pico INTEGER,
+            granted_pico INTEGER,
+            paid_pico INTEGER,
+            error TEXT,
+            detail TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX balance_snapshots_provider_ts ON balance_snapshots(provider, ts)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m001_calls", _m001_calls),
     ("m010_cache_batch_rate_limits", _m010_cache_batch_rate_limits),
@@ -326,4 +368,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("m033_budget_reservations", _m033_budget_reservations),
     ("m034_alerts", _m034_alerts),
     ("m035_budget_totals", _m035_budget_totals),
+    ("m036_refills", _m036_refills),
 ]
