@@ -176,6 +176,7 @@ def test_add_list_and_rm(cli, home, monkeypatch):
     assert listed[0]["note"] == "card"
     table = cli("refill", "list")
     assert "$50.00" in table.stdout and "1,000,000 tokens" in table.stdout
+    assert "2026-12-31" in table.stdout and "2027-01-01" not in table.stdout  # its last day
     gone = cli("refill", "rm", listed[0]["id"])
     assert gone.exit_code == 0
     assert [r["id"] for r in json.loads(cli("refill", "list", "--json").stdout)] == [

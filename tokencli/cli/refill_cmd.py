@@ -1,6 +1,7 @@
 """`tokencli refill ...`: top-ups and grants recorded, balances live and from the ledger,
 runway, and a check for cron."""
 
+from datetime import datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
@@ -222,7 +223,7 @@ def list_refills(
             Column("PROVIDER"),
             Column("AMOUNT", "right"),
             Column("KIND"),
-            Column("EXPIRES"),
+            Column("LAST DAY"),
             Column("NOTE"),
         ],
         [
@@ -232,12 +233,20 @@ def list_refills(
                 r.provider,
                 money_text(r.amount, r.unit),
                 "grant" if r.grant else "top-up",
-                f"{r.expires.astimezone(tz):%Y-%m-%d %H:%M}" if r.expires else "",
+                _last_day(r.expires, tz) if r.expires else "",
                 r.note or "",
             ]
             for r in rows
         ],
     )
+
+
+def _last_day(expires: datetime, tz: tzinfo) -> str:
+    """A grant's last day as the user gave it (`--expires 2027-01-31`), not the midnight after."""
+    local = expires.astimezone(tz)
+    if local.time() == time(0):
+        return f"{local - timedelta(days=1):%Y-%m-%d}"
+    return f"{local:%Y-%m-%d %H:%M}"
 
 
 @app.command("rm")
