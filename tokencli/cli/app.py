@@ -261,10 +261,11 @@ def _usage_error(streams: Streams, exc: typer.TyperException) -> int:
 
 def _report(streams: Streams, message: str, hint: str | None) -> None:
     from ..redact import redact
+    from ..safetext import visible
 
     text = f"tokencli: {message}" + (f" {hint}" if hint else "")
     try:
-        print(redact(text), file=streams.stderr, flush=True)
+        print(visible(redact(text)), file=streams.stderr, flush=True)
     except (BrokenPipeError, ValueError):
         pass
 
