@@ -204,3 +204,22 @@ def test_redactor_never_leaves_a_secret_in_a_header(secret, name, scheme, style)
     shown = redact(text)
     secret_part = value.removeprefix(scheme)
     assert secret_part not in shown, (text, shown)
+
+
+def test_an_imported_error_text_loses_its_credentials(cli, home, tmp_path):
+    line = {
+        "v": 1,
+        "id": "01IMPORTEDSECRET",
+        "ts": "2026-11-05T10:00:00.000000Z",
+        "host": "h",
+        "provider": "gw",
+        "model": "m",
+        "status": "error",
+        "error_kind": "auth",
+        "error_message": f"401 from https://bob:{USER_PW}@gw.example/v1?key={QUERY_KEY}",
+    }
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(line) + "\n", "utf-8")
+    assert cli("ledger", "import", str(path)).exit_code == 0
+    assert secrets_in(all_ledger_text(home)) == []
+    assert "gw.example" in all_ledger_text(home)

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..money import PICOS_PER_UNIT, to_picos
+from ..redact import redact
 from ..window import EARLIEST, LATEST
 from .store import IMPORT_COLUMNS, STATUSES, format_ts
 
@@ -117,6 +118,7 @@ _FINISHED = frozenset(FINISHED)
 _TOTAL_I = _INDEX["total_tokens"]
 _INPUT_I, _OUTPUT_I = _INDEX["input_tokens"], _INDEX["output_tokens"]
 _TAGS_I = _INDEX["tags"]
+_ERROR_I = _INDEX["error_message"]
 _dumps = json.dumps
 
 
@@ -136,9 +138,12 @@ def decode_jsonl(line: str) -> list[Any]:
     accepts the same lines and finds the words for what is wrong.
     """
     try:
-        return _decode(line)
+        row = _decode(line)
     except RecursionError:  # JSON nested thousands deep: no call looks like that
         raise FormatError("is JSON nested too deeply to be a call") from None
+    if row[_ERROR_I]:  # a backup from elsewhere: no credential enters this ledger
+        row[_ERROR_I] = redact(row[_ERROR_I])
+    return row
 
 
 def _decode(line: str) -> list[Any]:
