@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import write_config
-from tests.fakes import json_reply, openai_chunks, openai_usage, sse, sse_reply
+from tests.fakes import (
+    gemini_response,
+    gemini_usage,
+    json_reply,
+    openai_chunks,
+    openai_usage,
+    sse,
+    sse_reply,
+)
 from tokencli.redact import REDACTED, redact
 
 USER_PW = "pwSECRET9x"
@@ -59,6 +67,24 @@ def test_query_string_in_base_url_is_kept_on_every_request(cli, home, server, mo
     path = server.requests[0].path
     assert path.startswith("/v1/chat/completions?")
     assert sorted(path.partition("?")[2].split("&")) == sorted(["key=" + QUERY_KEY, "region=eu"])
+
+
+def test_gemini_keeps_its_own_query_beside_the_base_urls(cli, home, server, monkeypatch):
+    monkeypatch.setenv("GW_KEY", API_KEY)
+    write_config(
+        home,
+        "[providers.gg]\n"
+        'type = "gemini"\n'
+        f'base_url = "{server.url}/v1beta?key={QUERY_KEY}"\n'
+        'api_key_env = "GW_KEY"\n'
+        'prices_from = "google"\n',
+    )
+    server.queue(sse_reply(sse([gemini_response(["hi"], gemini_usage(3, 1))], done=False)))
+    r = cli("run", "-m", "gg:gemini-2.5-flash", "hi")
+    assert r.exit_code == 0, r.stderr
+    path, _, query = server.requests[0].path.partition("?")
+    assert path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    assert sorted(query.split("&")) == ["alt=sse", f"key={QUERY_KEY}"]
 
 
 def test_echoed_credentials_never_reach_stderr_ledger_or_exports(cli, home, server, monkeypatch):

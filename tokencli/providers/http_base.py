@@ -77,7 +77,14 @@ class HTTPProvider:
         check_url_safety(config, self.base)
         self.client = build_client(config, transport)
         if query.partition("#")[0]:
-            self.client.params = httpx.QueryParams(query.partition("#")[0])
+            params = httpx.QueryParams(query.partition("#")[0])
+
+            def with_query(request: httpx.Request) -> None:
+                # The request's own parameters (Gemini's alt=sse) win over the base_url's.
+                request.url = request.url.copy_with(params=params.merge(request.url.params))
+
+            hooks = self.client.event_hooks
+            self.client.event_hooks = {**hooks, "request": [*hooks["request"], with_query]}
 
     def close(self) -> None:
         self.client.close()
