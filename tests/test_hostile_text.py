@@ -193,3 +193,36 @@ def test_prompt_listing_and_show_escape_stored_text(cli, home):
         assert out.exit_code == 0, (args, out.stderr)
         assert_clean(out.stdout, out.stderr)
     assert "\nsecond line" in cli("prompt", "show", "greet").stdout
+
+
+def test_compare_tables_escape_prompts_and_answers(cli, home):
+    hostile = "Say\x1b]0;t\x07 hi\x1b[2J\nforged"
+    for fmt in ("text", "markdown", "html"):
+        r = cli("compare", hostile, "Hi there.", "-m", "mock:echo", "--live", "--format", fmt)
+        assert r.exit_code == 0, r.stderr
+        assert_clean(r.stdout, r.stderr)
+    listed = cli("compare", "list")
+    assert listed.exit_code == 0
+    assert_clean(listed.stdout)
+
+
+def test_every_table_cell_and_header_is_escaped(monkeypatch):
+    import io
+
+    from tokencli.cli.context import Streams
+    from tokencli.cli.output import Column, render_table
+
+    monkeypatch.setenv("COLUMNS", "200")
+    for tty in (False, True):
+        out = io.StringIO()
+        streams = Streams(io.StringIO(), out, io.StringIO(), False, tty, False)
+        render_table(
+            streams,
+            [Column("NAME\x1b[1m"), Column("VALUE", "right")],
+            [["[bold red]x[/]\x1b]8;;http://e/\x1b\\", "1\n2"]],
+        )
+        text = out.getvalue()
+        if tty:  # rich styles its own header; nothing of the values is read as markup
+            text = text.replace("\x1b[1m", "").replace("\x1b[0m", "")
+        assert_clean(text)
+        assert "[bold red]x[/]\\x1b]8;;http://e/\\x1b\\" in text and "1\\n2" in text
