@@ -303,3 +303,13 @@ def test_temperature_and_forecast_budget_refuse_non_finite(cli, home, value):
     assert f.exit_code == 2 and "--budget" in f.stderr
     big = cli("forecast", "--budget", "1e400")
     assert big.exit_code == 2 and "Internal error" not in big.stderr
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_batch_line_with_a_non_finite_temperature_is_refused(cli, home, tmp_path, value):
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"prompt": "hi", "temperature": ' + value + "}\n")
+    r = cli("batch", str(path), "-m", "mock:echo")
+    assert r.exit_code == 2, r.stderr
+    assert "Line 1: temperature" in r.stderr and "finite" in r.stderr
+    assert not (home / "ledger.db").exists() or ledger_rows(home) == []
