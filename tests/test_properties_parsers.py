@@ -313,3 +313,19 @@ def test_a_batch_line_with_a_non_finite_temperature_is_refused(cli, home, tmp_pa
     assert r.exit_code == 2, r.stderr
     assert "Line 1: temperature" in r.stderr and "finite" in r.stderr
     assert not (home / "ledger.db").exists() or ledger_rows(home) == []
+
+
+@pytest.mark.parametrize(
+    "created",
+    ['"0001-01-01T00:00:00.000000Z"', "0001-01-01T00:00:00+05:00", '"9999-12-31T00:00:00Z"'],
+)
+def test_a_prompt_file_dated_out_of_range_is_refused(cli, home, tmp_path, created):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'format = "tokencli.prompts/1"\n[[prompts]]\nname = "p"\n[[prompts.versions]]\n'
+        f'version = 1\ncreated = {created}\ntemplate = "hi"\n'
+    )
+    r = cli("prompt", "import", str(path))
+    assert r.exit_code == 2, r.stderr
+    assert "outside the years 1900 to 9998" in r.stderr and r.stderr.count("\n") == 1
+    assert cli("prompt", "list").exit_code == 0
