@@ -249,3 +249,16 @@ def test_an_imported_error_text_loses_its_credentials(cli, home, tmp_path):
     assert cli("ledger", "import", str(path)).exit_code == 0
     assert secrets_in(all_ledger_text(home)) == []
     assert "gw.example" in all_ledger_text(home)
+
+
+@given(st.text(max_size=300), SECRET)
+def test_redactor_takes_any_text_and_a_known_key_never_survives(text, secret):
+    from tokencli import redact as module
+
+    assert isinstance(redact(text), str)
+    module.register_secret(secret)
+    try:
+        shown = redact(text[: len(text) // 2] + secret + text[len(text) // 2 :])
+    finally:
+        module._known.discard(secret)  # keys in use are process-wide; leave none behind
+    assert secret not in shown
