@@ -8,6 +8,7 @@ settings as `FieldSpec`s; `Checker.fields` checks a table against them.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,7 +143,9 @@ def dotted(key_path: tuple[str, ...]) -> str:
     """("prices", "qwen:qwen-max") → 'prices."qwen:qwen-max"', as a person would write it."""
     out = []
     for part in key_path:
-        out.append(part if part.replace("_", "").replace("-", "").isalnum() else f'"{part}"')
+        bare = part.replace("_", "").replace("-", "").isalnum()
+        # Quoted as TOML writes a key: a newline or a quote in it is shown escaped.
+        out.append(part if bare else json.dumps(part, ensure_ascii=False))
     return ".".join(out)
 
 
