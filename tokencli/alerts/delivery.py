@@ -56,7 +56,10 @@ def send(
     limit = max(limit, 0.05)
     try:
         if channel.type == "stderr":
-            print(f"tokencli alert: {alert.title}: {alert.message}", file=stderr or sys.stderr)
+            from ..safetext import visible
+
+            line = visible(f"tokencli alert: {alert.title}: {alert.message}")
+            print(line, file=stderr or sys.stderr)
             return None
         if channel.type == "webhook":
             return _webhook(channel, alert, delivery_id, limit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -221,6 +222,8 @@ def _json_item(
             raise UsageError(
                 f"Line {number}: {name} has the wrong type.", f"Check the {name!r} field."
             )
+        if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN, Infinity
+            raise UsageError(f"Line {number}: {name} is {value}, not a finite number.")
         return value
 
     tags = typed("tags", dict) or {}

@@ -241,6 +241,7 @@ def _invoke(args: list[str], context: AppContext) -> int:
 
 
 def _run_app(args: list[str], context: AppContext) -> int:
+    _check_text(args)
     app = summary_app() if args in _HELP_ONLY else build_app(command_name(args))
     try:
         result = app(args=args, prog_name="tokencli", standalone_mode=False, obj=context)
@@ -248,6 +249,22 @@ def _run_app(args: list[str], context: AppContext) -> int:
         # The call is recorded (and shown, with --json); report what ended it.
         raise failed.error from None
     return result if isinstance(result, int) else 0
+
+
+def _check_text(args: list[str]) -> None:
+    """Arguments that are not UTF-8 arrive with lone surrogates (Python's surrogateescape):
+    nothing can store, send or print them, so they are refused here, once."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            from ..errors import UsageError
+            from ..safetext import visible
+
+            raise UsageError(
+                f"The argument '{visible(arg)}' is not valid UTF-8 text.",
+                "Pass text and paths in UTF-8.",
+            ) from None
 
 
 def _main_thread() -> bool:
@@ -269,10 +286,11 @@ def _usage_error(streams: Streams, exc: typer.TyperException) -> int:
 
 def _report(streams: Streams, message: str, hint: str | None) -> None:
     from ..redact import redact
+    from ..safetext import visible
 
     text = f"tokencli: {message}" + (f" {hint}" if hint else "")
     try:
-        print(redact(text), file=streams.stderr, flush=True)
+        print(visible(redact(text)), file=streams.stderr, flush=True)
     except (BrokenPipeError, ValueError):
         pass
 

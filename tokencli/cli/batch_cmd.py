@@ -242,7 +242,11 @@ class Progress:
 
     def note(self, message: str) -> None:
         if self._progress is not None:
-            self._progress.console.print(f"tokencli: {message}", markup=False, highlight=False)
+            from ..safetext import visible
+
+            self._progress.console.print(
+                visible(f"tokencli: {message}"), markup=False, highlight=False
+            )
         else:
             self.app_ctx.err(f"tokencli: {message}")
 

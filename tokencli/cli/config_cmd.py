@@ -203,6 +203,8 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             )
         )
 
+    # A base_url (or any value) may carry a credential: `user:password@`, `?key=…`.
+    rows = [(k, _scrubbed(v), s) for k, v, s in rows]
     if json_out:
         from ..results import Setting, SettingList
 
@@ -213,6 +215,16 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         [Column("KEY"), Column("VALUE"), Column("SOURCE")],
         [[k, "-" if v is None else str(_plain(v)), s] for k, v, s in rows],
     )
+
+
+def _scrubbed(value: Any) -> Any:
+    from ..redact import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -129,7 +129,10 @@ class AppContext:
         return self.clock.now()
 
     def err(self, message: str) -> None:
-        print(message, file=self.streams.stderr, flush=True)
+        """A status line on stderr; values in it are shown with control characters escaped."""
+        from ..safetext import visible
+
+        print(visible(message), file=self.streams.stderr, flush=True)
 
 
 def app_context(ctx: typer.Context) -> AppContext:

@@ -65,7 +65,9 @@ def render_count(app_ctx: AppContext, result: "TokenCount", json_out: bool) -> N
 
         emit_result(app_ctx.streams, CountResult(result))
         return
+    from ..safetext import visible
+
     out = app_ctx.streams.stdout
     for line in count_lines(result):
-        out.write(line + "\n")
+        out.write(visible(line) + "\n")
     out.flush()

@@ -84,6 +84,10 @@ def forecast(
             amount = parse_amount(budget)
         except ValueError:
             amount = None
+        from ..settings.schema import MAX_NUMBER
+
+        if amount is not None and amount > MAX_NUMBER:
+            raise UsageError(f"--budget {budget!r} is more than {MAX_NUMBER:,}.")
         if amount is None or amount <= 0:
             raise UsageError(
                 f"--budget {budget!r} is not an amount above 0.",

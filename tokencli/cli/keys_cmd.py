@@ -45,15 +45,21 @@ def set_key(ctx: typer.Context, provider: ProviderArg) -> None:
 
         key = getpass.getpass(f"API key for {provider} (hidden): ", stream=streams.stderr)
     else:
-        key = streams.stdin.readline()
+        try:
+            key = streams.stdin.readline()
+        except UnicodeDecodeError:
+            key = "\udcff"  # not UTF-8: refused below as not ASCII
     key = key.strip()
     if not key:
         raise UsageError(
             "No key given.",
             f"Pipe it in (tokencli keys set {provider} < file) or type it at the prompt.",
         )
-    if any(ch.isspace() for ch in key) or not key.isprintable():
-        raise UsageError("The key contains spaces or control characters.", "Paste the key alone.")
+    from ..settings.keys import key_problem
+
+    problem = key_problem(key)
+    if problem:
+        raise UsageError(f"The key {problem}.", "Paste the key alone.")
     store = KeyStore(settings.paths.keys)
     store.set(provider, key)
     app_ctx.err(f"tokencli: stored the key for {provider} in {store.path} (owner-only).")

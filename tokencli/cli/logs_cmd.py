@@ -163,17 +163,19 @@ def show(
         lines.append(("params", ", ".join(f"{k}={v}" for k, v in call.params.items())))
     if call.extra:
         lines.append(("extra", ", ".join(f"{k}={v}" for k, v in call.extra.items())))
+    from ..safetext import visible
+
     out = app_ctx.streams.stdout
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
-        out.write(f"{key.ljust(width)}  {value}\n")
+        out.write(f"{key.ljust(width)}  {visible(value)}\n")
     for title, body in (
         ("system", call.system_text),
         ("prompt", call.prompt_text),
         ("response", call.response_text),
     ):
-        if body:
-            out.write(f"\n--- {title} ---\n{body.rstrip()}\n")
+        if body:  # its own lines kept, every other control character escaped
+            out.write(f"\n--- {title} ---\n{visible(body.rstrip(), multiline=True)}\n")
     out.flush()
 
 

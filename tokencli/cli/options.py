@@ -61,8 +61,20 @@ VarsFileOpt = Annotated[
 MaxTokensOpt = Annotated[
     int | None, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")
 ]
+
+
+def finite(value: float | None) -> float | None:
+    """A float option's check: nan passes every range (its comparisons are all false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 TemperatureOpt = Annotated[
-    float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+    float | None,
+    typer.Option("--temperature", min=0.0, max=2.0, callback=finite, help="Sampling temperature."),
 ]
 ConcurrencyOpt = Annotated[
     int, typer.Option("-c", "--concurrency", min=1, max=64, help="Calls in flight at once.")

@@ -51,8 +51,14 @@ def render_table(
     *,
     title: str | None = None,
 ) -> None:
+    # Every cell can hold a value from a flag, an import or a provider: control
+    # characters are shown escaped (and, on a terminal, never read as rich markup).
+    from ..safetext import visible
+
+    columns = [Column(visible(c.header), c.justify) for c in columns]
+    rows = [[visible(cell) for cell in row] for row in rows]
     if streams.stdout_isatty:
-        _rich_table(streams, columns, rows, title)
+        _rich_table(streams, columns, rows, title and visible(title))
     else:
         _plain_table(streams, columns, rows)
 
@@ -88,12 +94,16 @@ def _rich_table(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    # Text, not markup: a project named "[bold red]x[/]" prints as those characters.
+    table = Table(
+        title=Text(title) if title else None, box=None, header_style="bold", pad_edge=False
+    )
     for col in columns:
-        table.add_column(col.header, justify=col.justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(Text(col.header), justify=col.justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     Console(file=streams.stdout).print(table)
 
 

@@ -258,8 +258,10 @@ def show(
     if version.system is not None:
         lines += ["--- system", version.system.rstrip("\n")]
     lines += ["--- template", version.template.rstrip("\n")]
+    from ..safetext import visible
+
     out = app_ctx.streams.stdout
-    out.write("\n".join(lines) + "\n")
+    out.write(visible("\n".join(lines), multiline=True) + "\n")
     out.flush()
 
 
@@ -304,8 +306,10 @@ def diff(
         )
     if not lines:
         lines.append(f"{old.ref} and {new.ref} are identical.")
+    from ..safetext import visible
+
     out = app_ctx.streams.stdout
-    out.write("\n".join(lines) + "\n")
+    out.write(visible("\n".join(lines), multiline=True) + "\n")
     for line in _token_lines(app_ctx, old, new, model):
         out.write(line + "\n")
     out.flush()

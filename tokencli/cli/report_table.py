@@ -12,14 +12,18 @@ if TYPE_CHECKING:
 
 def print_report(streams: "Streams", report: "Report", *, chart: bool = False) -> None:
     from ..insights import display
+    from ..safetext import visible
 
     out = streams.stdout
-    out.write(f"tokencli report: {report.period.label} ({display.period_text(report.period)})\n\n")
+    out.write(
+        visible(f"tokencli report: {report.period.label} ({display.period_text(report.period)})")
+        + "\n\n"
+    )
     width = max(len(name) for name, _ in display.headline(report))
     for name, value in display.headline(report):
-        out.write(f"  {name.ljust(width)}  {value}\n")
+        out.write(f"  {name.ljust(width)}  {visible(value)}\n")
     for note in display.warnings(report):
-        out.write(f"  ! {note}\n")
+        out.write(f"  ! {visible(note)}\n")
     if chart:
         from ..insights.formats import daily_chart
 
@@ -46,7 +50,7 @@ def print_report(streams: "Streams", report: "Report", *, chart: bool = False) -
     for title, header, rows, text_columns in sections:
         if not rows:
             continue
-        out.write(f"\n{title}\n")
+        out.write(f"\n{visible(title)}\n")
         out.flush()
         columns = [
             Column(h.upper(), "left" if i < text_columns else "right") for i, h in enumerate(header)

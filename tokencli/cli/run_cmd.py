@@ -228,8 +228,10 @@ def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None
     if request.system:
         lines += ["--- system", request.system]
     lines += ["--- prompt", request.prompt_text, "---", *count_lines(result)]
+    from ..safetext import visible
+
     out = app_ctx.streams.stdout
-    out.write("\n".join(lines) + "\n")
+    out.write(visible("\n".join(lines), multiline=True) + "\n")
     out.flush()
 
 

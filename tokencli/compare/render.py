@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from html import escape
 from typing import Any
 
 from ..ledger.comparisons import SavedComparison
 from ..money import format_money
+from ..safetext import html_text as escape
+from ..safetext import visible
 
 OUTPUT_CHARS = 300  # of each output in the text table
 
@@ -194,6 +195,7 @@ def outputs(saved: SavedComparison) -> list[tuple[str, str, list[str]]]:
 
 
 def _columns(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2) -> list[str]:
+    header, rows = [visible(h) for h in header], [[visible(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -207,7 +209,9 @@ def _columns(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2
 
 def to_text(saved: SavedComparison) -> str:
     out = [headline(saved), ""]
-    out += [f"  {label}  {kind:<6}  {what}" for label, kind, what in legend(saved)]
+    out += [
+        f"  {visible(label)}  {kind:<6}  {visible(what)}" for label, kind, what in legend(saved)
+    ]
     out.append("")
     out += _columns(*table(saved))
     side = outputs(saved)
@@ -215,16 +219,16 @@ def to_text(saved: SavedComparison) -> str:
         labels = [c["label"] for c in saved.spec["columns"]]
         out += ["", "Outputs (first run of each):"]
         for model, item, texts in side:
-            out.append(f"  {model} · {item}")
+            out.append(f"  {visible(model)} · {visible(item)}")
             for label, text in zip(labels, texts, strict=True):
                 flat = " ".join(text.split())
                 if len(flat) > OUTPUT_CHARS:
                     flat = flat[: OUTPUT_CHARS - 1] + "…"
-                out.append(f"    {label}: {flat}")
+                out.append(f"    {visible(label)}: {visible(flat)}")
     extra = notes(saved)
     if extra:
         out.append("")
-        out += extra
+        out += [visible(note) for note in extra]
     return "\n".join(out) + "\n"
 
 
@@ -232,19 +236,24 @@ def to_text(saved: SavedComparison) -> str:
 
 
 def _md(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    return visible(" ".join(text.split())).replace("|", "\\|")
 
 
 def to_markdown(saved: SavedComparison) -> str:
     out = [f"# {_md(headline(saved))}", "", "| column | kind | prompt |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {_md(c)} |" for a, b, c in legend(saved)]
+    out += [f"| {_md(a)} | {b} | {_md(c)} |" for a, b, c in legend(saved)]
     header, rows = table(saved)
-    out += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["", "| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     side = outputs(saved)
     if side:
         labels = [c["label"] for c in saved.spec["columns"]]
-        out += ["", "## Outputs", "", "| model | input | " + " | ".join(labels) + " |"]
+        out += [
+            "",
+            "## Outputs",
+            "",
+            "| model | input | " + " | ".join(_md(label) for label in labels) + " |",
+        ]
         out.append("|" + "---|" * (len(labels) + 2))
         out += [
             f"| {_md(m)} | {_md(i)} | " + " | ".join(_md(t) for t in texts) + " |"

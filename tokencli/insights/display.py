@@ -12,6 +12,7 @@ from datetime import UTC, date, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 from ..money import format_money
+from ..safetext import visible
 from .model import HourStat, Period, Report, Totals
 
 BUSIEST_SHOWN = 5  # Markdown and HTML list the busiest few hours; JSON keeps them all
@@ -46,7 +47,7 @@ def call_time(ts: str) -> str:
 
 
 def model_name(provider: str, model: str) -> str:
-    return f"{provider}:{model}"
+    return visible(f"{provider}:{model}")
 
 
 def by_title(report: Report) -> str:
@@ -110,7 +111,7 @@ def breakdown_rows(report: Report) -> list[list[str]]:
         totals = group.totals
         rows.append(
             [
-                *group.key,
+                *(visible(k) for k in group.key),
                 count(totals.calls),
                 count(totals.errors),
                 count(totals.input_tokens),
@@ -156,9 +157,9 @@ def call_rows(report: Report) -> list[list[str]]:
     return [
         [
             call_time(c.ts),
-            c.id,
+            visible(c.id),
             model_name(c.provider, c.model),
-            c.project or "—",
+            visible(c.project or "—"),
             c.status,
             count(c.input_tokens),
             count(c.output_tokens),
@@ -185,8 +186,8 @@ def budget_rows(report: Report) -> list[list[str]]:
     """Each budget: its limit per period, what its window holds, the thresholds reached."""
     return [
         [
-            b.name + (" (blocks)" if b.block else ""),
-            b.scope,
+            visible(b.name) + (" (blocks)" if b.block else ""),
+            visible(b.scope),
             f"{_amount(b.limit, b.unit)} / {b.period}",
             b.window,
             _amount(b.spent, b.unit),

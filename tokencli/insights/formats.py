@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ..money import decimal_str
+from ..safetext import visible
 from .display import (
     ANOMALY_HEADER,
     BUDGET_HEADER,
@@ -242,7 +243,7 @@ _MD_SPECIAL = set("\\|*_`~[]<>")
 
 def md_escape(text: str) -> str:
     """A user-provided string as literal Markdown table-cell text, on one line."""
-    flat = " ".join(text.splitlines())
+    flat = visible(" ".join(text.splitlines()))
     return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch for ch in flat)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from html import escape
 
+from ..safetext import html_text as escape
 from . import svg
 from .display import (
     ANOMALY_HEADER,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
-from html import escape
+
+from ..safetext import html_text as escape
 
 SVG_NS = "http://www.w3.org/2000/svg"
 WIDTH = 720

@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..money import PICOS_PER_UNIT, to_picos
+from ..redact import redact
+from ..window import EARLIEST, LATEST
 from .store import IMPORT_COLUMNS, STATUSES, format_ts
 
 VERSION = 1
@@ -40,6 +42,8 @@ _TOKENS = (
 _OBJECTS = {"tags", "params", "extra"}  # stored as JSON text, written as objects
 _INDEX = {name: i for i, name in enumerate(IMPORT_COLUMNS)}
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+# Ledger times compare as text: a call's time lies in [EARLIEST, LATEST), as periods do.
+_TS_MIN, _TS_MAX = format_ts(EARLIEST), format_ts(LATEST)
 # The start of every line `encode_jsonl` writes: the id is readable without parsing.
 EXPORTED_ID = re.compile(r'^\{"v":1,"id":"([^"\\]+)"')
 # Bounds that keep every value and every rollup sum inside SQLite's 64-bit integers.
@@ -114,7 +118,16 @@ _FINISHED = frozenset(FINISHED)
 _TOTAL_I = _INDEX["total_tokens"]
 _INPUT_I, _OUTPUT_I = _INDEX["input_tokens"], _INDEX["output_tokens"]
 _TAGS_I = _INDEX["tags"]
-_loads, _dumps = json.loads, json.dumps
+_ERROR_I = _INDEX["error_message"]
+_dumps = json.dumps
+
+
+def _no_constant(name: str) -> Any:
+    raise FormatError(f"has {name}, which is not a number JSON allows")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_no_constant)
 
 
 def decode_jsonl(line: str) -> list[Any]:
@@ -124,6 +137,16 @@ def decode_jsonl(line: str) -> list[Any]:
     tight loops; anything unusual goes through `_decode_checked`, which
     accepts the same lines and finds the words for what is wrong.
     """
+    try:
+        row = _decode(line)
+    except RecursionError:  # JSON nested thousands deep: no call looks like that
+        raise FormatError("is JSON nested too deeply to be a call") from None
+    if row[_ERROR_I]:  # a backup from elsewhere: no credential enters this ledger
+        row[_ERROR_I] = redact(row[_ERROR_I])
+    return row
+
+
+def _decode(line: str) -> list[Any]:
     if "\\u" in line:  # escapes may hide lone surrogates, which SQLite cannot store
         return _decode_checked(line)
     try:
@@ -146,7 +169,7 @@ def decode_jsonl(line: str) -> list[Any]:
             return _decode_checked(line)
     _default_tokens(row)
     ts, cost, stream = row[_TS_I], row[_COST], row[_STREAM_I]
-    if not _TS.match(ts) or row[_STATUS_I] not in _FINISHED or not row[0].strip():
+    if not _ts_ok(ts) or row[_STATUS_I] not in _FINISHED or not row[0].strip():
         return _decode_checked(line)
     if cost is not None:
         plain = _PLAIN_COST.match(cost) if type(cost) is str else None
@@ -175,7 +198,9 @@ def decode_jsonl(line: str) -> list[Any]:
 def _decode_checked(line: str) -> list[Any]:
     """Every field checked one by one, with a FormatError naming what is wrong."""
     try:
-        record = json.loads(line)
+        record = _loads(line)
+    except FormatError:
+        raise
     except ValueError as exc:
         raise FormatError(f"is not JSON ({getattr(exc, 'msg', exc)})") from None
     if not isinstance(record, dict):
@@ -252,8 +277,19 @@ def _unicode(name: str, text: str) -> None:
         raise FormatError(f'has "{name}" with a lone surrogate, not valid Unicode text') from None
 
 
+def _ts_ok(ts: str) -> bool:
+    """A time as `ledger export` writes it, a real one, within the periods' range."""
+    if not (_TS.match(ts) and _TS_MIN <= ts < _TS_MAX):
+        return False
+    try:
+        datetime.fromisoformat(ts[:-1])
+    except ValueError:  # 2026-13-45
+        return False
+    return True
+
+
 def _timestamp(text: str) -> str:
-    if _TS.match(text):
+    if _ts_ok(text):
         return text
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -261,7 +297,17 @@ def _timestamp(text: str) -> str:
         raise FormatError(f'has "ts": {text!r}, not an ISO time') from None
     if when.tzinfo is None:
         raise FormatError(f'has "ts": {text!r} without a time zone (ledger times are UTC)')
-    return format_ts(when.astimezone(UTC))
+    try:
+        utc: datetime | None = when.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        # The range every period option reads (`window`): a call dated year 1 or 9999
+        # would be out of reach of every report, and of datetime in some zones.
+        raise FormatError(
+            f'has "ts": {text!r}, outside the years {EARLIEST.year} to {LATEST.year - 1}'
+        )
+    return format_ts(utc)
 
 
 def _cost(value: Any) -> int | None:

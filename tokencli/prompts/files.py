@@ -310,4 +310,17 @@ def _created(value: Any, where: str) -> str | None:
         raise UsageError(
             f"{where}: created {value!r} is not a time.", "Write e.g. 2026-11-20T09:00:00Z."
         )
-    return format_ts(when if when.tzinfo else when.replace(tzinfo=UTC))
+    from ..window import EARLIEST, LATEST
+
+    utc: datetime | None
+    try:
+        utc = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # year 1 in a zone east of UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise UsageError(
+            f"{where}: created {str(value)!r} is outside the years {EARLIEST.year} to"
+            f" {LATEST.year - 1}.",
+            "Write e.g. 2026-11-20T09:00:00Z.",
+        )
+    return format_ts(utc)

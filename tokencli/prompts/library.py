@@ -266,7 +266,7 @@ def _param_value(key: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError
         number = int(value) if kind is int else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
         raise UsageError(
             f"Parameter {key} = {value!r} is not {'a whole number' if kind is int else 'a number'}.",
             None,

@@ -387,7 +387,7 @@ def transport_errors(provider: str, url: str) -> Iterator[dict[str, str | None]]
     failure after the headers still carries it.
     """
     state: dict[str, str | None] = {"request_id": None, "started": None}
-    host = urlsplit(url).netloc
+    host = urlsplit(url).netloc.rpartition("@")[2]  # never the user:password part
     try:
         yield state
     except httpx.TimeoutException as exc:

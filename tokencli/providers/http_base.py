@@ -6,7 +6,7 @@ Imported only when a remote provider is built (it imports httpx).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -69,9 +69,22 @@ class HTTPProvider:
     ):
         self.config = config
         self.api_key = api_key
-        self.base = self.api_root(config)
+        # A query string in base_url (`?key=…`, as some gateways want) stays a query:
+        # request paths hang off the URL's path, the parameters go with every request.
+        base_url, _, query = (config.base_url or "").partition("?")
+        rooted = replace(config, base_url=base_url) if query else config
+        self.base = self.api_root(rooted)
         check_url_safety(config, self.base)
         self.client = build_client(config, transport)
+        if query.partition("#")[0]:
+            params = httpx.QueryParams(query.partition("#")[0])
+
+            def with_query(request: httpx.Request) -> None:
+                # The request's own parameters (Gemini's alt=sse) win over the base_url's.
+                request.url = request.url.copy_with(params=params.merge(request.url.params))
+
+            hooks = self.client.event_hooks
+            self.client.event_hooks = {**hooks, "request": [*hooks["request"], with_query]}
 
     def close(self) -> None:
         self.client.close()

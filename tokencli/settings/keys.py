@@ -43,19 +43,28 @@ class KeyStore:
                 f"Keys file {self.path} can be read by other users.",
                 f"Run 'chmod 600 {self.path}' and try again.",
             )
+        again = "Remove it and set the keys again with 'tokencli keys set PROVIDER'."
         try:
             data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
+            raise ConfigError(f"Keys file {self.path} is unreadable or damaged.", again) from None
+        keys = data.get("keys", {}) if isinstance(data, dict) else None
+        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
             raise ConfigError(
-                f"Keys file {self.path} is unreadable or damaged.",
-                "Remove it and set the keys again with 'tokencli keys set PROVIDER'.",
-            ) from None
-        keys = data.get("keys", {}) if isinstance(data, dict) else {}
-        self._cache = {k: v for k, v in keys.items() if isinstance(k, str) and isinstance(v, str)}
+                f'Keys file {self.path} is not shaped as {{"keys": {{"PROVIDER": "KEY"}}}}.', again
+            )
+        self._cache = keys
         return self._cache
 
     def get(self, provider: str) -> str | None:
-        return self._load().get(provider)
+        key = self._load().get(provider)
+        problem = key_problem(key) if key is not None else None
+        if problem:
+            raise ConfigError(
+                f"Keys file {self.path}: the key for {provider} {problem}.",
+                f"Set it again with 'tokencli keys set {provider}'.",
+            )
+        return key
 
     def names(self) -> list[str]:
         return sorted(self._load())
@@ -89,6 +98,17 @@ class KeyStore:
         self._cache = keys
 
 
+def key_problem(key: str) -> str | None:
+    """What makes `key` impossible as an API key (it travels in an HTTP header), if anything."""
+    if not key:
+        return "is empty"
+    if not key.isascii():
+        return "has a character that is not ASCII"
+    if not key.isprintable() or any(ch.isspace() for ch in key):
+        return "has spaces, newlines or control characters"
+    return None
+
+
 def resolve_key(
     provider: ProviderConfig, env: Mapping[str, str], store: KeyStore
 ) -> ResolvedKey | None:
@@ -96,6 +116,11 @@ def resolve_key(
         value = env.get(var, "").strip()
         if value:
             register_secret(value)
+            problem = key_problem(value)
+            if problem:
+                raise ConfigError(
+                    f"The key in {var} {problem}.", f"Set {var} to the key alone and try again."
+                )
             return ResolvedKey(value, f"env {var}")
     stored = store.get(provider.name)
     if stored:

@@ -8,6 +8,8 @@ settings as `FieldSpec`s; `Checker.fields` checks a table against them.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ class FieldSpec:
 # Whole numbers in a config stay below this (2**53): past it they are typos, and
 # SQLite and JSON would not hold them exactly.
 MAX_INT = 2**53
+# Numbers (seconds, prices, amounts, rates) stay at or below a billion: beyond it a
+# wait no longer fits the platform's timers and a value is a typo, not a setting.
+MAX_NUMBER = 10**9
 
 
 class Checker:
@@ -70,8 +75,15 @@ class Checker:
                 )
             return [self.value(key_path, v, "int") for v in value]
         if kind == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self.fail(key_path, f"must be a number ≥ 0, not {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                # TOML allows nan and inf; no wait, price, amount or temperature is either.
+                raise self.fail(key_path, f"must be a finite number, not {value!r}")
+            if value < 0:
+                raise self.fail(key_path, f"must be a number ≥ 0, not {value!r}")
+            if value > MAX_NUMBER:
+                raise self.fail(key_path, f"is too large (at most {MAX_NUMBER:,})")
             return parse_amount(value)
         if kind == "str_list":
             if isinstance(value, str):
@@ -131,7 +143,9 @@ def dotted(key_path: tuple[str, ...]) -> str:
     """("prices", "qwen:qwen-max") → 'prices."qwen:qwen-max"', as a person would write it."""
     out = []
     for part in key_path:
-        out.append(part if part.replace("_", "").replace("-", "").isalnum() else f'"{part}"')
+        bare = part.replace("_", "").replace("-", "").isalnum()
+        # Quoted as TOML writes a key: a newline or a quote in it is shown escaped.
+        out.append(part if bare else json.dumps(part, ensure_ascii=False))
     return ".".join(out)
 
 
