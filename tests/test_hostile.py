@@ -1,0 +1,366 @@
+"""A hostile loopback server: what a provider (or whatever answers in its place) sends is
+never trusted. Absurd waits and counts, a trickle, an endless stream, a gzip bomb, deep
+nesting and an ignored stream flag, for each wire protocol.
+
+Each scenario asserts the exit code, the sentence on stderr and the ledger row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ledger_rows, provider_config, write_config
+from tests.fakes import (
+    Reply,
+    anthropic_events,
+    anthropic_message,
+    gemini_response,
+    json_reply,
+    openai_chunks,
+    openai_completion,
+    sse,
+    sse_reply,
+)
+from tokencli.calls.usage import MAX_COST, MAX_COUNT, check_cost, check_usage, provider_text
+from tokencli.providers import anthropic, gemini, ollama, openai
+
+# ------------------------------------------------------------------ the protocols
+
+
+def _openai_whole(text: str, usage: dict[str, Any]) -> Any:
+    return openai_completion(
+        text, {"prompt_tokens": usage["in"], "completion_tokens": usage["out"]}
+    )
+
+
+def _openai_stream(pieces: list[str], usage: dict[str, Any]) -> Reply:
+    u = {"prompt_tokens": usage["in"], "completion_tokens": usage["out"]}
+    return sse_reply(sse(openai_chunks(pieces, u)))
+
+
+def _openai_piece(text: str) -> bytes:
+    chunk = openai_chunks([text], None)[1]
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def _anthropic_whole(text: str, usage: dict[str, Any]) -> Any:
+    return anthropic_message(text, {"input_tokens": usage["in"], "output_tokens": usage["out"]})
+
+
+def _anthropic_stream(pieces: list[str], usage: dict[str, Any]) -> Reply:
+    events = anthropic_events(pieces, input_tokens=0, output_tokens=0)
+    events[0][1]["message"]["usage"] = {"input_tokens": usage["in"], "output_tokens": 1}
+    for _name, data in events:
+        if data["type"] == "message_delta":
+            data["usage"] = {"output_tokens": usage["out"]}
+    return sse_reply(sse(events, named=True, done=False))
+
+
+def _anthropic_piece(text: str) -> bytes:
+    data = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+    return f"event: content_block_delta\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _gemini_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    return {"promptTokenCount": usage["in"], "candidatesTokenCount": usage["out"]}
+
+
+def _gemini_whole(text: str, usage: dict[str, Any]) -> Any:
+    return gemini_response(text, _gemini_usage(usage))
+
+
+def _gemini_stream(pieces: list[str], usage: dict[str, Any]) -> Reply:
+    chunks = [gemini_response(p, None, finish=None) for p in pieces[:-1]]
+    chunks.append(gemini_response(pieces[-1], _gemini_usage(usage)))
+    return sse_reply(sse(chunks, done=False))
+
+
+def _gemini_piece(text: str) -> bytes:
+    return f"data: {json.dumps(gemini_response(text, None, finish=None))}\n\n".encode()
+
+
+def _ollama_line(text: str, done: bool = False, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "model": "llama3.2",
+        "created_at": "2025-10-01T12:00:00Z",
+        "message": {"role": "assistant", "content": text},
+        "done": done,
+    }
+    if done:
+        data.update(done_reason="stop", **extra)
+    return data
+
+
+def _ollama_whole(text: str, usage: dict[str, Any]) -> Any:
+    return _ollama_line(text, True, prompt_eval_count=usage["in"], eval_count=usage["out"])
+
+
+def _ollama_stream(pieces: list[str], usage: dict[str, Any]) -> Reply:
+    lines = [_ollama_line(p) for p in pieces]
+    lines.append(_ollama_line("", True, prompt_eval_count=usage["in"], eval_count=usage["out"]))
+    chunks: list[Any] = [json.dumps(line).encode() + b"\n" for line in lines]
+    return Reply(200, {"content-type": "application/x-ndjson"}, chunks=chunks)
+
+
+def _ollama_piece(text: str) -> bytes:
+    return json.dumps(_ollama_line(text)).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class Wire:
+    type: str
+    path: str  # what the base_url adds to the server's root
+    model: str
+    whole: Callable[[str, dict[str, Any]], Any]
+    stream: Callable[[list[str], dict[str, Any]], Reply]
+    piece: Callable[[str], bytes]
+    stream_type: str = "text/event-stream"
+
+    def __str__(self) -> str:
+        return self.type
+
+
+WIRES = [
+    Wire("openai", "/v1", "gpt-4o-mini", _openai_whole, _openai_stream, _openai_piece),
+    Wire(
+        "anthropic", "", "claude-sonnet-4-5", _anthropic_whole, _anthropic_stream, _anthropic_piece
+    ),
+    Wire("gemini", "/v1beta", "gemini-2.5-flash", _gemini_whole, _gemini_stream, _gemini_piece),
+    Wire(
+        "ollama",
+        "",
+        "llama3.2",
+        _ollama_whole,
+        _ollama_stream,
+        _ollama_piece,
+        "application/x-ndjson",
+    ),
+]
+wires = pytest.mark.parametrize("wire", WIRES, ids=str)
+
+
+def use(home, server, wire: Wire, extra: str = "", **fields: object) -> str:
+    """Point provider `fake` at the server, speaking `wire`; return the model to run."""
+    fields.setdefault("retry_backoff", 0.01)
+    write_config(home, provider_config("fake", wire.type, server.url + wire.path, **fields) + extra)
+    return f"fake:{wire.model}"
+
+
+def only_row(home) -> Any:
+    rows = ledger_rows(home)
+    assert len(rows) == 1, [dict(r) for r in rows]
+    return rows[0]
+
+
+def holds(home) -> dict[str, float]:
+    """Seconds from now each shared rate-limit hold lasts."""
+    now = time.time()
+    return {r["key"]: r["tat"] - now for r in ledger_rows(home, "SELECT * FROM rate_limits")}
+
+
+# --------------------------------------------- class 2: values a provider sends
+
+
+RATE_LIMITED = {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}
+
+
+@pytest.mark.parametrize("header", [{"retry-after": "99999999999"}, {"retry-after-ms": "1e300"}])
+def test_a_retry_after_of_years_holds_later_calls_for_retry_max_wait_at_most(
+    cli, home, server, header
+):
+    model = use(home, server, WIRES[0])
+    server.queue(json_reply(RATE_LIMITED, 429, header))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 5
+    assert "more than retry_max_wait (60 s); run again later." in r.stderr
+    assert "holding it for 60 s at most (retry_max_wait)." in r.stderr
+    (held,) = holds(home).values()
+    assert 0 < held <= 60
+    assert only_row(home)["error_kind"] == "rate_limit"
+
+
+@pytest.mark.parametrize(
+    "value", ["inf", "nan", "-5", "Sat, 01 Jan 10000 00:00:00 GMT", "soon", "1" * 400]
+)
+def test_a_retry_after_that_is_not_a_wait_is_ignored(cli, home, server, value):
+    """Not a finite wait: the usual backoff, and nothing held."""
+    model = use(home, server, WIRES[0])
+    server.queue(json_reply(RATE_LIMITED, 429, {"retry-after": value}))
+    server.queue(json_reply(_openai_whole("fine", {"in": 3, "out": 1})))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "fine\n"
+    assert holds(home) == {}
+
+
+def test_a_rate_limit_reset_of_years_is_bounded(cli, home, server):
+    model = use(home, server, WIRES[0], retry_max_wait=5)
+    headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "99999999h"}
+    server.queue(json_reply(_openai_whole("fine", {"in": 3, "out": 1}), headers=headers))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert "fake asked to hold back gpt-4o-mini for 359999996400 s; holding it for 5 s" in r.stderr
+    (held,) = holds(home).values()
+    assert 0 < held <= 5
+
+
+@wires
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("count", [10**30, 10**19, 1e30], ids=["1e30", "int64+", "float"])
+def test_an_impossible_token_count_is_refused_and_estimated(cli, home, server, wire, stream, count):
+    model = use(home, server, wire)
+    usage = {"in": 7, "out": count}
+    pieces = ["four ", "words ", "of ", "text"]
+    server.queue(
+        wire.stream(pieces, usage) if stream else json_reply(wire.whole("".join(pieces), usage))
+    )
+    r = cli("run", "-m", model, *([] if stream else ["--no-stream"]), "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "four words of text\n"
+    assert (
+        "fake reported an impossible token count (output_tokens above a billion); "
+        "its usage is estimated instead." in r.stderr
+    )
+    row = only_row(home)
+    assert row["status"] == "ok" and row["usage_source"] == "estimated"
+    assert 0 < row["output_tokens"] < 100 and 0 < row["input_tokens"] < 100
+
+
+@wires
+@pytest.mark.parametrize("count", [-5, "abc", 2.5, None, [], {"n": 1}, True])
+def test_junk_token_counts_are_never_negative_or_a_crash(cli, home, server, wire, count):
+    model = use(home, server, wire)
+    server.queue(json_reply(wire.whole("hello", {"in": count, "out": count})))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "hello\n"
+    row = only_row(home)
+    assert row["status"] == "ok"
+    assert row["input_tokens"] >= 0 and row["output_tokens"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("cost", "said"),
+    [("1e30", "absurd"), ("-3.5", "negative"), ("1e999999", "absurd")],
+)
+def test_a_reported_cost_that_cannot_be_is_priced_from_the_list(cli, home, server, cost, said):
+    model = use(home, server, WIRES[0], prices_from="openai")
+    body = json.dumps(_openai_whole("fine", {"in": 1000, "out": 10}))
+    body = body.replace('"completion_tokens": 10', f'"completion_tokens": 10, "cost": {cost}')
+    server.queue(Reply(200, {}, body.encode()))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert (
+        f"fake reported a cost that is {said}; it is priced from the price list instead."
+        in r.stderr
+    )
+    row = only_row(home)
+    assert row["price_source"] != "fake (reported)"
+    assert row["cost_pico"] is not None and row["cost_pico"] > 0
+
+
+@wires
+def test_request_ids_and_model_names_are_stored_bounded_and_without_control_characters(
+    cli, home, server, wire
+):
+    model = use(home, server, wire)
+    data = wire.whole("hi", {"in": 2, "out": 1})
+    evil = "m\x1b]8;;http://x\x07odel\n" + "x" * 5000
+    for key in ("model", "modelVersion", "id", "responseId"):
+        if key in data:
+            data[key] = evil
+    headers = {"x-request-id": "req\x1b[2J" + "r" * 3000, "request-id": "req\x1b[2J" + "r" * 3000}
+    server.queue(json_reply(data, headers=headers))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    row = only_row(home)
+    for value in (row["response_model"], row["request_id"]):
+        if value is not None:
+            assert len(value) <= 200
+            assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value)
+    assert row["response_model"].startswith("m]8;;http://xodel")
+
+
+# Any JSON value a provider could put where a count belongs (numbers decode as Decimal).
+JSON_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.floats(),
+    st.text(max_size=8),
+)
+JSON_VALUE = st.recursive(
+    JSON_SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+USAGE_KEYS = [
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_cache_hit_tokens",
+    "prompt_cache_miss_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
+    "promptTokenCount",
+    "toolUsePromptTokenCount",
+    "cachedContentTokenCount",
+    "candidatesTokenCount",
+    "thoughtsTokenCount",
+    "prompt_eval_count",
+    "eval_count",
+]
+HOSTILE_USAGE = st.dictionaries(st.sampled_from(USAGE_KEYS), JSON_VALUE, max_size=8)
+PARSERS = {
+    "openai": openai.parse_usage,
+    "anthropic": lambda u: anthropic.parse_usage(u, anthropic.parse_usage(u)),
+    "gemini": gemini.parse_usage,
+    "ollama": ollama.parse_usage,
+}
+
+
+@pytest.mark.parametrize("name", PARSERS)
+@settings(deadline=None, max_examples=150)
+@given(usage=HOSTILE_USAGE)
+def test_usage_parsers_with_checking_never_store_a_count_that_cannot_be(name, usage):
+    parsed = PARSERS[name](usage)
+    checked, note = check_usage(parsed)
+    if checked is None:
+        assert note and "impossible token count" in note
+    else:
+        assert all(0 <= n <= MAX_COUNT for n in astuple(checked) if isinstance(n, int))
+
+
+@settings(deadline=None)
+@given(st.one_of(st.none(), st.decimals(allow_nan=True, allow_infinity=True)))
+def test_a_checked_cost_is_none_or_a_sane_amount(cost):
+    checked, note = check_cost(cost)
+    assert checked is None or 0 <= checked <= MAX_COST
+    assert (note is None) == (checked is not None or cost is None)
+
+
+@settings(deadline=None)
+@given(JSON_VALUE)
+def test_provider_text_is_short_clean_text_or_none(value):
+    text = provider_text(value)
+    assert text is None or (
+        0 < len(text) <= 200 and not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text)
+    )
