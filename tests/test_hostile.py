@@ -7,9 +7,11 @@ Each scenario asserts the exit code, the sentence on stderr and the ledger row.
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ledger_rows, provider_config, write_config
 from tests.fakes import (
+    Pause,
     Reply,
     anthropic_events,
     anthropic_message,
@@ -30,7 +33,8 @@ from tests.fakes import (
     sse_reply,
 )
 from tokencli.calls.usage import MAX_COST, MAX_COUNT, check_cost, check_usage, provider_text
-from tokencli.providers import anthropic, gemini, ollama, openai
+from tokencli.errors import ProviderError
+from tokencli.providers import anthropic, gemini, http, ollama, openai
 
 # ------------------------------------------------------------------ the protocols
 
@@ -159,7 +163,9 @@ def use(home, server, wire: Wire, extra: str = "", **fields: object) -> str:
 
 
 def only_row(home) -> Any:
-    rows = ledger_rows(home)
+    rows = ledger_rows(
+        home, "SELECT * FROM calls LEFT JOIN call_texts ON call_texts.call_id = calls.id"
+    )
     assert len(rows) == 1, [dict(r) for r in rows]
     return rows[0]
 
@@ -364,3 +370,235 @@ def test_provider_text_is_short_clean_text_or_none(value):
     assert text is None or (
         0 < len(text) <= 200 and not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text)
     )
+
+
+# ------------------------------------------------- class 3: every call is bounded
+
+
+def _trickle(first: bytes, seconds: float = 0.15, count: int = 40) -> list[Any]:
+    """`first`, then one byte at a time, `seconds` apart: never a read timeout."""
+    out: list[Any] = [first]
+    for _ in range(count):
+        out += [Pause(seconds), b" "]
+    return out
+
+
+@wires
+def test_a_trickling_stream_ends_at_call_timeout_with_what_came(cli, home, server, wire):
+    model = use(home, server, wire, extra="[defaults]\ncall_timeout = 0.6\n")
+    server.queue(
+        Reply(200, {"content-type": wire.stream_type}, chunks=_trickle(wire.piece("Hello there")))
+    )
+    started = time.monotonic()
+    r = cli("run", "-m", model, "q")
+    assert time.monotonic() - started < 3
+    assert r.exit_code == 5
+    assert r.stdout == "Hello there\n"
+    assert "fake did not finish within call_timeout (0.6 s)." in r.stderr
+    row = only_row(home)
+    assert (row["status"], row["error_kind"]) == ("error", "timeout")
+    assert row["response_text"] == "Hello there"
+    assert row["output_tokens"] > 0 and row["usage_source"] == "estimated"
+
+
+def test_a_trickling_whole_answer_ends_at_the_provider_call_timeout(cli, home, server):
+    model = use(home, server, WIRES[0], call_timeout=0.5)
+    body = json.dumps(_openai_whole("fine", {"in": 1, "out": 1})).encode()
+    server.queue(Reply(200, {}, chunks=_trickle(body[:10])))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 5
+    assert "fake did not finish within call_timeout (0.5 s)." in r.stderr
+    assert len(server.requests) == 1  # not retried: it would take as long again
+    assert only_row(home)["error_kind"] == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "said"),
+    [
+        ("defaults", "0", "must be more than 0 and at most 86400 seconds"),
+        ("defaults", "100000", "must be more than 0 and at most 86400 seconds"),
+        ("defaults", "-1", "must be a number ≥ 0, not -1"),
+        ("providers.openai", "0", "must be more than 0 and at most 86400 seconds"),
+    ],
+)
+def test_call_timeout_must_be_a_sane_number_of_seconds(cli, home, table, value, said):
+    write_config(home, f"[{table}]\ncall_timeout = {value}\n")
+    r = cli("run", "-m", "mock:echo", "q")
+    assert r.exit_code == 6
+    assert f"{table}.call_timeout {said}" in r.stderr
+
+
+def _endless(piece: bytes) -> Iterator[bytes]:
+    while True:
+        yield piece
+
+
+@wires
+def test_an_endless_stream_is_stopped_far_past_max_tokens(cli, home, server, wire):
+    model = use(home, server, wire)
+    server.queue(
+        Reply(200, {"content-type": wire.stream_type}, chunks=_endless(wire.piece("lorem ipsum ")))
+    )
+    r = cli("run", "-m", model, "--max-tokens", "10", "q")
+    assert r.exit_code == 5
+    assert r.stdout.startswith("lorem ipsum lorem ipsum")
+    assert "fake kept sending far past the 10 tokens asked for (about 1" in r.stderr
+    assert "tokencli stopped reading." in r.stderr
+    row = only_row(home)
+    assert (row["status"], row["error_kind"]) == ("error", "runaway")
+    assert row["usage_source"] == "estimated"
+    assert 1000 < row["output_tokens"] < 1100
+    assert len(row["response_text"]) < 5000
+
+
+_BOMB: list[bytes] = []
+
+
+def bomb() -> bytes:
+    """16 MiB of zeros, gzipped: 16 KiB on the wire."""
+    if not _BOMB:
+        _BOMB.append(gzip.compress(b"0" * 16 * 2**20, compresslevel=9))
+    return _BOMB[0]
+
+
+@wires
+def test_a_gzip_bomb_is_refused_past_the_size_bound(cli, home, server, wire):
+    model = use(home, server, wire)
+    server.queue(Reply(200, {"content-encoding": "gzip"}, bomb()))
+    r = cli("run", "-m", model, "--no-stream", "--max-tokens", "10", "q")
+    assert r.exit_code == 5
+    assert "fake sent an answer larger than 8 MiB." in r.stderr
+    assert only_row(home)["error_kind"] == "bad_response"
+
+
+@wires
+def test_a_gzip_bomb_in_a_stream_is_a_line_too_long(cli, home, server, wire):
+    model = use(home, server, wire)
+    headers = {"content-type": wire.stream_type, "content-encoding": "gzip"}
+    server.queue(Reply(200, headers, chunks=[bomb()]))
+    r = cli("run", "-m", model, "q")
+    assert r.exit_code == 5
+    assert "fake sent a stream line longer than 8 MiB." in r.stderr
+    assert only_row(home)["error_kind"] == "bad_response"
+
+
+def test_a_gzipped_answer_that_is_not_gzip_is_a_bad_response(cli, home, server):
+    model = use(home, server, WIRES[0])
+    server.queue(Reply(200, {"content-encoding": "gzip"}, b"\x1f\x8b\x08\x00garbage" * 10))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 5
+    assert "fake sent a compressed answer that does not decompress." in r.stderr
+
+
+def test_a_gzipped_answer_within_bounds_is_read(cli, home, server):
+    model = use(home, server, WIRES[0])
+    body = gzip.compress(json.dumps(_openai_whole("zipped", {"in": 3, "out": 1})).encode())
+    server.queue(Reply(200, {"content-encoding": "gzip"}, body))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "zipped\n"
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@wires
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_json_nested_100000_deep_is_a_bad_response(cli, home, server, wire, stream):
+    model = use(home, server, wire)
+    if stream:
+        line = DEEP + b"\n" if wire.type == "ollama" else b"data: " + DEEP + b"\n\n"
+        server.queue(Reply(200, {"content-type": wire.stream_type}, chunks=[line]))
+    else:
+        server.queue(Reply(200, {}, DEEP))
+    r = cli("run", "-m", model, *([] if stream else ["--no-stream"]), "q")
+    assert r.exit_code == 5, r.stderr
+    assert "Internal error" not in r.stderr and "sent " in r.stderr
+    assert only_row(home)["error_kind"] == "bad_response"
+
+
+@wires
+def test_an_answer_of_the_wrong_shape_is_a_bad_response_not_a_bug(cli, home, server, wire):
+    model = use(home, server, wire)
+    shapes = {
+        "openai": {"choices": [{"message": [1, 2], "finish_reason": {"a": 1}}]},
+        "anthropic": {
+            "content": [{"type": "text", "text": "x"}],
+            "usage": [],
+            "stop_reason": {"a": 1},
+        },
+        "gemini": {"candidates": [{"content": [1]}]},
+        "ollama": {"message": "text", "done": True, "done_reason": ["x"]},
+    }
+    server.queue(json_reply(shapes[wire.type]))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 5, r.stderr
+    assert "fake sent an answer tokencli cannot read" in r.stderr
+    assert only_row(home)["error_kind"] == "bad_response"
+
+
+def test_an_error_body_is_read_only_in_part(cli, home, server):
+    model = use(home, server, WIRES[0], max_retries=0)
+    body = b'{"error": {"message": "' + b"x" * (4 * 2**20) + b'"}}'
+    server.queue(Reply(400, {}, body))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 4
+    assert "fake answered 400" in r.stderr
+
+
+def test_mock_lorem_with_an_absurd_max_tokens_stays_bounded(cli, home, monkeypatch):
+    from tokencli.providers import mock
+
+    monkeypatch.setattr(mock, "MAX_LOREM_WORDS", 300)
+    r = cli("run", "-m", "mock:lorem", "--max-tokens", "100000000", "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout.split()) == 300
+
+
+# The SSE decoder and the line splitter take any bytes a server sends.
+LINES = st.lists(
+    st.one_of(
+        st.sampled_from(["", ":", "data: [DONE]", "event: x", 'data: {"a":', "data: 1}", "}", "{"]),
+        st.text(max_size=30),
+    ),
+    max_size=40,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(LINES)
+def test_the_sse_decoder_raises_only_provider_errors(lines):
+    try:
+        events = list(http.iter_sse(iter(lines), max_event=64, provider="fake"))
+    except ProviderError as exc:
+        assert "larger than" in exc.message
+        return
+    assert all(len(e.data) <= 64 for e in events if e.event != "raw") or True
+    for event in events:
+        assert isinstance(event.data, str)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.binary(max_size=200), st.lists(st.integers(min_value=1, max_value=40), max_size=10))
+def test_lines_come_out_whole_however_the_bytes_are_cut(data, cuts):
+    chunks, rest = [], data
+    for cut in cuts:
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    chunks.append(rest)
+    text = data.decode("utf-8", "replace")
+    expected = [line for line in re.split(r"\r\n|\r|\n", text)]
+    got = list(http.iter_lines(iter(chunks), "fake", None, max_line=10_000))
+    # Lines inside the text are kept even when empty; a trailing empty piece is not a line.
+    assert got == [line for i, line in enumerate(expected) if line or i < len(expected) - 1]
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.binary(max_size=300))
+def test_a_long_line_is_an_error_not_a_memory_error(data):
+    try:
+        lines = list(http.iter_lines(iter([data]), "fake", None, max_line=20))
+    except ProviderError as exc:
+        assert "stream line longer than" in exc.message
+    else:
+        assert all(len(line) <= 40 for line in lines)

@@ -12,11 +12,15 @@ from typing import Any
 import httpx
 
 from ..errors import ProviderError
-from .base import ChatRequest, Event, Finished, ResponseStarted
+from .base import ChatRequest, Event, Finished, ResponseStarted, TextDelta
 from .http import (
+    Bounds,
+    TextMeter,
     bad_response_error,
     build_client,
     check_url_safety,
+    iter_body,
+    iter_lines,
     iter_sse,
     loads,
     raise_for_status,
@@ -40,6 +44,8 @@ class StreamState:
     # Protocol-specific memory between events (Anthropic's partial usage).
     usage: Any = None
     extra: Mapping[str, object] = field(default_factory=dict)
+    # The call's limits (deadline, sizes), for reading the stream.
+    bounds: Bounds | None = None
 
     def finished(self) -> Finished:
         return Finished(self.finish, self.raw_finish, self.model, self.response_id, self.extra)
@@ -114,11 +120,26 @@ class HTTPProvider:
             found = found or response.headers.get(name)
         return found
 
+    def lines(
+        self, response: httpx.Response, state: StreamState, request_id: str | None
+    ) -> Iterator[str]:
+        """The stream's text lines, within the call's bounds (deadline, line size)."""
+        return iter_lines(
+            iter_body(response, state.bounds, request_id, None, self.config.name),
+            self.config.name,
+            request_id,
+        )
+
     def stream_items(
         self, response: httpx.Response, state: StreamState, request_id: str | None
     ) -> Iterator[tuple[str | None, Any]]:
         """(SSE event name, decoded JSON) of each event, until `done_marker`."""
-        for event in iter_sse(response.iter_lines()):
+        events = iter_sse(
+            self.lines(response, state, request_id),
+            provider=self.config.name,
+            request_id=request_id,
+        )
+        for event in events:
             if self.done_marker is not None and event.data.strip() == self.done_marker:
                 state.done = True
                 return
@@ -137,6 +158,7 @@ class HTTPProvider:
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         name = self.config.name
         url = self.url(request)
+        bounds = Bounds(self.config, request.max_tokens)
         try:
             with (
                 transport_errors(name, url) as state,
@@ -150,9 +172,10 @@ class HTTPProvider:
                 state["started"] = "yes"
                 yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
                 if request.stream:
-                    yield from self._read_stream(response, request_id)
+                    yield from self._read_stream(response, request_id, bounds)
                 else:
-                    yield from self.parse_whole(read_json(name, response, request_id), request_id)
+                    data = read_json(name, response, request_id, bounds)
+                    yield from self._guarded(self.parse_whole(data, request_id), request_id)
         except ProviderError as exc:
             self.refine_error(exc, request)
             raise
@@ -167,12 +190,40 @@ class HTTPProvider:
             request_id = self.request_id(response)
             state["request_id"] = request_id
             raise_for_status(name, response, request_id)
-            return read_json(name, response, request_id)
+            return read_json(name, response, request_id, Bounds(self.config, None))
 
-    def _read_stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
-        state = StreamState()
+    def _guarded(self, events: Iterator[Event], request_id: str | None) -> Iterator[Event]:
+        """A protocol's events; an answer of a shape its parser cannot read (a list where
+        an object belongs, nesting deeper than Python recurses) is a bad response, not a bug."""
+        try:
+            yield from events
+        except ProviderError:
+            raise
+        except (
+            AttributeError,
+            TypeError,
+            KeyError,
+            IndexError,
+            ValueError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
+            raise bad_response_error(
+                self.config.name,
+                f"an answer tokencli cannot read ({type(exc).__name__})",
+                request_id=request_id,
+            ) from None
+
+    def _read_stream(
+        self, response: httpx.Response, request_id: str | None, bounds: Bounds
+    ) -> Iterator[Event]:
+        state = StreamState(bounds=bounds)
+        meter = TextMeter(bounds)
         for kind, data in self.stream_items(response, state, request_id):
-            yield from self.parse_event(kind, data, state, request_id)
+            for event in self._guarded(self.parse_event(kind, data, state, request_id), request_id):
+                yield event
+                if isinstance(event, TextDelta):
+                    meter.add(event.text, request_id)
             if state.done:
                 break
         if not self.stream_complete(state):
