@@ -602,3 +602,69 @@ def test_a_long_line_is_an_error_not_a_memory_error(data):
         assert "stream line longer than" in exc.message
     else:
         assert all(len(line) <= 40 for line in lines)
+
+
+# ------------------------------- class 4: a server that ignores `stream: true`
+
+
+@wires
+def test_a_whole_answer_to_a_stream_request_is_printed_and_recorded(cli, home, server, wire):
+    model = use(home, server, wire)
+    body = json.dumps(wire.whole("the whole answer", {"in": 5, "out": 4}), indent=2)
+    server.queue(Reply(200, {"content-type": "application/json; charset=utf-8"}, body.encode()))
+    r = cli("run", "-m", model, "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "the whole answer\n"
+    sent = server.requests[0]
+    assert sent.json["stream"] is True if wire.type != "gemini" else "alt=sse" in sent.path
+    row = only_row(home)
+    assert row["status"] == "ok" and row["response_text"] == "the whole answer"
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (5, 4, "reported")
+
+
+def test_gemini_chunks_in_one_json_array_are_the_stream(cli, home, server):
+    """streamGenerateContent without alt=sse answers a JSON array of chunks."""
+    model = use(home, server, WIRES[2])
+    chunks = [
+        gemini_response("one ", None, finish=None),
+        gemini_response("two", {"promptTokenCount": 3, "candidatesTokenCount": 2}),
+    ]
+    server.queue(json_reply(chunks))
+    r = cli("run", "-m", model, "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "one two\n"
+    row = only_row(home)
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (3, 2, "reported")
+
+
+@wires
+def test_a_stream_labelled_application_json_is_still_read_as_a_stream(cli, home, server, wire):
+    model = use(home, server, wire)
+    reply = wire.stream(["a ", "stream"], {"in": 3, "out": 2})
+    reply.headers["content-type"] = "application/json"
+    server.queue(reply)
+    r = cli("run", "-m", model, "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "a stream\n"
+    assert only_row(home)["output_tokens"] == 2
+
+
+@wires
+def test_an_error_in_place_of_a_stream_is_the_providers_error(cli, home, server, wire):
+    model = use(home, server, wire, max_retries=0)
+    errors = {
+        "openai": {"error": {"message": "The model is overloaded", "type": "server_error"}},
+        "anthropic": {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+        },
+        "gemini": {
+            "error": {"code": 503, "message": "The model is overloaded", "status": "UNAVAILABLE"}
+        },
+        "ollama": {"error": "an error was encountered while running the model"},
+    }
+    server.queue(json_reply(errors[wire.type]))
+    r = cli("run", "-m", model, "q")
+    assert r.exit_code == 5, r.stderr
+    assert "fake reported an error" in r.stderr
+    assert only_row(home)["status"] == "error"

@@ -24,6 +24,7 @@ from .http import (
     iter_sse,
     loads,
     raise_for_status,
+    read_body,
     read_json,
     stream_cut_error,
     transport_errors,
@@ -46,6 +47,8 @@ class StreamState:
     extra: Mapping[str, object] = field(default_factory=dict)
     # The call's limits (deadline, sizes), for reading the stream.
     bounds: Bounds | None = None
+    # The body, already read whole (a stream sent as application/json).
+    body: bytes | None = None
 
     def finished(self) -> Finished:
         return Finished(self.finish, self.raw_finish, self.model, self.response_id, self.extra)
@@ -58,7 +61,9 @@ class HTTPProvider:
     (with the request id and rate-limit headers), yields `ResponseStarted`,
     then reads the answer through the hooks below: `parse_event` for each
     stream item (SSE events decoded as JSON, unless `stream_items` is
-    overridden), `parse_whole` for a non-streamed body.
+    overridden), `parse_whole` for a non-streamed body, or for one JSON
+    document sent in place of a stream. Everything is read within the call's
+    `Bounds` (call_timeout, sizes, a stream's text against max_tokens).
     """
 
     # Response headers holding the provider's request id, tried in order.
@@ -124,11 +129,12 @@ class HTTPProvider:
         self, response: httpx.Response, state: StreamState, request_id: str | None
     ) -> Iterator[str]:
         """The stream's text lines, within the call's bounds (deadline, line size)."""
-        return iter_lines(
-            iter_body(response, state.bounds, request_id, None, self.config.name),
-            self.config.name,
-            request_id,
+        chunks = (
+            iter((state.body,))
+            if state.body is not None
+            else iter_body(response, state.bounds, request_id, None, self.config.name)
         )
+        return iter_lines(chunks, self.config.name, request_id)
 
     def stream_items(
         self, response: httpx.Response, state: StreamState, request_id: str | None
@@ -171,7 +177,9 @@ class HTTPProvider:
                 raise_for_status(name, response, request_id)
                 state["started"] = "yes"
                 yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-                if request.stream:
+                if request.stream and _content_type(response) == "application/json":
+                    yield from self._read_unstreamed(response, request_id, bounds)
+                elif request.stream:
                     yield from self._read_stream(response, request_id, bounds)
                 else:
                     data = read_json(name, response, request_id, bounds)
@@ -214,10 +222,39 @@ class HTTPProvider:
                 request_id=request_id,
             ) from None
 
-    def _read_stream(
+    def _read_unstreamed(
         self, response: httpx.Response, request_id: str | None, bounds: Bounds
     ) -> Iterator[Event]:
+        """A stream was asked for and one JSON document came (a server or proxy that
+        ignores `stream: true`): the whole answer is the answer, its text never dropped.
+        A JSON list is a stream's events in one document (Gemini without alt=sse); a
+        body that is not JSON is read as the stream it may still be."""
+        body = read_body(response, bounds, request_id, bounds.max_body, self.config.name)
+        try:
+            data = loads(body)
+        except ValueError:
+            yield from self._read_stream(response, request_id, bounds, body)
+            return
+        if isinstance(data, dict):
+            yield from self._guarded(self.parse_whole(data, request_id), request_id)
+            return
         state = StreamState(bounds=bounds)
+        for item in data if isinstance(data, list) else [data]:
+            yield from self._guarded(self.parse_event(None, item, state, request_id), request_id)
+            if state.done:
+                break
+        if not self.stream_complete(state):
+            raise stream_cut_error(self.config.name, request_id=request_id)
+        yield state.finished()
+
+    def _read_stream(
+        self,
+        response: httpx.Response,
+        request_id: str | None,
+        bounds: Bounds,
+        body: bytes | None = None,
+    ) -> Iterator[Event]:
+        state = StreamState(bounds=bounds, body=body)
         meter = TextMeter(bounds)
         for kind, data in self.stream_items(response, state, request_id):
             for event in self._guarded(self.parse_event(kind, data, state, request_id), request_id):
@@ -229,3 +266,7 @@ class HTTPProvider:
         if not self.stream_complete(state):
             raise stream_cut_error(self.config.name, request_id=request_id)
         yield state.finished()
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").partition(";")[0].strip().lower()
