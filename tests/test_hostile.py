@@ -573,9 +573,7 @@ def test_the_sse_decoder_raises_only_provider_errors(lines):
     except ProviderError as exc:
         assert "larger than" in exc.message
         return
-    assert all(len(e.data) <= 64 for e in events if e.event != "raw") or True
-    for event in events:
-        assert isinstance(event.data, str)
+    assert all(isinstance(e.data, str) and len(e.data) <= 64 for e in events)
 
 
 @settings(deadline=None, max_examples=300)
@@ -668,3 +666,56 @@ def test_an_error_in_place_of_a_stream_is_the_providers_error(cli, home, server,
     assert r.exit_code == 5, r.stderr
     assert "fake reported an error" in r.stderr
     assert only_row(home)["status"] == "error"
+
+
+# ------------------------------------------- class 3: the same bounds for files
+
+
+def test_a_batch_line_nested_100000_deep_is_a_usage_error(cli, home, tmp_path):
+    prompts = tmp_path / "deep.jsonl"
+    prompts.write_bytes(b'{"prompt": ' + DEEP + b"}\n")
+    r = cli("batch", str(prompts), "-m", "mock:echo")
+    assert r.exit_code == 2
+    assert "Line 1 is JSON nested too deeply." in r.stderr
+
+
+def test_an_endless_batch_input_is_refused_at_its_bound(cli, home, monkeypatch):
+    from tokencli.cli import batch_cmd
+
+    monkeypatch.setattr(batch_cmd, "MAX_BATCH_BYTES", 2**20)
+    r = cli("batch", "/dev/zero", "-m", "mock:echo")
+    assert r.exit_code == 2
+    assert "/dev/zero is larger than 1 MiB. Split the prompts into smaller files." in r.stderr
+
+
+def test_an_import_line_nested_100000_deep_is_refused(cli, home, tmp_path):
+    dump = tmp_path / "deep.jsonl"
+    dump.write_bytes(DEEP + b"\n")
+    r = cli("ledger", "import", str(dump))
+    assert r.exit_code == 2
+    assert "line 1 is JSON nested too deeply to be a call." in r.stderr
+
+
+def test_an_import_decompression_bomb_is_refused_line_by_line(cli, home, tmp_path, monkeypatch):
+    from tokencli.ledger import exchange
+
+    monkeypatch.setattr(exchange, "MAX_IMPORT_LINE", 2**20)
+    dump = tmp_path / "bomb.jsonl.gz"
+    dump.write_bytes(bomb())
+    r = cli("ledger", "import", str(dump))
+    assert r.exit_code == 2
+    assert "bomb.jsonl.gz line 1 is longer than 1 MiB." in r.stderr
+    assert ledger_rows(home) == []
+
+
+def test_a_config_that_never_ends_is_refused(cli, home):
+    r = cli("--config", "/dev/zero", "logs")
+    assert r.exit_code == 6
+    assert "Config /dev/zero is larger than 4 MiB." in r.stderr
+
+
+def test_a_config_nested_100000_deep_is_refused(cli, home):
+    write_config(home, "a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    r = cli("logs")
+    assert r.exit_code == 6
+    assert "nests arrays or tables too deeply." in r.stderr
