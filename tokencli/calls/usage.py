@@ -18,8 +18,10 @@ and no spend is negative.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, astuple, dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 REPORTED = "reported"
 COUNTED = "counted"
@@ -64,6 +66,11 @@ def as_count(value: object) -> int:
         # is not turned into a million-digit int: above MAX_COUNT is refused anyway.
         return max(int(value), 0) if value <= MAX_COUNT else MAX_COUNT + 1
     return 0
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """A nested usage object from a provider's JSON; anything but an object → {}."""
+    return value if isinstance(value, dict) else {}
 
 
 # No call reads or writes a billion tokens: a larger count is not a count.
