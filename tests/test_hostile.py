@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
@@ -727,3 +728,23 @@ def test_a_config_nested_100000_deep_is_refused(cli, home):
     r = cli("logs")
     assert r.exit_code == 6
     assert "nests arrays or tables too deeply." in r.stderr
+
+
+def test_a_hold_of_years_stored_by_an_older_version_is_waited_for_retry_max_wait_at_most(
+    cli, home, server
+):
+    model = use(home, server, WIRES[0], retry_max_wait=0.2)
+    server.queue(json_reply(_openai_whole("first", {"in": 1, "out": 1})))
+    assert cli("run", "-m", model, "--no-stream", "q").exit_code == 0
+    key = "fake\x1fgpt-4o-mini\x1frequests"
+    conn = sqlite3.connect(home / "ledger.db")
+    with conn:
+        conn.execute("INSERT INTO rate_limits (key, tat) VALUES (?, ?)", (key, time.time() + 1e9))
+    conn.close()
+    server.queue(json_reply(_openai_whole("second", {"in": 1, "out": 1})))
+    started = time.monotonic()
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "second\n"
+    assert "waiting 0.2 s for fake:gpt-4o-mini's rate limit." in r.stderr
+    assert time.monotonic() - started < 3

@@ -63,16 +63,18 @@ class RateLimiter:
         """Book this call; the caller waits `wait` seconds before sending."""
         rpm, tpm = self.limits(provider, model)
         ledger, now = self._ledger(), self.now()
+        # A hold only learnt from the provider lasts retry_max_wait at most, even one
+        # stored before that bound existed (a Retry-After of years).
+        most = self.settings.provider(provider).retry_max_wait
         wait = ratelimits.reserve(
             ledger, self.key(provider, model, "requests"), 1, rpm / 60 if rpm else None, now
         )
+        wait = wait if rpm else min(wait, most)
         tokens = max(estimated_tokens, 1)
-        wait = max(
-            wait,
-            ratelimits.reserve(
-                ledger, self.key(provider, model, "tokens"), tokens, tpm / 60 if tpm else None, now
-            ),
+        held = ratelimits.reserve(
+            ledger, self.key(provider, model, "tokens"), tokens, tpm / 60 if tpm else None, now
         )
+        wait = max(wait, held if tpm else min(held, most))
         return Reservation(wait, tokens if tpm else 0, tpm)
 
     def settle(
