@@ -7,10 +7,13 @@ Each scenario asserts the exit code, the sentence on stderr and the ledger row.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
@@ -748,3 +751,47 @@ def test_a_hold_of_years_stored_by_an_older_version_is_waited_for_retry_max_wait
     assert r.stdout == "second\n"
     assert "waiting 0.2 s for fake:gpt-4o-mini's rate limit." in r.stderr
     assert time.monotonic() - started < 3
+
+
+class TrickledHeaders:
+    """A server that answers with its status line and headers one byte at a time."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()
+        return f"http://{host}:{port}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.recv(65536)
+                for byte in (
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-slow: " + b"x" * 60
+                ):
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_trickled_headers_end_at_call_timeout_too(cli, home):
+    slow = TrickledHeaders()
+    try:
+        write_config(home, provider_config("fake", "openai", slow.url + "/v1", call_timeout=0.5))
+        started = time.monotonic()
+        r = cli("run", "-m", "fake:gpt-4o-mini", "q")
+        assert time.monotonic() - started < 3
+    finally:
+        slow.close()
+    assert r.exit_code == 5
+    assert "fake did not finish within call_timeout (0.5 s)." in r.stderr
+    assert only_row(home)["error_kind"] == "timeout"

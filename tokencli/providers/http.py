@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import json
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from .. import __version__
@@ -63,12 +65,113 @@ def build_client(
         write=min(60.0, config.call_timeout),
         pool=connect,
     )
-    return httpx.Client(
+    client = httpx.Client(
         timeout=timeout,
         headers={"user-agent": USER_AGENT, **config.headers},
         follow_redirects=False,
         transport=transport,
     )
+    _enforce_deadlines(client)
+    return client
+
+
+# ------------------------------------------------------- the deadline of each read
+
+# The deadline (time.monotonic()) of the call this thread is making, if any: every
+# socket connect, read and write waits until then at most, so call_timeout bounds a
+# server that trickles its headers as much as one that trickles its body.
+_call = threading.local()
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = getattr(_call, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("call_timeout")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+        )
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _enforce_deadlines(client: httpx.Client) -> None:
+    """Put every connection of `client` under the calling thread's call deadline.
+
+    httpx has no public door to its connection pool's network backend; where its
+    internals differ (a test's MockTransport, a future httpx), reads are still
+    bounded between chunks by `Bounds.check_time`, only less tightly.
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(
+            backend, _DeadlineBackend
+        ):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def call_deadline(bounds: Bounds) -> Iterator[None]:
+    """Every socket wait of this thread ends by the call's deadline, until the call ends."""
+    _call.deadline = bounds.deadline
+    try:
+        yield
+    finally:
+        _call.deadline = None
 
 
 def dumps(data: Any) -> str:
@@ -117,15 +220,21 @@ class Bounds:
         self.max_text_tokens = RUNAWAY_FACTOR * self.asked + RUNAWAY_SLACK
         self.max_body = max(MIN_BODY, self.max_text_tokens * BYTES_PER_TOKEN)
 
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
     def check_time(self, request_id: str | None) -> None:
-        if time.monotonic() > self.deadline:
-            raise ProviderUnavailable(
-                f"{self.provider} did not finish within call_timeout ({self.timeout:g} s).",
-                "What arrived was printed and recorded; raise call_timeout for this "
-                "provider (or in [defaults]) if it is only slow.",
-                kind="timeout",
-                request_id=request_id,
-            )
+        if self.expired():
+            raise self.timeout_error(request_id)
+
+    def timeout_error(self, request_id: str | None) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"{self.provider} did not finish within call_timeout ({self.timeout:g} s).",
+            "What arrived was printed and recorded; raise call_timeout for this "
+            "provider (or in [defaults]) if it is only slow.",
+            kind="timeout",
+            request_id=request_id,
+        )
 
 
 class TextMeter:

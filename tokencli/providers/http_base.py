@@ -18,6 +18,7 @@ from .http import (
     TextMeter,
     bad_response_error,
     build_client,
+    call_deadline,
     check_url_safety,
     iter_body,
     iter_lines,
@@ -167,6 +168,7 @@ class HTTPProvider:
         bounds = Bounds(self.config, request.max_tokens)
         try:
             with (
+                call_deadline(bounds),
                 transport_errors(name, url) as state,
                 self.client.stream(
                     "POST", url, json=self.body(request), headers=self.headers()
@@ -185,6 +187,9 @@ class HTTPProvider:
                     data = read_json(name, response, request_id, bounds)
                     yield from self._guarded(self.parse_whole(data, request_id), request_id)
         except ProviderError as exc:
+            if exc.kind in ("timeout", "stream_cut", "network") and bounds.expired():
+                # A socket wait cut short by the call's deadline: say which bound it was.
+                raise bounds.timeout_error(exc.request_id) from None
             self.refine_error(exc, request)
             raise
 
