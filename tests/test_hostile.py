@@ -15,10 +15,12 @@ import socket
 import sqlite3
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -795,3 +797,30 @@ def test_trickled_headers_end_at_call_timeout_too(cli, home):
     assert r.exit_code == 5
     assert "fake did not finish within call_timeout (0.5 s)." in r.stderr
     assert only_row(home)["error_kind"] == "timeout"
+
+
+def test_an_encoding_that_was_not_asked_for_is_refused(cli, home, server):
+    model = use(home, server, WIRES[0])
+    server.queue(Reply(200, {"content-encoding": "br"}, b"\x8b\x02\x80hello\x03"))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 5
+    assert "fake sent an answer in an encoding it was not asked for (br)." in r.stderr
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_gzip_bomb_is_decoded_in_small_pieces():
+    """Past the limit nothing more is decoded: memory stays near the limit, not 16 MiB."""
+    response = httpx.Response(
+        200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(bomb())
+    )
+    tracemalloc.start()
+    try:
+        got = 0
+        with pytest.raises(ProviderError, match="larger than 1 MiB"):
+            for piece in http.iter_body(response, None, None, 2**20, "fake"):
+                got += len(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got <= 2**20
+    assert peak < 2 * 2**20

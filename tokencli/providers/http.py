@@ -67,7 +67,8 @@ def build_client(
     )
     client = httpx.Client(
         timeout=timeout,
-        headers={"user-agent": USER_AGENT, **config.headers},
+        # Only encodings tokencli decodes within a bound (see iter_body).
+        headers={"user-agent": USER_AGENT, "accept-encoding": "gzip, deflate", **config.headers},
         follow_redirects=False,
         transport=transport,
     )
@@ -198,6 +199,8 @@ def loads(text: str | bytes) -> Any:
 RUNAWAY_FACTOR = 3
 RUNAWAY_SLACK = 1_000
 UNBOUNDED_ANSWER = 128 * 1024
+# However much is asked for, no answer is read past this many tokens' worth.
+MAX_ANSWER_TOKENS = 1_000_000
 # A whole (non-streamed) answer: BYTES_PER_TOKEN per token it may carry, at least MIN_BODY.
 BYTES_PER_TOKEN = 64
 MIN_BODY = 8 * 2**20
@@ -217,7 +220,7 @@ class Bounds:
         self.timeout = config.call_timeout
         self.deadline = time.monotonic() + config.call_timeout
         self.asked = max_tokens or config.default_max_tokens or UNBOUNDED_ANSWER
-        self.max_text_tokens = RUNAWAY_FACTOR * self.asked + RUNAWAY_SLACK
+        self.max_text_tokens = RUNAWAY_FACTOR * min(self.asked, MAX_ANSWER_TOKENS) + RUNAWAY_SLACK
         self.max_body = max(MIN_BODY, self.max_text_tokens * BYTES_PER_TOKEN)
 
     def expired(self) -> bool:
@@ -285,7 +288,15 @@ def iter_body(
     """The decoded body, piece by piece, within the call's deadline; more than `limit`
     decoded bytes (a huge answer, a decompression bomb) is an error."""
     who = bounds.provider if bounds else provider
-    inflate = _inflater(response.headers.get("content-encoding", "").strip().lower())
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    inflate = _inflater(encoding)
+    if inflate is None and encoding not in ("", "identity"):
+        # br, zstd: decoded by httpx a whole network read at a time, with no bound.
+        raise bad_response_error(
+            who,
+            f"an answer in an encoding it was not asked for ({encoding[:40]})",
+            request_id=request_id,
+        )
     raw = response.iter_raw() if inflate else response.iter_bytes()
     total = 0
     try:
