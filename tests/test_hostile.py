@@ -824,3 +824,62 @@ def test_a_gzip_bomb_is_decoded_in_small_pieces():
         tracemalloc.stop()
     assert got <= 2**20
     assert peak < 2 * 2**20
+
+
+# Any JSON document at all, in place of an answer or a stream event.
+ANY_JSON = st.recursive(
+    JSON_SCALAR,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(
+            [
+                "choices", "message", "delta", "content", "finish_reason", "usage", "type",
+                "model", "id", "error", "candidates", "parts", "text", "finishReason",
+                "usageMetadata", "done", "done_reason", "stop_reason", "promptFeedback",
+                "blockReason", "index", "thought", "object", "eval_count", "total_duration",
+            ]
+        ),
+        inner,
+        max_size=5,
+    ),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[dict[str, Any]]:
+    from tokencli.providers.anthropic import AnthropicProvider
+    from tokencli.providers.gemini import GeminiProvider
+    from tokencli.providers.ollama import OllamaProvider
+    from tokencli.providers.openai import OpenAIProvider
+    from tokencli.providers.registry import ProviderConfig
+
+    built = {
+        type_: cls(ProviderConfig("fake", type_, "http://127.0.0.1:9"), "k" * 20)
+        for type_, cls in (
+            ("openai", OpenAIProvider),
+            ("anthropic", AnthropicProvider),
+            ("gemini", GeminiProvider),
+            ("ollama", OllamaProvider),
+        )
+    }
+    yield built
+    for provider in built.values():
+        provider.close()
+
+
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "gemini", "ollama"])
+@settings(deadline=None, max_examples=200)
+@given(data=ANY_JSON)
+def test_protocol_parsers_raise_only_provider_errors_whatever_json_comes(providers, type_, data):
+    from tokencli.providers.http_base import StreamState
+
+    provider = providers[type_]
+    for events in (
+        lambda: provider.parse_whole(data, None),
+        lambda: provider.parse_event(None, data, StreamState(), None),
+    ):
+        try:
+            list(provider._guarded(events(), None))
+        except ProviderError:
+            pass

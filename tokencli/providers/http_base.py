@@ -243,13 +243,19 @@ class HTTPProvider:
         if isinstance(data, dict):
             yield from self._guarded(self.parse_whole(data, request_id), request_id)
             return
+        if not isinstance(data, list):
+            raise bad_response_error(
+                self.config.name, "JSON that is not an answer", request_id=request_id
+            )
         state = StreamState(bounds=bounds)
-        for item in data if isinstance(data, list) else [data]:
+        for item in data:
             yield from self._guarded(self.parse_event(None, item, state, request_id), request_id)
             if state.done:
                 break
         if not self.stream_complete(state):
-            raise stream_cut_error(self.config.name, request_id=request_id)
+            raise bad_response_error(
+                self.config.name, "a list of events without an end", request_id=request_id
+            )
         yield state.finished()
 
     def _read_stream(
