@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,7 +35,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
-    chunks: list[bytes | Pause | Cut] | None = None
+    # Any iterable: a generator makes an endless stream.
+    chunks: Iterable[bytes | Pause | Cut] | None = None
 
 
 @dataclass

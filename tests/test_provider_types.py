@@ -110,7 +110,7 @@ def test_each_type_declares_its_own_fields():
 
 
 KNOWN_COMMON = (
-    "allow_http, api_key_env, base_url, cache, cache_ttl, connect_timeout, currency, "
+    "allow_http, api_key_env, base_url, cache, cache_ttl, call_timeout, connect_timeout, currency, "
     "default_max_tokens, {extra}headers, hourly_cost, key_required, max_input_tokens, "
     "max_retries, max_tokens_field, prices_from, read_timeout, retry_backoff, retry_max_wait, "
     "rpm, self_hosted, stream_usage, tpm, type."

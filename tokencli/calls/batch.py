@@ -189,6 +189,11 @@ def _json_item(
             f"Line {number} is not valid JSON ({exc.msg}).",
             "Fix it, or write the prompt as plain text.",
         ) from None
+    except RecursionError:
+        raise UsageError(
+            f"Line {number} is JSON nested too deeply.",
+            'Write {"prompt": "..."}, or the prompt as plain text.',
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"Line {number} is JSON but not an object.", 'Write {"prompt": "..."}.')
     unknown = set(data) - ITEM_FIELDS

@@ -65,7 +65,15 @@ from .observers import Observer
 from .resolve import ResolvedModel, RunOptions, build_request, resolve_chain, resolve_price_as
 from .retry import RetryPolicy, describe_failure, give_up_hint
 from .signals import deferred_signals
-from .usage import COUNTED, ESTIMATED, Usage, estimate_tokens
+from .usage import (
+    COUNTED,
+    ESTIMATED,
+    Usage,
+    check_cost,
+    check_usage,
+    estimate_tokens,
+    provider_text,
+)
 
 
 @dataclass
@@ -126,7 +134,7 @@ class Engine:
         # A provider built once serves every call of this process (batch, compare).
         self._providers: dict[str, Provider] = providers if providers is not None else {}
         self.keys = KeyStore(settings.paths.keys)
-        self.limiter = RateLimiter(settings, lambda: self.ledger, clock.timestamp)
+        self.limiter = RateLimiter(settings, lambda: self.ledger, clock.timestamp, notify)
 
     @property
     def ledger(self) -> Ledger:
@@ -429,6 +437,8 @@ class Engine:
         failure: Exception | KeyboardInterrupt | None = None
         started = time.monotonic()
         first_token: float | None = None
+        # Once the provider reported a usage no call can have, none of its reports is trusted.
+        distrusted = False
         try:
             for event in provider.generate(request):
                 if isinstance(event, TextDelta):
@@ -437,14 +447,21 @@ class Engine:
                     parts.append(event.text)
                     on_text(event.text)
                 elif isinstance(event, UsageUpdate):
-                    usage = event.usage
-                    if event.provider_cost is not None:
+                    checked, note = check_usage(event.usage)
+                    if note and not distrusted:
+                        self.notify(f"{call.provider} {note}")
+                    distrusted = distrusted or checked is None
+                    usage = None if distrusted else checked
+                    reported, note = check_cost(event.provider_cost)
+                    if note:
+                        self.notify(f"{call.provider} {note}")
+                    if reported is not None:
                         provider_cost, provider_cost_currency = (
-                            event.provider_cost,
+                            reported,
                             event.provider_cost_currency,
                         )
                 elif isinstance(event, ResponseStarted):
-                    call.request_id = event.request_id
+                    call.request_id = provider_text(event.request_id)
                     if event.headers:
                         self.limiter.learn(resolved.provider.name, resolved.model, event.headers)
                 elif isinstance(event, Finished):
@@ -454,7 +471,7 @@ class Engine:
         except ProviderError as exc:
             failure = exc
             exc.had_output = bool(parts)
-            call.request_id = call.request_id or exc.request_id
+            call.request_id = call.request_id or provider_text(exc.request_id)
         except TokencliError as exc:
             failure = exc
         except Exception as exc:  # a bug: still record the call, then let it surface
@@ -466,13 +483,16 @@ class Engine:
         call.ttft_ms = int((first_token - started) * 1000) if first_token is not None else None
         call.response_text = text if self.settings.defaults.store_text else None
         call.usage = settle_usage(
-            usage, request, text, complete=finished is not None and failure is None
+            usage,
+            request,
+            text,
+            complete=finished is not None and failure is None and not distrusted,
         )
 
         if finished is not None:
-            call.finish_reason = finished.finish_reason
-            call.response_model = finished.response_model
-            call.request_id = call.request_id or finished.response_id
+            call.finish_reason = provider_text(finished.finish_reason, 40)
+            call.response_model = provider_text(finished.response_model)
+            call.request_id = call.request_id or provider_text(finished.response_id)
             if finished.extra:
                 call.extra.update(finished.extra)
 

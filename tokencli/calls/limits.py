@@ -9,7 +9,8 @@ and the token booking is settled with the real usage afterwards.
 What providers say is learnt too, configured limits or not: a 429's
 Retry-After, or `remaining = 0` rate-limit headers (OpenAI's
 `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), hold every process
-back until the reset.
+back until the reset. A provider cannot hold anyone back longer than its
+`retry_max_wait`: a longer (or absurd) wait is cut to that, with a note.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ class Reservation:
 
 class RateLimiter:
     def __init__(
-        self, settings: Settings, ledger: Callable[[], Ledger], now: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        ledger: Callable[[], Ledger],
+        now: Callable[[], float] = time.time,
+        notify: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.settings = settings
         self._ledger = ledger
         self.now = now
+        self.notify = notify
 
     def limits(self, provider: str, model: str) -> tuple[int | None, int | None]:
         per_model = self.settings.models.get(f"{provider}:{model}")
@@ -57,16 +63,18 @@ class RateLimiter:
         """Book this call; the caller waits `wait` seconds before sending."""
         rpm, tpm = self.limits(provider, model)
         ledger, now = self._ledger(), self.now()
+        # A hold only learnt from the provider lasts retry_max_wait at most, even one
+        # stored before that bound existed (a Retry-After of years).
+        most = self.settings.provider(provider).retry_max_wait
         wait = ratelimits.reserve(
             ledger, self.key(provider, model, "requests"), 1, rpm / 60 if rpm else None, now
         )
+        wait = wait if rpm else min(wait, most)
         tokens = max(estimated_tokens, 1)
-        wait = max(
-            wait,
-            ratelimits.reserve(
-                ledger, self.key(provider, model, "tokens"), tokens, tpm / 60 if tpm else None, now
-            ),
+        held = ratelimits.reserve(
+            ledger, self.key(provider, model, "tokens"), tokens, tpm / 60 if tpm else None, now
         )
+        wait = max(wait, held if tpm else min(held, most))
         return Reservation(wait, tokens if tpm else 0, tpm)
 
     def settle(
@@ -82,7 +90,17 @@ class RateLimiter:
             )
 
     def hold(self, provider: str, model: str, seconds: float, dimension: str = "requests") -> None:
-        """The provider asked everyone to wait (Retry-After on a 429)."""
+        """The provider asked everyone to wait (Retry-After on a 429), bounded by
+        the provider's retry_max_wait: a provider never holds every later run hostage."""
+        if not seconds > 0:  # also nan
+            return
+        most = self.settings.provider(provider).retry_max_wait
+        if seconds > most:
+            self.notify(
+                f"{provider} asked to hold back {model} for {seconds:.0f} s; "
+                f"holding it for {most:.0f} s at most (retry_max_wait)."
+            )
+            seconds = most
         if seconds > 0:
             ratelimits.block_until(
                 self._ledger(), self.key(provider, model, dimension), self.now() + seconds

@@ -168,13 +168,31 @@ def _warn_unused(app_ctx: AppContext, items: "list[BatchItem]") -> None:
         )
 
 
+# The largest prompts file read (all its items are held at once); a longer input
+# (an endless pipe, /dev/zero) is refused, not read whole.
+MAX_BATCH_BYTES = 256 * 2**20
+
+
 def _read_input(file: str, app_ctx: AppContext) -> bytes:
+    data = _read_bounded(file, app_ctx)
+    if len(data) > MAX_BATCH_BYTES:
+        raise UsageError(
+            f"{'stdin' if file == '-' else file} is larger than {MAX_BATCH_BYTES // 2**20} MiB.",
+            "Split the prompts into smaller files.",
+        )
+    return data
+
+
+def _read_bounded(file: str, app_ctx: AppContext) -> bytes:
     if file == "-":
         stream = app_ctx.streams.stdin
         buffer = getattr(stream, "buffer", None)
-        return buffer.read() if buffer is not None else stream.read().encode()
+        if buffer is not None:
+            return bytes(buffer.read(MAX_BATCH_BYTES + 1))
+        return str(stream.read(MAX_BATCH_BYTES + 1)).encode()
     try:
-        return Path(file).read_bytes()
+        with Path(file).open("rb") as handle:
+            return handle.read(MAX_BATCH_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"No such file: {file}.", "Check the path.") from None
     except IsADirectoryError:

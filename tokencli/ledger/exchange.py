@@ -194,13 +194,34 @@ def _big_file(file: str) -> bool:
         return False
 
 
+# The longest line an import reads (a call with its prompt and answer texts); a longer
+# one (a file without newlines, /dev/zero, a decompression bomb) is refused, not read whole.
+MAX_IMPORT_LINE = 64 * 2**20
+
+
+def _lines(source: Any, name: str) -> Iterator[Any]:
+    """The source's lines, each read with a bound."""
+    number = 0
+    while True:
+        raw = source.readline(MAX_IMPORT_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_IMPORT_LINE:
+            raise UsageError(
+                f"{name} line {number} is longer than {MAX_IMPORT_LINE // 2**20} MiB.",
+                "Give the JSON lines file that 'ledger export' wrote.",
+            )
+        yield raw
+
+
 def _decoded(source: Any, name: str) -> Iterator[tuple[int, str]]:
     import gzip
     import zlib
 
     number = 0
     try:
-        for number, raw in enumerate(source, 1):
+        for number, raw in enumerate(_lines(source, name), 1):
             if isinstance(raw, str):
                 yield number, raw
                 continue

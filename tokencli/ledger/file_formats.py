@@ -151,7 +151,7 @@ def _decode(line: str) -> list[Any]:
         return _decode_checked(line)
     try:
         record = _loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _decode_checked(line)
     if type(record) is not dict or record.get("v") != VERSION:
         return _decode_checked(line)
@@ -203,6 +203,8 @@ def _decode_checked(line: str) -> list[Any]:
         raise
     except ValueError as exc:
         raise FormatError(f"is not JSON ({getattr(exc, 'msg', exc)})") from None
+    except RecursionError:
+        raise FormatError("is JSON nested too deeply to be a call") from None
     if not isinstance(record, dict):
         raise FormatError("is not a JSON object")
     version = record.get("v")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..calls.usage import Usage, as_count
+from ..calls.usage import Usage, as_count, as_mapping
 from . import http
 from .base import (
     CONTENT_FILTER,
@@ -58,7 +58,7 @@ def parse_usage(u: Mapping[str, Any], previous: Usage | None = None) -> Usage:
     else:
         input_tokens = uncached + cached + written
     output = prev.output_tokens if u.get("output_tokens") is None else as_count(u["output_tokens"])
-    details = u.get("output_tokens_details") or {}
+    details = as_mapping(u.get("output_tokens_details"))
     thinking = details.get("thinking_tokens")
     return Usage(
         input_tokens=input_tokens,

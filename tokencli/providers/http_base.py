@@ -12,14 +12,20 @@ from typing import Any
 import httpx
 
 from ..errors import ProviderError
-from .base import ChatRequest, Event, Finished, ResponseStarted
+from .base import ChatRequest, Event, Finished, ResponseStarted, TextDelta
 from .http import (
+    Bounds,
+    TextMeter,
     bad_response_error,
     build_client,
+    call_deadline,
     check_url_safety,
+    iter_body,
+    iter_lines,
     iter_sse,
     loads,
     raise_for_status,
+    read_body,
     read_json,
     stream_cut_error,
     transport_errors,
@@ -40,6 +46,10 @@ class StreamState:
     # Protocol-specific memory between events (Anthropic's partial usage).
     usage: Any = None
     extra: Mapping[str, object] = field(default_factory=dict)
+    # The call's limits (deadline, sizes), for reading the stream.
+    bounds: Bounds | None = None
+    # The body, already read whole (a stream sent as application/json).
+    body: bytes | None = None
 
     def finished(self) -> Finished:
         return Finished(self.finish, self.raw_finish, self.model, self.response_id, self.extra)
@@ -52,7 +62,9 @@ class HTTPProvider:
     (with the request id and rate-limit headers), yields `ResponseStarted`,
     then reads the answer through the hooks below: `parse_event` for each
     stream item (SSE events decoded as JSON, unless `stream_items` is
-    overridden), `parse_whole` for a non-streamed body.
+    overridden), `parse_whole` for a non-streamed body, or for one JSON
+    document sent in place of a stream. Everything is read within the call's
+    `Bounds` (call_timeout, sizes, a stream's text against max_tokens).
     """
 
     # Response headers holding the provider's request id, tried in order.
@@ -127,11 +139,27 @@ class HTTPProvider:
             found = found or response.headers.get(name)
         return found
 
+    def lines(
+        self, response: httpx.Response, state: StreamState, request_id: str | None
+    ) -> Iterator[str]:
+        """The stream's text lines, within the call's bounds (deadline, line size)."""
+        chunks = (
+            iter((state.body,))
+            if state.body is not None
+            else iter_body(response, state.bounds, request_id, None, self.config.name)
+        )
+        return iter_lines(chunks, self.config.name, request_id)
+
     def stream_items(
         self, response: httpx.Response, state: StreamState, request_id: str | None
     ) -> Iterator[tuple[str | None, Any]]:
         """(SSE event name, decoded JSON) of each event, until `done_marker`."""
-        for event in iter_sse(response.iter_lines()):
+        events = iter_sse(
+            self.lines(response, state, request_id),
+            provider=self.config.name,
+            request_id=request_id,
+        )
+        for event in events:
             if self.done_marker is not None and event.data.strip() == self.done_marker:
                 state.done = True
                 return
@@ -150,8 +178,10 @@ class HTTPProvider:
     def generate(self, request: ChatRequest) -> Iterator[Event]:
         name = self.config.name
         url = self.url(request)
+        bounds = Bounds(self.config, request.max_tokens)
         try:
             with (
+                call_deadline(bounds),
                 transport_errors(name, url) as state,
                 self.client.stream(
                     "POST", url, json=self.body(request), headers=self.headers()
@@ -162,11 +192,17 @@ class HTTPProvider:
                 raise_for_status(name, response, request_id)
                 state["started"] = "yes"
                 yield ResponseStarted(request_id=request_id, headers=dict(response.headers))
-                if request.stream:
-                    yield from self._read_stream(response, request_id)
+                if request.stream and _content_type(response) == "application/json":
+                    yield from self._read_unstreamed(response, request_id, bounds)
+                elif request.stream:
+                    yield from self._read_stream(response, request_id, bounds)
                 else:
-                    yield from self.parse_whole(read_json(name, response, request_id), request_id)
+                    data = read_json(name, response, request_id, bounds)
+                    yield from self._guarded(self.parse_whole(data, request_id), request_id)
         except ProviderError as exc:
+            if exc.kind in ("timeout", "stream_cut", "network") and bounds.expired():
+                # A socket wait cut short by the call's deadline: say which bound it was.
+                raise bounds.timeout_error(exc.request_id) from None
             self.refine_error(exc, request)
             raise
 
@@ -180,14 +216,81 @@ class HTTPProvider:
             request_id = self.request_id(response)
             state["request_id"] = request_id
             raise_for_status(name, response, request_id)
-            return read_json(name, response, request_id)
+            return read_json(name, response, request_id, Bounds(self.config, None))
 
-    def _read_stream(self, response: httpx.Response, request_id: str | None) -> Iterator[Event]:
-        state = StreamState()
+    def _guarded(self, events: Iterator[Event], request_id: str | None) -> Iterator[Event]:
+        """A protocol's events; an answer of a shape its parser cannot read (a list where
+        an object belongs, nesting deeper than Python recurses) is a bad response, not a bug."""
+        try:
+            yield from events
+        except ProviderError:
+            raise
+        except (
+            AttributeError,
+            TypeError,
+            KeyError,
+            IndexError,
+            ValueError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
+            raise bad_response_error(
+                self.config.name,
+                f"an answer tokencli cannot read ({type(exc).__name__})",
+                request_id=request_id,
+            ) from None
+
+    def _read_unstreamed(
+        self, response: httpx.Response, request_id: str | None, bounds: Bounds
+    ) -> Iterator[Event]:
+        """A stream was asked for and one JSON document came (a server or proxy that
+        ignores `stream: true`): the whole answer is the answer, its text never dropped.
+        A JSON list is a stream's events in one document (Gemini without alt=sse); a
+        body that is not JSON is read as the stream it may still be."""
+        body = read_body(response, bounds, request_id, bounds.max_body, self.config.name)
+        try:
+            data = loads(body)
+        except ValueError:
+            yield from self._read_stream(response, request_id, bounds, body)
+            return
+        if isinstance(data, dict):
+            yield from self._guarded(self.parse_whole(data, request_id), request_id)
+            return
+        if not isinstance(data, list):
+            raise bad_response_error(
+                self.config.name, "JSON that is not an answer", request_id=request_id
+            )
+        state = StreamState(bounds=bounds)
+        for item in data:
+            yield from self._guarded(self.parse_event(None, item, state, request_id), request_id)
+            if state.done:
+                break
+        if not self.stream_complete(state):
+            raise bad_response_error(
+                self.config.name, "a list of events without an end", request_id=request_id
+            )
+        yield state.finished()
+
+    def _read_stream(
+        self,
+        response: httpx.Response,
+        request_id: str | None,
+        bounds: Bounds,
+        body: bytes | None = None,
+    ) -> Iterator[Event]:
+        state = StreamState(bounds=bounds, body=body)
+        meter = TextMeter(bounds)
         for kind, data in self.stream_items(response, state, request_id):
-            yield from self.parse_event(kind, data, state, request_id)
+            for event in self._guarded(self.parse_event(kind, data, state, request_id), request_id):
+                yield event
+                if isinstance(event, TextDelta):
+                    meter.add(event.text, request_id)
             if state.done:
                 break
         if not self.stream_complete(state):
             raise stream_cut_error(self.config.name, request_id=request_id)
         yield state.finished()
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").partition(";")[0].strip().lower()

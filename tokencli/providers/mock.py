@@ -1,8 +1,9 @@
 """The `mock` provider: free, offline, deterministic, metered like any other.
 
 - `mock:echo` answers with the prompt itself;
-- `mock:lorem` writes `--max-tokens` words of lorem ipsum (50 by default),
-  the same words for the same prompt.
+- `mock:lorem` writes `--max-tokens` words of lorem ipsum (50 by default,
+  at most 100,000: `--max-tokens 100000000` does not fill the memory), the
+  same words for the same prompt.
 
 Tokens are counted with a simple word-and-punctuation tokenizer (one token
 per CJK character), so usage is `counted`. `delay_ms` in `[providers.mock]`
@@ -37,6 +38,8 @@ MODELS = {
     "lorem": "writes --max-tokens words of lorem ipsum (default 50)",
 }
 DEFAULT_LOREM_WORDS = 50
+# The longest lorem answer: the text is held in memory (and in the ledger).
+MAX_LOREM_WORDS = 100_000
 
 _TOKEN = re.compile(
     r"\s*(?:[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+|[^\w\s])", re.UNICODE
@@ -176,7 +179,8 @@ class MockProvider:
             pieces = tokenize(prompt)
             limit = request.max_tokens
         else:
-            pieces = tokenize(lorem(prompt, request.max_tokens or DEFAULT_LOREM_WORDS))
+            words = min(request.max_tokens or DEFAULT_LOREM_WORDS, MAX_LOREM_WORDS)
+            pieces = tokenize(lorem(prompt, words))
             limit = None
         finish = STOP
         if limit is not None and len(pieces) > limit:

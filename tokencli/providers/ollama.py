@@ -113,7 +113,7 @@ class OllamaProvider(HTTPProvider):
     def stream_items(
         self, response: httpx.Response, state: StreamState, request_id: str | None
     ) -> Iterator[tuple[str | None, Any]]:
-        for data in http.iter_ndjson(response.iter_lines()):
+        for data in http.iter_ndjson(self.lines(response, state, request_id)):
             yield None, data
 
     def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:

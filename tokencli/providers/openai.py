@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..calls.usage import Usage, as_count
+from ..calls.usage import Usage, as_count, as_mapping
 from . import http
 from .base import (
     CONTENT_FILTER,
@@ -31,8 +31,8 @@ _FINISH = {"stop": STOP, "length": LENGTH, "content_filter": CONTENT_FILTER, "eo
 
 def parse_usage(u: Mapping[str, Any]) -> Usage:
     """OpenAI-shaped usage → normalized usage, with each vendor's extras."""
-    details = u.get("prompt_tokens_details") or {}
-    completion_details = u.get("completion_tokens_details") or {}
+    details = as_mapping(u.get("prompt_tokens_details"))
+    completion_details = as_mapping(u.get("completion_tokens_details"))
     input_tokens = as_count(u.get("prompt_tokens"))
     # DeepSeek: prompt_tokens = prompt_cache_hit_tokens + prompt_cache_miss_tokens.
     hit = u.get("prompt_cache_hit_tokens")
@@ -62,7 +62,7 @@ def reported_cost(u: Mapping[str, Any]) -> Decimal | None:
         return None
     total = Decimal(cost)
     if u.get("is_byok"):
-        upstream = (u.get("cost_details") or {}).get("upstream_inference_cost")
+        upstream = as_mapping(u.get("cost_details")).get("upstream_inference_cost")
         if isinstance(upstream, int | Decimal) and not isinstance(upstream, bool):
             total += Decimal(upstream)
     return total

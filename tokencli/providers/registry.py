@@ -47,6 +47,8 @@ class ProviderConfig:
     stream_usage: bool = True
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    # The most seconds one call may take, connect and every read together.
+    call_timeout: float = 600.0
     allow_http: bool = False
     # Retries of 429s, 5xx, overloads and connection errors (never of billing errors).
     max_retries: int = 2
@@ -296,6 +298,9 @@ COMMON_FIELDS: dict[str, FieldSpec] = {
     "stream_usage": FieldSpec("bool", "ask for usage in streams (stream_options)"),
     "connect_timeout": FieldSpec("number", "seconds to wait for a connection"),
     "read_timeout": FieldSpec("number", "seconds to wait between bytes of a response"),
+    "call_timeout": FieldSpec(
+        "number", "most seconds one call may take, all reads together (default: [defaults])"
+    ),
     "allow_http": FieldSpec("bool", "allow plain http to a non-loopback host"),
     "max_retries": FieldSpec("int", "retries of rate limits, overloads, 5xx and network errors"),
     "retry_max_wait": FieldSpec("number", "most seconds spent waiting between retries of one call"),

@@ -42,10 +42,15 @@ __all__ = [
 ]
 
 
+# No config is this long: a longer file (--config /dev/zero) is refused, not read whole.
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
 def read_config_file(path: Path) -> tuple[dict[str, Any], str]:
     """Parse the TOML file; a missing file is an empty config."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         return {}, ""
     except IsADirectoryError:
@@ -54,6 +59,11 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"Cannot read config {path}: {exc.strerror}.", None) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"Config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB.",
+            "Point --config at a TOML file.",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -69,6 +79,11 @@ def parse_config_text(path: Path, text: str) -> dict[str, Any]:
         raise ConfigError(
             f"Config {path} is not valid TOML: {exc}.",
             "Fix that line, then run 'tokencli config validate'.",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"Config {path} nests arrays or tables too deeply.",
+            "Fix it, then run 'tokencli config validate'.",
         ) from None
 
 

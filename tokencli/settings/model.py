@@ -32,6 +32,8 @@ class Defaults(Record):
     compare_confirm_above: Decimal = Decimal("0.10")
     # IANA zone of budget periods' days, weeks and months (None: this machine's).
     timezone: str | None = None
+    # The most seconds one call may take; a provider's own call_timeout wins.
+    call_timeout: float = 600.0
 
 
 class PriceOverride(Record):

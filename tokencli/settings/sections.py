@@ -83,6 +83,9 @@ DEFAULTS_FIELDS: dict[str, FieldSpec] = {
         "number", "compare asks before live runs projected to cost more than this"
     ),
     "timezone": FieldSpec("str", "IANA zone of budget days, weeks and months (default: local)"),
+    "call_timeout": FieldSpec(
+        "number", "most seconds one call may take, all reads together (default 600)"
+    ),
 }
 
 
@@ -99,7 +102,22 @@ def parse_defaults(reader: Reader, raw: Any) -> Defaults:
         max_input_tokens=values.get("max_input_tokens"),
         compare_confirm_above=values.get("compare_confirm_above", Defaults.compare_confirm_above),
         timezone=_timezone(reader, values.get("timezone")),
+        call_timeout=_call_timeout(reader, ("defaults",), values, Defaults.call_timeout),
     )
+
+
+def _call_timeout(reader: Reader, key_path: tuple[str, ...], values: Any, default: float) -> float:
+    """A call_timeout: finite seconds, more than 0 and at most a day."""
+    if "call_timeout" not in values:
+        return default
+    seconds = float(values["call_timeout"])
+    if not 0 < seconds <= 86_400:  # also refuses nan
+        raise reader.check.fail(
+            (*key_path, "call_timeout"),
+            "must be more than 0 and at most 86400 seconds",
+            "e.g. call_timeout = 600",
+        )
+    return seconds
 
 
 def _timezone(reader: Reader, name: str | None) -> str | None:
@@ -127,7 +145,11 @@ _SECONDS = ("connect_timeout", "read_timeout", "retry_max_wait", "retry_backoff"
 def parse_providers(reader: Reader, raw: Any) -> dict[str, ProviderConfig]:
     """The presets, with each `[providers.NAME]` laid over its preset or defining a new one."""
     check = reader.check
-    providers = dict(PRESETS)
+    # Every provider's call_timeout is [defaults]' unless its own table sets one.
+    default_timeout = reader.section("defaults").call_timeout
+    providers = {
+        name: replace(preset, call_timeout=default_timeout) for name, preset in PRESETS.items()
+    }
     for name, table in check.table(("providers",), raw).items():
         key_path = ("providers", name)
         table = check.table(key_path, table)
@@ -147,8 +169,10 @@ def parse_providers(reader: Reader, raw: Any) -> dict[str, ProviderConfig]:
                 f"Valid types: {', '.join(sorted(PROTOCOLS))}.",
             )
         if base is None:
-            base = custom_provider(name, type_)
-        elif type_ != base.type:
+            base = replace(custom_provider(name, type_), call_timeout=default_timeout)
+        else:
+            base = replace(base, call_timeout=default_timeout)
+        if type_ != base.type:
             # A preset spoken through another protocol keeps its key variable and pricing.
             base = replace(base, type=type_)
         specs = fields_of(type_)
@@ -165,6 +189,8 @@ def parse_providers(reader: Reader, raw: Any) -> dict[str, ProviderConfig]:
         for seconds in _SECONDS:
             if seconds in values:
                 values[seconds] = float(values[seconds])
+        if "call_timeout" in values:
+            values["call_timeout"] = _call_timeout(reader, key_path, values, default_timeout)
         if "base_url" in values:
             values["base_url"] = check.base_url((*key_path, "base_url"), values["base_url"])
         providers[name] = with_overrides(base, values, found)
