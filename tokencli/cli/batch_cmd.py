@@ -186,6 +186,9 @@ def _read_input(file: str, app_ctx: AppContext) -> bytes:
 def _open_output(output: str | None, app_ctx: AppContext) -> "tuple[TextIO, Callable[[], None]]":
     if output is None:
         return app_ctx.streams.stdout, lambda: None
+    from ..outpath import plan_output
+
+    plan_output(Path(output), append=True)  # a directory, or a path that cannot be read: refused
     try:
         handle = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
     except OSError as exc:
