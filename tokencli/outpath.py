@@ -20,7 +20,7 @@ What PATH is decides how it is written:
 With `append` (a batch writing results as they finish) nothing is renamed:
 every kind of file is opened in place, a regular file for appending.
 
-Every failure of the operating system is one `UsageError` naming PATH.
+Every failure of the operating system is one `OutputError` (a UsageError) naming PATH.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import UsageError
+from .errors import OutputError, UsageError
 
 HINT = "Check the --output path."
 
@@ -178,7 +178,7 @@ def _reported(path: Path) -> Iterator[None]:
 
 
 def _cannot(path: Path, exc: OSError) -> UsageError:
-    return UsageError(f"Cannot write {path}: {exc.strerror or exc}.", HINT)
+    return OutputError(f"Cannot write {path}: {exc.strerror or exc}.", HINT)
 
 
 def _umask() -> int:
