@@ -193,3 +193,19 @@ def test_batch_output_into_a_fifo_and_refusing_a_directory(tmp_path, cli):
     assert [json.loads(line)["status"] for line in got[0].decode().splitlines()] == ["ok", "ok"]
     result = cli("batch", str(prompts), "-m", "mock:echo", "-o", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.stderr
+
+
+def test_config_init_force_keeps_a_symlinked_config(tmp_path, cli, home):
+    real = tmp_path / "dotfiles" / "tokencli.toml"
+    real.parent.mkdir()
+    real.write_text("# mine\n")
+    os.chmod(real, 0o640)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").symlink_to(real)
+    result = cli("config", "init", "--force")
+    assert result.exit_code == 0, result.stderr
+    assert (home / "config.toml").is_symlink()
+    from importlib.resources import files
+
+    assert real.read_text() == files("tokencli").joinpath("data/sample-config.toml").read_text()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
