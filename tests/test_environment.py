@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ledger_rows, subprocess_env, write_config
 from tokencli.ledger import Ledger
-from tokencli.ledger.recovery import journal_path
+from tokencli.ledger.recovery import journal_path, reserve_path
 
 # A tokencli process whose ledger refuses the finishing write as a full disk does:
 # the fault is injected at the sqlite3 boundary, nothing above it is changed.
@@ -310,3 +310,83 @@ def test_sighup_ignored_from_the_start_stays_ignored(home, tokencli_exe):
     assert proc.returncode == 0, err
     (row,) = ledger_rows(home)
     assert row["status"] == "ok" and len(out.split()) == 200
+
+
+# ------------------------------------------------------------------ a real full disk
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 16 MiB file system of its own (tmpfs), where the machine lets tests mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("cannot mount a small file system here (needs root and CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
+
+
+def _fill(disk, leave: int) -> None:
+    """Fill `disk` up, then give back `leave` bytes."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    size = filler.stat().st_size
+    os.truncate(filler, max(0, size - leave))
+
+
+def test_a_really_full_disk_mid_call_keeps_the_usage(tiny_disk, home, tokencli_exe, cli):
+    home.mkdir(parents=True, exist_ok=True)
+    write_config(home, "[providers.mock]\ndelay_ms = 40\n")
+    db = tiny_disk / "ledger.db"
+    env = subprocess_env(home, TOKENCLI_DB=str(db))
+    proc = subprocess.Popen(
+        [*tokencli_exe, "run", "-m", "mock:lorem", "--max-tokens", "60", "x"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = sqlite3.connect(db)
+            pending = conn.execute("SELECT 1 FROM calls WHERE status = 'pending'").fetchall()
+            conn.close()
+            if pending:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    _fill(tiny_disk, leave=0)  # full to the last block
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"The ledger {db} cannot be written: the disk is full, so call " in err
+    journal = journal_path(db)
+    assert journal.exists()
+    (tiny_disk / "filler").unlink()
+    logs = subprocess.run(
+        [*tokencli_exe, "logs", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert logs.returncode == 0, logs.stderr
+    (record,) = json.loads(logs.stdout)
+    assert record["status"] == "ok"
+    assert record["usage"]["output_tokens"] in (len(out.split()), len(out.split()) + 1)
+    assert not journal.exists()
+    assert reserve_path(db).stat().st_size == 64 * 1024  # made again, for the next time

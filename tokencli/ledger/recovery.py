@@ -9,6 +9,11 @@ those outcomes into the ledger and deletes the journal. Writing an outcome is
 idempotent (its old numbers leave the rollups before the new ones go in), so a
 replay cut short and run again counts each call once.
 
+A disk that is full is usually full to the last block, which SQLite's failed
+write has just used: so beside the ledger lies a small reserve file
+(`<ledger>-reserve`, 64 KiB of zeros, made when a ledger is opened and missing),
+deleted to make room when the journal cannot be written otherwise.
+
 Appends and the replay take an exclusive lock on the journal (where the OS has
 `fcntl`); an appender that finds the file it locked already replayed (unlinked)
 opens the new one, so no outcome lands in a journal that is being deleted.
@@ -27,10 +32,35 @@ if TYPE_CHECKING:
 
 VERSION = 1
 SUFFIX = "-recovery.jsonl"
+RESERVE_SUFFIX = "-reserve"
+RESERVE_BYTES = 64 * 1024
 
 
 def journal_path(ledger_path: Path) -> Path:
     return ledger_path.with_name(ledger_path.name + SUFFIX)
+
+
+def reserve_path(ledger_path: Path) -> Path:
+    return ledger_path.with_name(ledger_path.name + RESERVE_SUFFIX)
+
+
+def ensure_reserve(ledger_path: Path) -> None:
+    """Make the reserve file beside the ledger if it is missing (quietly not, when
+    there is no room or no permission)."""
+    path = reserve_path(ledger_path)
+    if os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    finally:
+        os.close(fd)
 
 
 def keep(ledger_path: Path, call: Call, failure: LedgerUnwritable) -> str:
@@ -39,9 +69,6 @@ def keep(ledger_path: Path, call: Call, failure: LedgerUnwritable) -> str:
     When the journal cannot be written either, `failure` is raised again with the
     call's id and usage in its message: the numbers are at least on the screen.
     """
-    from ..money import decimal_str
-    from .store import LedgerUnwritable
-
     path = journal_path(ledger_path)
     entry = {
         "v": VERSION,
@@ -50,22 +77,33 @@ def keep(ledger_path: Path, call: Call, failure: LedgerUnwritable) -> str:
         "prompt_text": call.prompt_text,
         "response_text": call.response_text,
     }
+    data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     try:
-        _append(path, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+        _append(path, data)
     except OSError as exc:
-        u = call.usage
-        cost = (
-            f", cost {decimal_str(call.cost)} {call.currency or ''}".rstrip() if call.cost else ""
-        )
-        raise LedgerUnwritable(
-            f"{failure.message[:-1]}, and neither could {path} ({exc.strerror}): call"
-            f" {call.id} ({call.provider}:{call.model}, {call.status}) used"
-            f" {u.input_tokens} input and {u.output_tokens} output tokens{cost}.",
-            failure.hint,
-        ) from None
+        try:
+            os.unlink(reserve_path(ledger_path))  # make room, then try once more
+            _append(path, data)
+        except OSError:
+            raise _lost(failure, path, call, exc) from None
     return (
         f"{failure.message[:-1]}, so call {call.id} is kept in {path};"
         " the next tokencli command adds it to the ledger."
+    )
+
+
+def _lost(failure: LedgerUnwritable, path: Path, call: Call, exc: OSError) -> LedgerUnwritable:
+    """The failure, with the call's id and usage in its sentence: nothing else kept them."""
+    from ..money import decimal_str
+    from .store import LedgerUnwritable
+
+    u = call.usage
+    cost = f", cost {decimal_str(call.cost)} {call.currency or ''}".rstrip() if call.cost else ""
+    return LedgerUnwritable(
+        f"{failure.message[:-1]}, and neither could {path} ({exc.strerror}): call"
+        f" {call.id} ({call.provider}:{call.model}, {call.status}) used"
+        f" {u.input_tokens} input and {u.output_tokens} output tokens{cost}.",
+        failure.hint,
     )
 
 
@@ -115,10 +153,17 @@ def _append(path: Path, data: bytes) -> None:
             _lock(fd)
             if not _linked(fd, path):
                 continue  # replayed and deleted while we waited: append to a new one
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                # No half line left behind to spoil the next append.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
             return
         finally:
             os.close(fd)  # and with it the lock

@@ -285,6 +285,7 @@ class Ledger(ReportReads):
 
             with contextlib.suppress(LedgerUnwritable):
                 recovery.replay(ledger)
+            recovery.ensure_reserve(path)
             with contextlib.suppress(LedgerUnwritable):
                 ledger.recover_abandoned(host_name(), pid_alive)
         except sqlite3.DatabaseError as exc:
