@@ -144,8 +144,8 @@ def test_a_read_only_ledger_exits_6_with_what_to_do(home, cli, monkeypatch):
     assert result.exit_code == 6, result.stderr
     assert result.stderr == (
         f"tokencli: The ledger {home / 'ledger.db'} cannot be written: it (or its directory) is"
-        " read-only for this user. Free some space or fix its permissions (or point --db or"
-        " TOKENCLI_DB at another file), then run the command again.\n"
+        " read-only for this user. Make it and its directory writable by this user (or point"
+        " --db or TOKENCLI_DB at another file), then run the command again.\n"
     )
     assert cli("logs").exit_code == 0  # reading it still works
 
@@ -390,3 +390,22 @@ def test_a_really_full_disk_mid_call_keeps_the_usage(tiny_disk, home, tokencli_e
     assert record["usage"]["output_tokens"] in (len(out.split()), len(out.split()) + 1)
     assert not journal.exists()
     assert reserve_path(db).stat().st_size == 64 * 1024  # made again, for the next time
+
+
+def test_a_ledger_on_a_read_only_file_system_exits_6(tiny_disk, home, tokencli_exe):
+    """Read-only for root too: the file system is remounted read-only."""
+    db = tiny_disk / "ledger.db"
+    env = subprocess_env(home, TOKENCLI_DB=str(db))
+    first = subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env)
+    assert first.returncode == 0
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
+    )
+    if remount.returncode != 0:
+        pytest.skip("cannot remount read-only here")
+    for args in (["run", "-m", "mock:echo", "hi"], ["logs"]):
+        proc = subprocess.run([*tokencli_exe, *args], env=env, capture_output=True, text=True)
+        assert proc.returncode == 6, proc.stderr
+        assert proc.stderr.startswith(f"tokencli: The ledger {db} cannot be written: ")
+        assert "writable by this user" in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1

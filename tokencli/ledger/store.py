@@ -791,11 +791,26 @@ class LedgerDamaged(ConfigError):
     """The ledger file is not a (whole) SQLite database (exit 6)."""
 
 
+_WRITABLE_HINT = (
+    "Make it and its directory writable by this user (or point --db or TOKENCLI_DB at"
+    " another file), then run the command again."
+)
+# What each failure means, and what to do about it.
 _UNWRITABLE = {
-    "SQLITE_FULL": "the disk is full",
-    "SQLITE_READONLY": "it (or its directory) is read-only for this user",
-    "SQLITE_CANTOPEN": "it (or its directory) cannot be opened for writing by this user",
-    "SQLITE_IOERR": "the disk reported an I/O error",
+    "SQLITE_FULL": (
+        "the disk is full",
+        "Free some space (or point --db or TOKENCLI_DB at another disk), then run the"
+        " command again.",
+    ),
+    "SQLITE_READONLY": ("it (or its directory) is read-only for this user", _WRITABLE_HINT),
+    "SQLITE_CANTOPEN": (
+        "it (or its directory) cannot be opened for writing by this user",
+        _WRITABLE_HINT,
+    ),
+    "SQLITE_IOERR": (
+        "the disk reported an I/O error",
+        "Check the disk (and that it is mounted), then run the command again.",
+    ),
 }
 _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 # The same, by SQLite's message, for errors that carry no code.
@@ -818,11 +833,8 @@ def ledger_failure(path: Path, exc: sqlite3.Error) -> ConfigError | None:
         text = str(exc).lower()
         base = next((code for words, code in _BY_MESSAGE.items() if words in text), None)
     if base in _UNWRITABLE:
-        return LedgerUnwritable(
-            f"The ledger {path} cannot be written: {_UNWRITABLE[base]}.",
-            "Free some space or fix its permissions (or point --db or TOKENCLI_DB at another"
-            " file), then run the command again.",
-        )
+        what, hint = _UNWRITABLE[base]
+        return LedgerUnwritable(f"The ledger {path} cannot be written: {what}.", hint)
     if base in _DAMAGED:
         return LedgerDamaged(
             f"The ledger {path} is damaged ({exc}).",
