@@ -218,7 +218,7 @@ def _shell(home, line: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["run -m mock:echo hi", "logs", "report", "ledger export", "models"]
+    "command", ["run -m mock:echo hi", "logs", "report", "ledger export", "models", "--help"]
 )
 def test_a_closed_stdout_is_quiet_exit_130_without_a_traceback(home, command):
     _shell(home, "TOKENCLI run -m mock:echo seed >/dev/null")
@@ -234,7 +234,10 @@ def test_a_closed_stdout_records_the_call_as_interrupted(home):
     assert (row["status"], row["error_kind"]) == ("interrupted", "stdout_closed")
 
 
-@pytest.mark.parametrize("command", ["run -m mock:echo hi", "logs", "report", "models"])
+@pytest.mark.parametrize(
+    "command",
+    ["run -m mock:echo hi", "logs", "report", "models", "--help", "run --help", "--version"],
+)
 def test_stdout_on_a_full_device_is_one_sentence_and_exit_2(home, command):
     _shell(home, "TOKENCLI run -m mock:echo seed >/dev/null")
     # Opening /dev/full for writing replaces nothing: the shell only redirects to it.

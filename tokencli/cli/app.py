@@ -201,14 +201,21 @@ def _handle_stop_signals() -> dict[int, object]:
 
 def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> None:
     """Entry point: run the app, turn every failure into one line and an exit code."""
+    system = streams is None
     streams = streams or Streams.system()
     context = AppContext(streams=streams)
     args = list(sys.argv[1:] if argv is None else argv)
-    code = _invoke(args, context)
+    real_stdout = sys.stdout
+    if system:  # click's help and messages go through the same guarded stdout
+        sys.stdout = streams.stdout
     try:
-        streams.stdout.flush()
-    except (OSError, ValueError, TokencliError):
-        _silence_stdout()
+        code = _invoke(args, context)
+        try:
+            streams.stdout.flush()
+        except (OSError, ValueError, TokencliError):
+            _silence_stdout()
+    finally:
+        sys.stdout = real_stdout
     sys.exit(code)
 
 
