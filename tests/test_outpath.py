@@ -169,7 +169,14 @@ def test_a_full_device_is_one_sentence_and_exit_2(tmp_path, tokencli_exe, home):
     full = _device(tmp_path, "full", 7)
     env = subprocess_env(home)
     subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env, capture_output=True)
-    for args in (["ledger", "export"], ["report"], ["report", "--format", "csv"]):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\ntwo\n")
+    for args in (
+        ["ledger", "export"],
+        ["report"],
+        ["report", "--format", "csv"],
+        ["batch", str(prompts), "-m", "mock:echo"],
+    ):
         proc = subprocess.run(
             [*tokencli_exe, *args, "-o", str(full)], env=env, capture_output=True, text=True
         )

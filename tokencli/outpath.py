@@ -118,7 +118,7 @@ def open_output(
     except OSError as exc:
         raise _cannot(path, exc) from None
     try:
-        with _reported(path):
+        with reported(path):
             yield handle
             handle.flush()
     finally:
@@ -145,12 +145,12 @@ def _atomic(path: Path, plan: Plan, mode: int | None) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise _cannot(path, exc) from None
     try:
-        with _reported(path), open(fd, "wb") as handle:
+        with reported(path), open(fd, "wb") as handle:
             _keep_mode_and_owner(fd, bits, existing)
             yield handle
             handle.flush()
             os.fsync(fd)
-        with _reported(path):
+        with reported(path):
             os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -167,14 +167,15 @@ def _keep_mode_and_owner(fd: int, bits: int, existing: os.stat_result | None) ->
 
 
 @contextlib.contextmanager
-def _reported(path: Path) -> Iterator[None]:
-    """An OSError of the file system (not a closed pipe to stdout) as one UsageError."""
+def reported(path: Path | str) -> Iterator[None]:
+    """An OSError of the file system (not a closed pipe to stdout) as one OutputError,
+    for writes to a file opened here that go on after `open_output` (batch results)."""
     try:
         yield
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise _cannot(path, exc) from None
+        raise _cannot(Path(path), exc) from None
 
 
 def _cannot(path: Path, exc: OSError) -> UsageError:
