@@ -54,7 +54,7 @@ def test_damaged_ledger_is_a_config_error(tmp_path):
 
     path = tmp_path / "l.db"
     path.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(ConfigError, match="cannot be opened"):
+    with pytest.raises(ConfigError, match="is damaged"):
         Ledger.open(path)
 
 
@@ -190,7 +190,7 @@ def test_kill_9_mid_call_is_found_by_the_next_command(home, tokencli_exe, cli):
     assert record["status"] == "interrupted" and record["error"]["kind"] == "killed"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_mid_stream_keeps_text_and_exits_130(home, tokencli_exe, sig):
     _slow_mock(home)
     proc = subprocess.Popen(

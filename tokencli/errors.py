@@ -45,6 +45,11 @@ class UsageError(TokencliError):
     exit_code = ExitCode.USAGE
 
 
+class OutputError(UsageError):
+    """stdout (or an --output file) could not be written: a full disk or device, an
+    I/O error (exit 2: where the output goes is the command line's choice)."""
+
+
 class LimitError(TokencliError):
     """A budget or a check's threshold was crossed (exit 3)."""
 
@@ -98,7 +103,7 @@ class ProviderUnavailable(ProviderError):
 
 
 class Interrupted(TokencliError):
-    """Ctrl-C, SIGTERM or a closed stdout stopped the work (exit 130)."""
+    """Ctrl-C, SIGTERM, SIGHUP or a closed stdout stopped the work (exit 130)."""
 
     exit_code = ExitCode.INTERRUPTED
 

@@ -502,7 +502,9 @@ class Engine:
         call.cost, call.currency, call.price_source = cost.amount, cost.currency, cost.source
 
         with deferred_signals():
-            self.ledger.finish_call(call)
+            kept = self.ledger.finish_call(call)
+        if kept:  # the ledger could not be written: the recovery journal holds the call
+            self.notify(kept)
         self._count_for_circuits(resolved, error)
         self._observe(call)
         return _Outcome(call, text, error)

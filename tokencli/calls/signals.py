@@ -1,4 +1,11 @@
-"""Keeping ledger writes whole when Ctrl-C or SIGTERM arrive."""
+"""Keeping ledger writes whole when Ctrl-C, SIGTERM or SIGHUP arrive.
+
+`STOPPING` are the signals that end a command the way Ctrl-C does: the CLI turns
+SIGTERM and SIGHUP (the terminal closed) into `Interrupted`, so the call in flight
+keeps its partial text and tokens and is recorded `interrupted`; a ledger write
+under way finishes first. A signal the process was started ignoring (`nohup`)
+stays ignored.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,14 @@ import signal
 import threading
 from collections.abc import Iterator
 
+STOPPING = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until a ledger write is done, then deliver them."""
+    """Hold Ctrl-C, SIGTERM and SIGHUP until a ledger write is done, then deliver them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -19,7 +30,11 @@ def deferred_signals() -> Iterator[None]:
     def hold(signum: int, _frame: object) -> None:
         caught.append(signal.Signals(signum))
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, hold)
+        for sig in STOPPING
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import CallFailed, ExitCode, Interrupted, TokencliError
+from ..errors import CallFailed, ExitCode, Interrupted, OutputError, TokencliError
 from .context import AppContext, Streams
 
 HELP = """One interface for every AI model; every call's tokens and money in a local ledger.
@@ -185,32 +185,61 @@ def root(
     ctx.obj = base
 
 
-def _on_sigterm(signum: int, _frame: object) -> None:
-    raise Interrupted("Terminated by SIGTERM.")
+_STOPPED_BY = {
+    "SIGTERM": "Terminated by SIGTERM.",
+    "SIGHUP": "Stopped by SIGHUP: the terminal closed.",
+}
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    # Like Ctrl-C: the call in flight keeps its partial text and tokens (see calls.signals).
+    raise Interrupted(_STOPPED_BY.get(signal.Signals(signum).name, "Terminated."))
+
+
+def _handle_stop_signals() -> dict[int, object]:
+    """SIGTERM and SIGHUP raise Interrupted (one ignored from the start, as under
+    nohup, stays ignored); what was there before, to put back."""
+    previous: dict[int, object] = {}
+    for name in _STOPPED_BY:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _on_stop_signal)
+    return previous
 
 
 def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> None:
     """Entry point: run the app, turn every failure into one line and an exit code."""
+    system = streams is None
     streams = streams or Streams.system()
     context = AppContext(streams=streams)
     args = list(sys.argv[1:] if argv is None else argv)
-    code = _invoke(args, context)
+    real_stdout = sys.stdout
+    if system:  # click's help and messages go through the same guarded stdout
+        sys.stdout = streams.stdout
     try:
-        streams.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+        code = _invoke(args, context)
+        try:
+            streams.stdout.flush()
+        except (OSError, ValueError, TokencliError):
+            _silence_stdout()
+    finally:
+        sys.stdout = real_stdout
     sys.exit(code)
 
 
 def _invoke(args: list[str], context: AppContext) -> int:
     streams = context.streams
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    previous = _handle_stop_signals() if _main_thread() else {}
     try:
-        return _run_app(args, context)
+        code = _run_app(args, context)
+        streams.stdout.flush()  # a full device fails here, under the handlers below
+        return code
     except TokencliError as exc:
         if isinstance(exc, Interrupted) and exc.quiet:
             _silence_stdout()
         else:
+            if isinstance(exc, OutputError):  # the interpreter's last flush would fail again
+                _silence_stdout()
             _report(streams, exc.message, exc.hint)
         return int(exc.exit_code)
     except typer.Exit as exc:
@@ -225,6 +254,10 @@ def _invoke(args: list[str], context: AppContext) -> int:
         _silence_stdout()
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
+        failure = _ledger_failure(exc, context)
+        if failure is not None:
+            _report(streams, failure.message, failure.hint)
+            return int(failure.exit_code)
         if os.environ.get("TOKENCLI_DEBUG"):
             raise
         from ..redact import redact
@@ -236,8 +269,8 @@ def _invoke(args: list[str], context: AppContext) -> int:
         )
         return int(ExitCode.BUG)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 def _run_app(args: list[str], context: AppContext) -> int:
@@ -267,6 +300,20 @@ def _check_text(args: list[str]) -> None:
             ) from None
 
 
+def _ledger_failure(exc: Exception, context: AppContext) -> TokencliError | None:
+    """A SQLite error that escaped the ledger's own handling (a damaged page met by a
+    read) as the ledger's sentence and exit 6; None for anything else."""
+    if type(exc).__module__ != "sqlite3":
+        return None
+    from ..ledger.store import ledger_failure
+
+    try:
+        path = context.settings.paths.db
+    except Exception:
+        return None
+    return ledger_failure(path, exc)  # type: ignore[arg-type]
+
+
 def _main_thread() -> bool:
     import threading
 
@@ -291,7 +338,7 @@ def _report(streams: Streams, message: str, hint: str | None) -> None:
     text = f"tokencli: {message}" + (f" {hint}" if hint else "")
     try:
         print(visible(redact(text)), file=streams.stderr, flush=True)
-    except (BrokenPipeError, ValueError):
+    except (OSError, ValueError):  # stderr closed, or its terminal hung up
         pass
 
 
@@ -300,5 +347,5 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: stdout was closed (None)
         pass

@@ -1,5 +1,6 @@
 """`tokencli batch FILE`: many prompts, concurrently, resumable."""
 
+import contextlib
 import json
 import sys
 import threading
@@ -116,8 +117,11 @@ def batch(
     progress = Progress(app_ctx, len(items), bid)
     lock = threading.Lock()
 
+    from ..outpath import reported
+
     def on_result(result: "ItemResult") -> None:
-        with lock:
+        # A full disk or device under -o is one sentence (exit 2), not an internal error.
+        with lock, reported(output) if output else contextlib.nullcontext():
             sink.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
             sink.flush()
             progress.advance(result)
@@ -204,11 +208,19 @@ def _read_bounded(file: str, app_ctx: AppContext) -> bytes:
 def _open_output(output: str | None, app_ctx: AppContext) -> "tuple[TextIO, Callable[[], None]]":
     if output is None:
         return app_ctx.streams.stdout, lambda: None
+    from ..outpath import plan_output
+
+    plan_output(Path(output), append=True)  # a directory, or a path that cannot be read: refused
     try:
         handle = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
     except OSError as exc:
         raise UsageError(f"Cannot write {output}: {exc.strerror}.", None) from None
-    return handle, handle.close
+
+    def close() -> None:
+        with contextlib.suppress(OSError):  # a write that failed was reported already
+            handle.close()
+
+    return handle, close
 
 
 class Progress:

@@ -70,7 +70,6 @@ def init(
     ] = False,
 ) -> None:
     """Write the documented sample config to the config path."""
-    import os
     from importlib.resources import files
 
     app_ctx = app_context(ctx)
@@ -81,9 +80,9 @@ def init(
         )
     sample = files("tokencli").joinpath("data/sample-config.toml").read_text("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(sample, "utf-8")
-    os.replace(tmp, target)
+    from ..outpath import write_output
+
+    write_output(target, sample)  # a symlinked config keeps its link
     app_ctx.err(f"tokencli: wrote {target}")
 
 

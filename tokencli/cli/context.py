@@ -3,12 +3,14 @@ resolved once, lazily, from the root options."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import typer
 
@@ -42,9 +44,59 @@ class Streams:
             except (ValueError, OSError):
                 return False
 
-        return cls(
-            sys.stdin, sys.stdout, sys.stderr, tty(sys.stdin), tty(sys.stdout), tty(sys.stderr)
-        )
+        # A stream the shell closed (`>&-`) is None in Python: stdout then reads as a
+        # reader that went away; stderr as nowhere; stdin as empty.
+        stdin = sys.stdin if sys.stdin is not None else io.StringIO("")
+        stdout = cast(TextIO, GuardedStdout(sys.stdout))
+        stderr = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+        return cls(stdin, stdout, stderr, tty(sys.stdin), tty(sys.stdout), tty(sys.stderr))
+
+
+class GuardedStdout:
+    """The process's stdout as commands see it: a write the system refuses (a full
+    disk or device, an I/O error) is one `OutputError` (exit 2) instead of an
+    internal error; a closed stdout (`>&-`) is a BrokenPipeError, like a reader
+    that went away. Everything else is the stream's own."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with self._guard():
+            return self._open().write(text)
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        with self._guard():
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def _open(self) -> TextIO:
+        if self._stream is None:
+            raise BrokenPipeError("stdout is closed")
+        return self._stream
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            # Without its errno: click would turn EPIPE into exit 1 before the CLI's
+            # boundary sees it (a reader that went away: quiet, exit 130).
+            raise BrokenPipeError("stdout was closed by its reader") from None
+        except OSError as exc:
+            from ..errors import OutputError
+
+            raise OutputError(
+                f"Cannot write to stdout: {exc.strerror or exc}.",
+                "Free some space, or send the output elsewhere.",
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
 
 
 @dataclass

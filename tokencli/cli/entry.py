@@ -7,7 +7,20 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         from .. import __version__
 
-        print(f"tokencli {__version__}")
+        try:
+            print(f"tokencli {__version__}", flush=True)
+        except OSError as exc:  # a closed or full stdout: as the CLI's boundary says it
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the exit's flush must not fail again
+            if isinstance(exc, BrokenPipeError):
+                sys.exit(130)
+            print(
+                f"tokencli: Cannot write to stdout: {exc.strerror}."
+                " Free some space, or send the output elsewhere.",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         return
     from .app import main as app_main
 

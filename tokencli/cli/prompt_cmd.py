@@ -424,6 +424,7 @@ def export(
     ] = None,
 ) -> None:
     """Write prompts and their versions to a TOML or YAML file you can keep in git."""
+    from ..outpath import write_output
     from ..prompts.files import dumps, export_data, file_format
     from ..prompts.library import check_name, list_prompts
 
@@ -446,7 +447,7 @@ def export(
             target.mkdir(parents=True, exist_ok=True)
         for path, group in files:
             if group or not to_dir:
-                path.write_text(dumps(export_data(ledger, group), kind), "utf-8")
+                write_output(path, dumps(export_data(ledger, group), kind))
     except OSError as exc:
         raise UsageError(f"Cannot write {output}: {exc.strerror}.", None) from None
     app_ctx.err(

@@ -125,12 +125,9 @@ def report(
         app_ctx.streams.stdout.write(text)
         app_ctx.streams.stdout.flush()
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            f"Cannot write {output}: {exc.strerror}.", "Check the --output path."
-        ) from None
+    from ..outpath import write_output
+
+    write_output(output, text)
     app_ctx.err(f"tokencli: wrote {output}")
 
 

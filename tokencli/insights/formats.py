@@ -9,8 +9,6 @@ floats, so a script summing the rows gets the ledger's figures to the pico.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -203,34 +201,48 @@ def csv_header(report: Report) -> list[str]:
 def to_csv(report: Report) -> str:
     """The breakdown, one row per group; with no `--by`, one row of totals.
 
-    Newline-terminated rows (pipes and `cut` read them plainly; spreadsheets too).
-    Amounts are exact decimal strings; an unknown previous cost or change is empty.
+    Newline-terminated rows (pipes and `cut` read them plainly; spreadsheets too),
+    written by the one CSV writer (`csvout`: text that looks like a formula is
+    neutralised, figures stay numbers). Amounts are exact decimal strings; an
+    unknown previous cost or change is empty.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_header(report))
+    from ..csvout import CsvWriter
+
+    writer = CsvWriter()
+    lines = [writer.line(csv_header(report))]
     if report.by:
         for group in report.groups:
-            writer.writerow(
-                [*group.key, *_csv_figures(report, group.totals, group.previous_cost, group.change)]
+            lines.append(
+                writer.line(
+                    [
+                        *group.key,
+                        *_csv_figures(report, group.totals, group.previous_cost, group.change),
+                    ]
+                )
             )
     else:
         previous = report.previous.cost if report.previous else None
-        writer.writerow(_csv_figures(report, report.totals, previous, report.change))
-    return buffer.getvalue()
+        lines.append(writer.line(_csv_figures(report, report.totals, previous, report.change)))
+    return "".join(lines)
 
 
 def _csv_figures(
     report: Report, totals: Totals, previous: Decimal | None, change: Decimal | None
-) -> list[str]:
+) -> list[str | None]:
+    from ..csvout import Number
+
+    def amount(value: Decimal | None, default: str | None) -> str | None:
+        text = decimal_str(value) or default
+        return None if text is None else Number(text)
+
     return [
-        *(str(getattr(totals, name)) for name in CSV_COUNTS),
-        str(totals.total_tokens),
-        decimal_str(totals.cost) or "0",
-        decimal_str(totals.savings) or "0",
+        *(Number(str(getattr(totals, name))) for name in CSV_COUNTS),
+        Number(str(totals.total_tokens)),
+        amount(totals.cost, "0"),
+        amount(totals.savings, "0"),
         report.currency,
-        decimal_str(previous) or "",
-        decimal_str(change) or "",
+        amount(previous, None),
+        amount(change, None),
     ]
 
 

@@ -9,6 +9,7 @@ Its connection never leaves the package: the rest of tokencli calls the
 - `reads` and `report_queries`: what reports and forecasts read (`LedgerReader`);
 - `exchange`, `file_formats`, `transfer`, `staging`: export and import as files;
 - `retention`: pruning old calls; `ratelimits`: the shared rate-limit state.
+- `recovery`: the journal of finished calls a full disk kept out of the ledger.
 
 A new table (top-ups, balance snapshots, alerts, prompt versions, ...) gets its
 own small module here, beside these: its migration in `migrations`, its reads

@@ -1,9 +1,10 @@
 """The ledger as files: `ledger export` and `ledger import` without the command line.
 
 - Export streams the finished calls as JSON lines or CSV (or all-time
-  Prometheus counters) to a text stream, or to a file written under a
-  temporary name and renamed over the target at the end, so a reader never
-  sees half a backup; a name ending in `.gz` is compressed. Backups are
+  Prometheus counters) to a text stream, or to a path as `outpath` writes
+  one (a regular file under a temporary name renamed over the target at the
+  end, so a reader never sees half a backup; a device or FIFO in place); a
+  name ending in `.gz` is compressed. Backups are
   owner-only (0600), Prometheus counters world-readable (0644).
 - Import reads a file or stdin (gzip or not: the magic bytes decide), UTF-8
   and numbered by line for messages, and hands rows to `Ledger.import_rows`
@@ -107,36 +108,27 @@ class _Counted:
 
 
 def write_text(output: Path | None, chunks: Iterator[str], *, stdout: IO[str], mode: int) -> None:
-    """Stream text to `stdout`, or to `output` through a temporary name renamed at the end.
+    """Stream text to `stdout`, or to `output` as `outpath.open_output` writes a path
+    (a regular file through a temporary name renamed at the end; a device or FIFO in
+    place; a directory refused).
 
-    The file gets `mode` whatever the umask; a name ending in .gz is gzipped.
+    A new or replaced file gets `mode` whatever the umask; a name ending in .gz is gzipped.
     """
     if output is None:
         for chunk in chunks:
             stdout.write(chunk)
         stdout.flush()
         return
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        os.fchmod(fd, mode)  # the umask must not loosen an owner-only backup
-        with open(fd, "wb") as raw:
-            if output.name.endswith(".gz"):
-                import gzip
+    from ..outpath import open_output
 
-                with gzip.GzipFile(filename=output.name[:-3], mode="wb", fileobj=raw) as zipped:
-                    _copy(chunks, zipped)
-            else:
-                _copy(chunks, raw)
-        os.replace(tmp, output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(
-            f"Cannot write {output}: {exc.strerror}.", "Check the --output path."
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open_output(output, mode=mode) as raw:
+        if output.name.endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(filename=output.name[:-3], mode="wb", fileobj=raw) as zipped:
+                _copy(chunks, zipped)
+        else:
+            _copy(chunks, raw)
 
 
 def _copy(chunks: Iterator[str], sink: Any) -> None:

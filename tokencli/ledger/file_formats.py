@@ -10,8 +10,6 @@ line is refused with its number instead of landing in the ledger.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections import Counter
@@ -360,34 +358,30 @@ CSV_COLUMNS = (
     "batch_item",
 )
 TEXT_COLUMNS = ("system_text", "prompt_text", "response_text")
-# Cells a spreadsheet would run as a formula (CSV injection) get a leading quote.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_rows(rows: Iterable[Sequence[Any]], *, with_text: bool) -> Iterator[str]:
-    """The header, then one CSV line per call (each with its line ending)."""
+    """The header, then one CSV line per call (each with its line ending), written by
+    the one CSV writer (`csvout`: formula-looking text neutralised, numbers kept)."""
+    from ..csvout import CsvWriter
+
     columns = CSV_COLUMNS + (TEXT_COLUMNS if with_text else ())
     picks = [_INDEX["cost_pico" if c == "cost" else c] for c in columns]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    yield buffer.getvalue()
+    writer = CsvWriter()
+    yield writer.line(columns)
     for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([_cell(c, row[i]) for c, i in zip(columns, picks, strict=True)])
-        yield buffer.getvalue()
+        yield writer.line([_cell(c, row[i]) for c, i in zip(columns, picks, strict=True)])
 
 
 def _cell(column: str, value: Any) -> Any:
     if value is None:
-        return ""
+        return None
     if column == "cost":
-        return picos_text(value)
+        from ..csvout import Number
+
+        return Number(picos_text(value))
     if column == "stream":
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
     return value
 
 

@@ -277,10 +277,19 @@ class Ledger(ReportReads):
             ledger = cls(conn, path, clock)
             ledger._configure()
             ledger._migrate()
-            # Any command that opens the ledger settles calls of killed processes.
-            ledger.recover_abandoned(host_name(), pid_alive)
+            # Any command that opens the ledger adds what the recovery journal kept
+            # (finishing writes that failed) and settles calls of killed processes.
+            # A ledger that cannot be written now (a full disk, a read-only file) still
+            # reads: both wait for a command that can write.
+            from . import recovery
+
+            with contextlib.suppress(LedgerUnwritable):
+                recovery.replay(ledger)
+            recovery.ensure_reserve(path)
+            with contextlib.suppress(LedgerUnwritable):
+                ledger.recover_abandoned(host_name(), pid_alive)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
+            raise ledger_failure(path, exc) or ConfigError(
                 f"The ledger {path} cannot be opened: {exc}.",
                 "If it is damaged, move it aside; tokencli will start a new one.",
             ) from None
@@ -355,15 +364,23 @@ class Ledger(ReportReads):
         `BEGIN IMMEDIATE` waits (busy timeout) for the lock instead of failing
         later when a deferred read would have to be upgraded.
         """
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            # A full disk, a read-only or damaged file: one sentence that says what to do.
+            failure = ledger_failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from None
 
     def insert_call(
         self, call: Call, admit: Callable[[Ledger], Iterable[budgets.Hold]] | None = None
@@ -399,8 +416,25 @@ class Ledger(ReportReads):
         """Per budget: (picos, tokens) that calls in flight hold."""
         return budgets.reserved(self._conn)
 
-    def finish_call(self, call: Call) -> None:
-        """Write the outcome of a call whose pending row exists."""
+    def finish_call(self, call: Call) -> str | None:
+        """Write the outcome of a call whose pending row exists.
+
+        When the ledger cannot be written (a full disk, a file turned read-only),
+        the outcome goes to the recovery journal beside it instead (`recovery`),
+        which the next command that opens the ledger adds to it; what is returned
+        then is the sentence that says so. When even that fails, the
+        `LedgerUnwritable` is raised, its message holding the call's usage.
+        """
+        try:
+            self._write_finished(call)
+        except LedgerUnwritable as exc:
+            from . import recovery
+
+            return recovery.keep(self.path, call, exc)
+        return None
+
+    def _write_finished(self, call: Call) -> None:
+        """Write a call's outcome; the same outcome written twice counts once."""
         row = call.columns()
         updates = {k: row[k] for k in RESULT_COLUMNS}
         assignments = ", ".join(f"{k} = ?" for k in updates)
@@ -747,6 +781,68 @@ def batches(rows: Iterable[Any], size: int) -> Iterator[list[Sequence[Any]] | Kn
         raise
     if batch:
         yield batch
+
+
+class LedgerUnwritable(ConfigError):
+    """The ledger cannot be written now: a full disk, a read-only file or directory,
+    a disk I/O error (exit 6)."""
+
+
+class LedgerDamaged(ConfigError):
+    """The ledger file is not a (whole) SQLite database (exit 6)."""
+
+
+_WRITABLE_HINT = (
+    "Make it and its directory writable by this user (or point --db or TOKENCLI_DB at"
+    " another file), then run the command again."
+)
+# What each failure means, and what to do about it.
+_UNWRITABLE = {
+    "SQLITE_FULL": (
+        "the disk is full",
+        "Free some space (or point --db or TOKENCLI_DB at another disk), then run the"
+        " command again.",
+    ),
+    "SQLITE_READONLY": ("it (or its directory) is read-only for this user", _WRITABLE_HINT),
+    "SQLITE_CANTOPEN": (
+        "it (or its directory) cannot be opened for writing by this user",
+        _WRITABLE_HINT,
+    ),
+    "SQLITE_IOERR": (
+        "the disk reported an I/O error",
+        "Check the disk (and that it is mounted), then run the command again.",
+    ),
+}
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+# The same, by SQLite's message, for errors that carry no code.
+_BY_MESSAGE = {
+    "database or disk is full": "SQLITE_FULL",
+    "readonly database": "SQLITE_READONLY",
+    "unable to open database file": "SQLITE_CANTOPEN",
+    "disk i/o error": "SQLITE_IOERR",
+    "malformed": "SQLITE_CORRUPT",
+    "file is not a database": "SQLITE_NOTADB",
+}
+
+
+def ledger_failure(path: Path, exc: sqlite3.Error) -> ConfigError | None:
+    """What SQLite's `exc` means for the ledger at `path`, as one sentence that says
+    what to do (exit 6); None for errors that are not about the file (say, locked)."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    base = next((k for k in (*_UNWRITABLE, *_DAMAGED) if name.startswith(k)), None)
+    if base is None:
+        text = str(exc).lower()
+        base = next((code for words, code in _BY_MESSAGE.items() if words in text), None)
+    if base in _UNWRITABLE:
+        what, hint = _UNWRITABLE[base]
+        return LedgerUnwritable(f"The ledger {path} cannot be written: {what}.", hint)
+    if base in _DAMAGED:
+        return LedgerDamaged(
+            f"The ledger {path} is damaged ({exc}).",
+            "Move it aside (tokencli then starts a new one) and bring your calls back with"
+            " 'tokencli ledger import' from your latest 'tokencli ledger export' backup.",
+        )
+    return None
 
 
 def _create_owner_only(path: Path) -> None:
