@@ -169,9 +169,10 @@ def test_provider_values_are_escaped_in_status_lines(cli, home, server):
     call_id = r.stderr.rsplit(" ", 1)[-1].strip()
     show = cli("logs", "show", call_id)
     assert_clean(show.stdout)
-    assert "gpt\\x1b]0;pwned\\x07" in show.stdout
+    # A provider's model name is stored without its control characters (calls.usage.provider_text).
+    assert "gpt]0;pwned[2J" in show.stdout
     data = json.loads(cli("logs", "show", call_id, "--json").stdout)
-    assert data["response_model"] == hostile
+    assert data["response_model"] == "gpt]0;pwned[2J"
 
     server.queue(
         json_reply({"error": {"message": "bad \x1b]0;t\x07 model\nforged line"}}, status=400)
