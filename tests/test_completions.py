@@ -64,6 +64,7 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "prompt",
         "report",
         "run",
+        "serve",
     ]
     assert bash_complete("prompt", "") == [
         "diff",
