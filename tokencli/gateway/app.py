@@ -15,12 +15,13 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,6 +36,7 @@ from ..calls.resolve import ResolvedModel, RunOptions
 from ..errors import CallFailed, LimitError, ProviderError, TokencliError, UsageError
 from ..ledger import Call
 from ..providers.base import ChatRequest, Event
+from ..providers.http import transport_errors
 from ..providers.http_base import HTTPProvider
 from ..redact import redact
 from ..settings.loader import Settings
@@ -42,7 +44,8 @@ from ..settings.model import GatewayClient
 from . import protocols
 from .clients import Keys, Pacer
 from .metrics import Metrics
-from .relay import Relay, Send, Tally, Upstreams
+from .readers import EmbeddingsReader, ResponsesReader
+from .relay import HOP_BY_HOP, Reader, Relay, Send, Tally, Upstreams
 from .routing import route
 
 _NO_RETRY = {"x-should-retry": "false"}
@@ -98,8 +101,17 @@ class Exchange:
     response_started: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # How the answer is read: the provider itself (chat, messages) or a `readers` class.
+    reading: Callable[[str], Reader] | None = None
+
+    @property
+    def reader(self) -> Reader:
+        if self.reading is None:
+            return self.provider
+        return self.reading(self.target.provider.name)
+
     def read_whole(self, data: Any, request_id: str | None) -> Iterator[Event]:
-        return self.provider.parse_whole(data, request_id)
+        return self.reader.parse_whole(data, request_id)
 
     async def send_error(self, send: Send, status: int, message: str) -> None:
         body = protocols.error_body(self.protocol, status, message)
@@ -324,7 +336,9 @@ class Gateway:
 
     # ------------------------------------------------------------------ doors
 
-    async def metered(self, request: Request, protocol: str) -> Any:
+    async def metered(
+        self, request: Request, protocol: str, reading: Callable[[str], Reader] | None = None
+    ) -> Any:
         client = self.authenticate(request)
         data = await self.read_json(request)
         raw: bytes = data.pop("\x00raw")
@@ -349,6 +363,7 @@ class Gateway:
                 request=chat,
                 stream=stream,
                 booked=booked,
+                reading=reading,
             )
             try:
                 provider, reservation = await anyio.to_thread.run_sync(self.prepare, ex)
@@ -412,21 +427,56 @@ class Gateway:
                 }
                 changed, ex.hide_usage_chunk = True, True
         content = json.dumps(body, ensure_ascii=False).encode() if changed else raw
+        upstream = self.upstream_request(ex.protocol, target, provider, request, content)
+        self.metrics.started()
+        return Relay(ex, upstream)
+
+    def upstream_request(
+        self,
+        protocol: str,
+        target: ResolvedModel,
+        provider: HTTPProvider,
+        request: Request,
+        content: bytes,
+    ) -> httpx.Request:
+        """The same path (and query) under the provider's base URL, with tokencli's key."""
         headers = provider.headers()
-        if ex.protocol == protocols.ANTHROPIC:
+        if protocol == protocols.ANTHROPIC:
             for name in ("anthropic-beta", "anthropic-version"):
                 value = request.headers.get(name)
                 if value:
                     headers[name] = value
         path = request.url.path
-        base = provider.base
-        url = base + (path.removeprefix("/v1") if ex.protocol == protocols.OPENAI else path)
+        url = provider.base + (path.removeprefix("/v1") if protocol == protocols.OPENAI else path)
         if request.url.query:
             url += "?" + request.url.query
         client = self.upstreams.client(target.provider)
-        upstream = client.build_request("POST", url, content=content, headers=headers)
-        self.metrics.started()
-        return Relay(ex, upstream)
+        return client.build_request("POST", url, content=content, headers=headers)
+
+    async def unmetered(self, request: Request, protocol: str) -> Response:
+        """A free request (Anthropic's count_tokens): forwarded with tokencli's key, its
+        answer returned unchanged; no call is made, so no row is written."""
+        client = self.authenticate(request)
+        data = await self.read_json(request)
+        raw: bytes = data.pop("\x00raw")
+        model = data.get("model")
+        target = self.targets(protocol, client, model)[0]
+        try:
+            provider = await anyio.to_thread.run_sync(self.engine.provider_for, target.provider)
+        except TokencliError as exc:
+            raise self._refusal(exc) from None
+        assert isinstance(provider, HTTPProvider)
+        if target.model != model:
+            raw = json.dumps({**data, "model": target.model}, ensure_ascii=False).encode()
+        upstream = self.upstream_request(protocol, target, provider, request, raw)
+        name = target.provider.name
+        try:
+            with transport_errors(name, str(upstream.url)):
+                answer = await self.upstreams.client(target.provider).send(upstream)
+        except ProviderError as exc:
+            raise Refusal(504 if exc.kind == "timeout" else 502, str(exc)) from None
+        headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+        return Response(answer.content, status_code=answer.status_code, headers=headers)
 
 
 def _door_of(path: str) -> str:
@@ -440,9 +490,25 @@ def build_app(gateway: Gateway) -> Starlette:
     async def anthropic_messages(request: Request) -> Any:
         return await _door(request, protocols.ANTHROPIC)
 
-    async def _door(request: Request, protocol: str) -> Any:
+    async def openai_responses(request: Request) -> Any:
+        return await _door(request, protocols.OPENAI, ResponsesReader)
+
+    async def openai_embeddings(request: Request) -> Any:
+        return await _door(request, protocols.OPENAI, EmbeddingsReader)
+
+    async def anthropic_count_tokens(request: Request) -> Any:
+        return await _door(request, protocols.ANTHROPIC, free=True)
+
+    async def _door(
+        request: Request,
+        protocol: str,
+        reading: Callable[[str], Reader] | None = None,
+        free: bool = False,
+    ) -> Any:
         try:
-            return await gateway.metered(request, protocol)
+            if free:
+                return await gateway.unmetered(request, protocol)
+            return await gateway.metered(request, protocol, reading)
         except Refusal as refusal:
             client = ""
             try:
@@ -497,7 +563,8 @@ def build_app(gateway: Gateway) -> Starlette:
         elif exc.status_code == 404:
             message = (
                 f"The gateway has no {request.url.path}: it serves /v1/chat/completions, "
-                "/v1/messages, /v1/models, /health and /metrics."
+                "/v1/responses, /v1/embeddings, /v1/models, /v1/messages, "
+                "/v1/messages/count_tokens, /health and /metrics."
             )
         else:
             message = str(exc.detail)
@@ -509,7 +576,10 @@ def build_app(gateway: Gateway) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+        Route("/v1/responses", openai_responses, methods=["POST"]),
+        Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
         Route("/v1/messages", anthropic_messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic_count_tokens, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 

@@ -17,16 +17,16 @@ in a worker thread, shielded from cancellation.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import httpx
 
 from ..errors import Interrupted, ProviderError
-from ..providers.base import Finished, TextDelta, UsageUpdate
+from ..providers.base import Event, Finished, TextDelta, UsageUpdate
 from ..providers.http import (
     USER_AGENT,
     bad_response_error,
@@ -36,7 +36,7 @@ from ..providers.http import (
     stream_cut_error,
     transport_errors,
 )
-from ..providers.http_base import HTTPProvider, StreamState
+from ..providers.http_base import StreamState
 from ..providers.registry import ProviderConfig
 from . import protocols
 
@@ -49,7 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 # Not forwarded either way (RFC 9110 §7.6.1), nor what the relay itself sets.
-_HOP = {
+HOP_BY_HOP = {
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -141,6 +141,20 @@ class Tally:
             self.failure = error
 
 
+class Reader(Protocol):
+    """The parsing half of an `HTTPProvider` (or of a `readers` class)."""
+
+    done_marker: str | None
+
+    def parse_event(
+        self, kind: str | None, data: Any, state: StreamState, request_id: str | None
+    ) -> Iterator[Event]: ...
+
+    def parse_whole(self, data: Any, request_id: str | None) -> Iterator[Event]: ...
+
+    def stream_complete(self, state: StreamState) -> bool: ...
+
+
 class SSETap:
     """Splits a relayed stream into whole SSE events and reads a copy of each.
 
@@ -148,9 +162,7 @@ class SSETap:
     when it is the usage chunk the gateway asked for on a client's behalf.
     """
 
-    def __init__(
-        self, provider: HTTPProvider, tally: Tally, *, hide_usage_chunk: bool = False
-    ) -> None:
+    def __init__(self, provider: Reader, tally: Tally, *, hide_usage_chunk: bool = False) -> None:
         self.provider = provider
         self.tally = tally
         self.state = StreamState()
@@ -215,7 +227,7 @@ def response_headers(upstream: httpx.Response, *, stream: bool) -> list[tuple[by
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in upstream.headers.items()
-        if k.lower() not in _HOP
+        if k.lower() not in HOP_BY_HOP
     ]
     if stream:
         headers.append((b"x-accel-buffering", b"no"))
@@ -376,7 +388,7 @@ class Relay:
 
     async def _relay_stream(self, send: Send, upstream: httpx.Response) -> None:
         ex, tally = self.exchange, self.tally
-        tap = SSETap(ex.provider, tally, hide_usage_chunk=ex.hide_usage_chunk)
+        tap = SSETap(ex.reader, tally, hide_usage_chunk=ex.hide_usage_chunk)
         ex.response_started = True
         await send(
             {
