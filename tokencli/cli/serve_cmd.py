@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 from .context import app_context
 
 HELP = "Run a local gateway that AI tools point their base URL at; every request is metered."
@@ -102,8 +102,12 @@ def serve(
     )
     try:
         run_server(gateway, host, port, drain=drain_seconds)
+    except (Interrupted, KeyboardInterrupt):
+        # uvicorn hands the signal on once it has drained: stopping is the expected end.
+        pass
     finally:
         engine.close()
+    app_ctx.err("tokencli: gateway stopped.")
 
 
 @app.command("add-client")
