@@ -47,6 +47,7 @@ from .metrics import Metrics
 from .readers import EmbeddingsReader, ResponsesReader
 from .relay import HOP_BY_HOP, Reader, Relay, Send, Tally, Upstreams
 from .routing import route
+from .translate import Translation, Untranslatable, openai_chat_request
 
 _NO_RETRY = {"x-should-retry": "false"}
 
@@ -91,7 +92,7 @@ class Exchange:
     protocol: str
     client: GatewayClient | None
     target: ResolvedModel
-    provider: HTTPProvider
+    provider: Any  # an HTTPProvider when relayed; any Provider when translated
     request: ChatRequest
     stream: bool
     hide_usage_chunk: bool = False
@@ -198,8 +199,15 @@ class Gateway:
         )
 
     def targets(
-        self, protocol: str, client: GatewayClient | None, model: Any
+        self,
+        protocol: str,
+        client: GatewayClient | None,
+        model: Any,
+        *,
+        translatable: bool = False,
     ) -> list[ResolvedModel]:
+        """The models a request's name goes to; those of another protocol only when
+        the door translates (OpenAI chat completions)."""
         if not isinstance(model, str) or not model.strip():
             raise Refusal(400, "The request names no model.", _NO_RETRY)
         if client is not None and client.models and model not in client.models:
@@ -219,15 +227,17 @@ class Gateway:
                 _NO_RETRY,
                 "model_not_found",
             ) from None
+        if translatable:
+            return chain
         same = [t for t in chain if t.provider.type == protocol]
         if not same:
             names = ", ".join(f"{t.ref} ({t.provider.type})" for t in chain)
             raise Refusal(
                 400,
                 f"{model!r} goes to {names}, which does not speak the {protocol} protocol this "
-                "door does; the gateway does not translate between protocols yet. Use the door "
-                "of that provider's protocol, or map the name in [gateway.models] to a model "
-                f"of a {protocol}-type provider.",
+                "door does; only OpenAI chat completions are translated to other protocols. "
+                "Use the door of that provider's protocol, or map the name in [gateway.models] "
+                f"to a model of a {protocol}-type provider.",
                 _NO_RETRY,
             )
         return same
@@ -249,10 +259,9 @@ class Gateway:
 
     # ------------------------------------------------------- in worker threads
 
-    def prepare(self, ex: Exchange) -> tuple[HTTPProvider, Reservation]:
+    def prepare(self, ex: Exchange) -> tuple[Any, Reservation]:
         """The provider (and its key) and the shared rate limit's booking."""
         provider = self.engine.provider_for(ex.target.provider)
-        assert isinstance(provider, HTTPProvider)
         estimated = PlannedCall.of(ex.target, ex.request, RunOptions(prompt="")).estimated_input
         reservation = self.engine.limiter.acquire(
             ex.target.provider.name,
@@ -343,11 +352,27 @@ class Gateway:
         data = await self.read_json(request)
         raw: bytes = data.pop("\x00raw")
         model = data.get("model")
-        chain = self.targets(protocol, client, model)
+        translatable = protocol == protocols.OPENAI and request.url.path.endswith(
+            "/chat/completions"
+        )
+        chain = self.targets(protocol, client, model, translatable=translatable)
         stream = data.get("stream") is True
         refused: TokencliError | None = None
         for index, target in enumerate(chain):
-            chat = protocols.chat_request(data, target.model)
+            translated = target.provider.type != protocol
+            if translated:
+                try:
+                    chat = openai_chat_request(data, target.model)
+                except Untranslatable as exc:
+                    raise Refusal(
+                        400,
+                        f"{model!r} goes to {target.ref}, whose provider speaks "
+                        f"{target.provider.type}, so the gateway translates the request; "
+                        f"{exc}. Send a text-only chat, or use a model of an openai-type provider.",
+                        _NO_RETRY,
+                    ) from None
+            else:
+                chat = protocols.chat_request(data, target.model)
             booked = 0
             if client is not None:
                 booked = PlannedCall.of(target, chat, RunOptions(prompt="")).estimated_input + (
@@ -359,7 +384,7 @@ class Gateway:
                 protocol=protocol,
                 client=client,
                 target=target,
-                provider=None,  # type: ignore[arg-type]  # set just below
+                provider=None,  # set just below
                 request=chat,
                 stream=stream,
                 booked=booked,
@@ -384,6 +409,14 @@ class Gateway:
             except TokencliError as exc:
                 refused = exc
                 break
+            if translated:
+                options = data.get("stream_options")
+                self.metrics.started()
+                return Translation(
+                    ex,
+                    include_usage=isinstance(options, dict)
+                    and options.get("include_usage") is True,
+                )
             return self.relay(ex, request, data, raw, str(model))
         if client is not None:
             self.pacer.settle(client, booked, 0)  # nothing was sent: its tokens go back
