@@ -149,7 +149,7 @@ def test_bad_requests_get_clear_errors_in_their_protocol(home, server):
         )
         no_model = httpx.post(gw.openai_base + "/chat/completions", json={"messages": []})
         nowhere = httpx.post(gw.url + "/v2/other", json={})
-        unknown_provider = httpx.post(
+        untranslatable = httpx.post(
             gw.openai_base + "/chat/completions", json={"model": "gemini:gemini-2.5-flash"}
         )
     assert (not_json.status_code, not_json.json()["error"]["message"]) == (
@@ -160,8 +160,11 @@ def test_bad_requests_get_clear_errors_in_their_protocol(home, server):
     assert too_big.json()["error"]["type"] == "request_too_large"
     assert no_model.json()["error"]["message"] == "The request names no model."
     assert nowhere.status_code == 404
-    assert unknown_provider.status_code == 400
-    assert "does not translate between protocols" in unknown_provider.json()["error"]["message"]
+    assert untranslatable.status_code == 400
+    assert (
+        "a request without messages cannot be translated"
+        in (untranslatable.json()["error"]["message"])
+    )
     assert server.requests == []
 
 

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -50,6 +50,7 @@ from .routing import route
 from .translate import Translation, Untranslatable, openai_chat_request
 
 _NO_RETRY = {"x-should-retry": "false"}
+T = TypeVar("T")
 
 
 class Refusal(Exception):
@@ -131,7 +132,7 @@ class Exchange:
 
     async def finish(self, tally: Tally) -> None:
         try:
-            await anyio.to_thread.run_sync(self.gateway.record, self, tally)
+            await self.gateway.in_writer(self.gateway.record, self, tally)
         finally:
             self.gateway.metrics.ended()
 
@@ -147,7 +148,14 @@ class Gateway:
         self.upstreams = Upstreams()
         self.metrics = Metrics()
         self.max_body = int(settings.gateway.max_body_mb * 1024 * 1024)
+        self.writer = anyio.CapacityLimiter(1)
         self.log = log or sys.stderr
+
+    async def in_writer(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ledger work off the event loop, one piece at a time: the engine's calls
+        write in turn instead of contending for SQLite's write lock from many threads
+        (whose busy-wait backs off by sleeping, which made slow tails under load)."""
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.writer)
 
     def say(self, message: str) -> None:
         try:
@@ -391,11 +399,11 @@ class Gateway:
                 reading=reading,
             )
             try:
-                provider, reservation = await anyio.to_thread.run_sync(self.prepare, ex)
+                provider, reservation = await self.in_writer(self.prepare, ex)
                 ex.provider, ex.reservation = provider, reservation
                 if reservation.wait > 0:
                     await anyio.sleep(reservation.wait)
-                ex.call = await anyio.to_thread.run_sync(self.open, ex)
+                ex.call = await self.in_writer(self.open, ex)
             except CircuitOpen as exc:
                 refused = exc
                 if index + 1 < len(chain):
@@ -495,7 +503,7 @@ class Gateway:
         model = data.get("model")
         target = self.targets(protocol, client, model)[0]
         try:
-            provider = await anyio.to_thread.run_sync(self.engine.provider_for, target.provider)
+            provider = await self.in_writer(self.engine.provider_for, target.provider)
         except TokencliError as exc:
             raise self._refusal(exc) from None
         assert isinstance(provider, HTTPProvider)
