@@ -11,11 +11,12 @@ off the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -622,7 +623,15 @@ def build_app(gateway: Gateway) -> Starlette:
         Route("/v1/messages", anthropic_messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", anthropic_count_tokens, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.upstreams.aclose()  # on the loop the clients were made on
+
+    return Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
+    )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -661,16 +670,10 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=max(math.ceil(drain), 1),
-        lifespan="off",
+        lifespan="on",
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
     if ready is not None:
         ready(server)
-    try:
-        server.run(sockets=sockets)
-    finally:
-        try:
-            anyio.run(gateway.upstreams.aclose)
-        except Exception:
-            pass
+    server.run(sockets=sockets)
