@@ -57,7 +57,9 @@ class Running:
 
 
 @contextlib.contextmanager
-def running_gateway(env: dict[str, str] | None = None, drain: float = 5.0) -> Iterator[Running]:
+def running_gateway(
+    env: dict[str, str] | None = None, drain: float = 5.0, alert_every: float = 10.0
+) -> Iterator[Running]:
     from tokencli.cli.context import AppContext
     from tokencli.gateway.app import Gateway, serve
 
@@ -68,7 +70,7 @@ def running_gateway(env: dict[str, str] | None = None, drain: float = 5.0) -> It
     log = io.StringIO()
     context = AppContext(env=environment)
     engine = context.engine()
-    gateway = Gateway(context.settings, engine, log=log)
+    gateway = Gateway(context.settings, engine, log=log, alert_every=alert_every)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -102,6 +102,6 @@ def test_a_stream_still_running_after_the_drain_is_recorded_interrupted(home, se
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
     row = ledger_rows(home)[0]
-    assert (row["status"], row["error_kind"]) == ("interrupted", "gateway_stopped")
+    assert (row["status"], row["error_kind"]) == ("interrupted", "gateway_stopped"), stderr
     assert row["usage_source"] == "estimated"
     assert row["output_tokens"] > 0

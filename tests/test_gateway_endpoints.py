@@ -148,3 +148,23 @@ def test_metrics_count_requests_tokens_and_cost_by_client_provider_and_model(hom
     assert f'tokencli_gateway_tokens_total{{{labels},kind="output"}} 3' in text
     assert f'tokencli_gateway_cost_total{{{labels},currency="USD"}} 0.000018' in text
     assert "tokencli_gateway_in_flight 0" in text
+
+
+def test_alerts_fire_and_are_delivered_while_serving(home, server):
+    gateway_config(home, server.url, "[alerts]\nmax_call_tokens = 10\n")
+    server.queue(json_reply(openai_completion("hi", openai_usage(12, 3))))
+    with running_gateway(alert_every=0.2) as gw:
+        client = openai.OpenAI(base_url=gw.openai_base, api_key="x", max_retries=0)
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
+        wait_for(
+            lambda: (
+                [r["status"] for r in ledger_rows(home, "SELECT status FROM alerts")] == ["sent"]
+            )
+        )
+    log = gw.log.getvalue()
+    assert log.startswith("tokencli alert: One call used 15 tokens: Call ")
+    assert "above max_call_tokens = 10." in log
+    rows = ledger_rows(home, "SELECT kind, channel FROM alerts")
+    assert [tuple(r) for r in rows] == [("anomaly", "stderr")]

@@ -11,12 +11,15 @@ off the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import math
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -133,7 +136,7 @@ class Exchange:
 
     async def finish(self, tally: Tally) -> None:
         try:
-            await self.gateway.in_writer(self.gateway.record, self, tally)
+            await self.gateway.in_writer(self.gateway.record, self, tally, whole=True)
         finally:
             self.gateway.metrics.ended()
 
@@ -141,7 +144,9 @@ class Exchange:
 class Gateway:
     """What every request shares: settings, the engine, keys, limits, upstream clients."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, log: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, log: Any = None, alert_every: float = 10.0
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.keys = Keys(settings.gateway.clients, settings.env)
@@ -149,14 +154,56 @@ class Gateway:
         self.upstreams = Upstreams()
         self.metrics = Metrics()
         self.max_body = int(settings.gateway.max_body_mb * 1024 * 1024)
-        self.writer = anyio.CapacityLimiter(1)
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokencli-ledger")
+        self.alert_every = alert_every
         self.log = log or sys.stderr
 
-    async def in_writer(self, function: Callable[..., T], *args: Any) -> T:
-        """Run ledger work off the event loop, one piece at a time: the engine's calls
-        write in turn instead of contending for SQLite's write lock from many threads
-        (whose busy-wait backs off by sleeping, which made slow tails under load)."""
-        return await anyio.to_thread.run_sync(function, *args, limiter=self.writer)
+    async def in_writer(self, function: Callable[..., T], *args: Any, whole: bool = False) -> T:
+        """Run ledger work in the gateway's one writer thread, off the event loop: the
+        engine's writes go in turn instead of many threads contending for SQLite's write
+        lock (whose busy-wait sleeps, which made slow tails under load). `whole`: the work
+        finishes even if the request is cancelled (a finished row must not be lost when the
+        gateway stops); `close` waits for it."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.writer, functools.partial(function, *args))
+        return await (asyncio.shield(future) if whole else future)
+
+    def close(self) -> None:
+        """Wait for the rows still being written."""
+        self.writer.shutdown(wait=True)
+
+    def day_rules(self) -> None:
+        """Budget thresholds and anomaly rules, as `run` checks them after its answer
+        (in the writer: it reads and writes the ledger like the calls do)."""
+        from ..alerts.rules import AlertObserver
+
+        for observer in self.engine.observers:
+            if isinstance(observer, AlertObserver):
+                observer.after_command(self.engine.ledger)
+
+    def deliver(self) -> None:
+        """Send the alerts that are pending, bounded, on a connection of its own (a slow
+        channel holds up no call)."""
+        from ..alerts.dispatch import deliver_pending
+        from ..ledger import Ledger
+
+        ledger = Ledger.open(self.settings.paths.db, create=False, clock=self.engine.clock)
+        if ledger is None:
+            return
+        try:
+            deliver_pending(ledger, self.settings, stderr=self.log)
+        finally:
+            ledger.close()
+
+    async def alert_loop(self) -> None:
+        """Every `alert_every` seconds while serving: the day rules, then delivery."""
+        while True:
+            await anyio.sleep(self.alert_every)
+            try:
+                await self.in_writer(self.day_rules)
+                await anyio.to_thread.run_sync(self.deliver)
+            except Exception as exc:  # alerts must never stop the gateway
+                self.say(f"could not check or send alerts ({type(exc).__name__}: {exc}).")
 
     def say(self, message: str) -> None:
         try:
@@ -268,16 +315,19 @@ class Gateway:
 
     # ------------------------------------------------------- in worker threads
 
-    def prepare(self, ex: Exchange) -> tuple[Any, Reservation]:
-        """The provider (and its key) and the shared rate limit's booking."""
-        provider = self.engine.provider_for(ex.target.provider)
+    def prepare(self, ex: Exchange) -> None:
+        """The provider (and its key), the shared rate limit's booking, and, unless that
+        says wait, the pending row (one trip to the writer on the way out)."""
+        ex.provider = self.engine.provider_for(ex.target.provider)
         estimated = PlannedCall.of(ex.target, ex.request, RunOptions(prompt="")).estimated_input
         reservation = self.engine.limiter.acquire(
             ex.target.provider.name,
             ex.target.model,
             estimated + (ex.request.max_tokens or DEFAULT_OUTPUT_RESERVE),
         )
-        return provider, reservation
+        ex.reservation = reservation
+        if reservation.wait <= 0:
+            ex.call = self.open(ex)
 
     def open(self, ex: Exchange) -> Call:
         client = ex.client
@@ -400,11 +450,11 @@ class Gateway:
                 reading=reading,
             )
             try:
-                provider, reservation = await self.in_writer(self.prepare, ex)
-                ex.provider, ex.reservation = provider, reservation
-                if reservation.wait > 0:
-                    await anyio.sleep(reservation.wait)
-                ex.call = await self.in_writer(self.open, ex)
+                await self.in_writer(self.prepare, ex)
+                assert ex.reservation is not None
+                if ex.call is None:  # the shared rate limit said wait first
+                    await anyio.sleep(ex.reservation.wait)
+                    ex.call = await self.in_writer(self.open, ex)
             except CircuitOpen as exc:
                 refused = exc
                 if index + 1 < len(chain):
@@ -626,7 +676,10 @@ def build_app(gateway: Gateway) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as group:
+            group.start_soon(gateway.alert_loop)
+            yield
+            group.cancel_scope.cancel()
         await gateway.upstreams.aclose()  # on the loop the clients were made on
 
     return Starlette(
@@ -676,4 +729,7 @@ def serve(
     server = uvicorn.Server(config)
     if ready is not None:
         ready(server)
-    server.run(sockets=sockets)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        gateway.close()

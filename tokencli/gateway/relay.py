@@ -280,7 +280,10 @@ class Relay:
                     tally.fail(GatewayStopped("The gateway stopped before the answer ended."))
                 tally.ended = time.monotonic()
                 if self._upstream is not None:
-                    await self._upstream.aclose()  # cancels what the provider still sends
+                    try:
+                        await self._upstream.aclose()  # cancels what the provider still sends
+                    except Exception:  # (its client may be closed already: shutting down)
+                        pass
                 await self.exchange.finish(tally)
 
     async def _pump(self, send: Send) -> None:
