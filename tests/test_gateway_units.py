@@ -115,3 +115,23 @@ def test_pacer_tokens_per_minute_and_settling_with_what_was_used():
     assert pacer.admit(client, 800) > 0  # would pass 1,000 tokens in the minute
     pacer.settle(client, 800, 100)  # it used 100: the rest goes back
     assert pacer.admit(client, 800) == 0.0
+
+
+def test_a_batch_commits_once_and_a_failed_write_is_undone_alone(tmp_path):
+    from tokencli.ledger import Call, Ledger
+
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    assert ledger is not None
+    with ledger.batch():
+        ledger.insert_call(Call(id="a", ts="2026-01-01T00:00:00.000Z", provider="p", model="m"))
+
+        def refuse(_: Ledger) -> list:
+            raise ValueError("refused inside the write")
+
+        with pytest.raises(ValueError):
+            ledger.insert_call(
+                Call(id="b", ts="2026-01-01T00:00:00.000Z", provider="p", model="m"), admit=refuse
+            )
+        ledger.insert_call(Call(id="c", ts="2026-01-01T00:00:00.000Z", provider="p", model="m"))
+    assert sorted(c.id for c in ledger.list_calls()) == ["a", "c"]
+    ledger.close()

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import math
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +50,7 @@ from .readers import EmbeddingsReader, ResponsesReader
 from .relay import HOP_BY_HOP, Reader, Relay, Send, Tally, Upstreams
 from .routing import route
 from .translate import Translation, Untranslatable, openai_chat_request
+from .writer import Writer
 
 _NO_RETRY = {"x-should-retry": "false"}
 T = TypeVar("T")
@@ -154,23 +153,22 @@ class Gateway:
         self.upstreams = Upstreams()
         self.metrics = Metrics()
         self.max_body = int(settings.gateway.max_body_mb * 1024 * 1024)
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokencli-ledger")
+        self.writer = Writer(lambda: engine.ledger)
         self.alert_every = alert_every
         self.log = log or sys.stderr
 
     async def in_writer(self, function: Callable[..., T], *args: Any, whole: bool = False) -> T:
-        """Run ledger work in the gateway's one writer thread, off the event loop: the
-        engine's writes go in turn instead of many threads contending for SQLite's write
-        lock (whose busy-wait sleeps, which made slow tails under load). `whole`: the work
-        finishes even if the request is cancelled (a finished row must not be lost when the
-        gateway stops); `close` waits for it."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.writer, functools.partial(function, *args))
+        """Run ledger work in the gateway's one writer thread (`writer.Writer`), off the
+        event loop: concurrent requests' rows are written in batches that share a commit,
+        instead of many threads contending for SQLite's write lock. `whole`: the work
+        finishes even if the request is cancelled (a finished row must not be lost when
+        the gateway stops); `close` waits for it."""
+        future = asyncio.wrap_future(self.writer.submit(function, *args))
         return await (asyncio.shield(future) if whole else future)
 
     def close(self) -> None:
         """Wait for the rows still being written."""
-        self.writer.shutdown(wait=True)
+        self.writer.shutdown()
 
     def day_rules(self) -> None:
         """Budget thresholds and anomaly rules, as `run` checks them after its answer
