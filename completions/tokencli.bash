@@ -2,7 +2,7 @@
 # Source it from ~/.bashrc, or put it in ~/.local/share/bash-completion/completions/tokencli.
 
 declare -gA _tokencli_subcommands=(
-    ["tokencli"]="alerts batch budget compare completion config count forecast keys ledger logs models prompt reconcile refill report run"
+    ["tokencli"]="alerts batch budget compare completion config count forecast keys ledger logs models prompt reconcile refill report run serve"
     ["tokencli alerts"]="list test"
     ["tokencli alerts list"]=""
     ["tokencli alerts test"]=""
@@ -54,6 +54,8 @@ declare -gA _tokencli_subcommands=(
     ["tokencli refill status"]=""
     ["tokencli report"]=""
     ["tokencli run"]=""
+    ["tokencli serve"]="add-client"
+    ["tokencli serve add-client"]=""
 )
 declare -gA _tokencli_options=(
     ["tokencli"]="--config --db --version -h --help"
@@ -108,6 +110,8 @@ declare -gA _tokencli_options=(
     ["tokencli refill status"]="--provider --offline --timeout --json -h --help"
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --json --chart --top --output -o -h --help"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --no-stream --json --force -u --usage --price-as --cache --no-cache --dry-run -h --help"
+    ["tokencli serve"]="--host --port --drain --print-service -h --help"
+    ["tokencli serve add-client"]="--project -p --rpm --tpm -h --help"
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"
@@ -162,6 +166,8 @@ declare -gA _tokencli_value_options=(
     ["tokencli refill status"]="--provider --timeout"
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --top --output -o"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --price-as"
+    ["tokencli serve"]="--host --port --drain"
+    ["tokencli serve add-client"]="--project -p --rpm --tpm"
 )
 declare -gA _tokencli_file_options=(
     ["tokencli"]="--config --db"
@@ -216,6 +222,8 @@ declare -gA _tokencli_file_options=(
     ["tokencli refill status"]=""
     ["tokencli report"]="--output -o"
     ["tokencli run"]=""
+    ["tokencli serve"]=""
+    ["tokencli serve add-client"]=""
 )
 declare -gA _tokencli_choices=(
     ["tokencli compare run --format"]="text json markdown html"

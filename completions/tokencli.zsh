@@ -14,7 +14,7 @@ _tokencli() {
         '*::arg:->args'
     case $state in
         command)
-            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'reconcile:Check the ledger'\''s cost per day and model against each provider'\''s own accounting' 'refill:Prepaid credit\: record top-ups and grants, see balances and runway, check them' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call')
+            local -a commands=('alerts:See the alerts raised (each fires once) and test the channels they go to' 'batch:Run every prompt in FILE and write results as JSON lines' 'budget:Limits on spend or tokens per day, week or month\: set them, see them, check them' 'compare:Compare prompts across models\: tokens, cost and answers, side by side' 'completion:Print the shell completion script for bash, zsh or fish' 'config:Set up tokencli and see where each setting comes from' 'count:Count the input tokens of a text for a model, offline, and price them' 'forecast:Spend projected to the end of this month, and the day each budget runs out' 'keys:Store API keys in an owner-only file (environment variables win over it)' 'ledger:Export, import and prune the ledger'\''s calls' 'logs:Recent calls from the ledger (newest first); '\''logs show ID'\'' for one call' 'models:Known models with prices per million tokens and the source of each price' 'prompt:Save, version, label and share prompts\: every version immutable, labels move' 'reconcile:Check the ledger'\''s cost per day and model against each provider'\''s own accounting' 'refill:Prepaid credit\: record top-ups and grants, see balances and runway, check them' 'report:Totals of calls, tokens and spend for a period, grouped as asked' 'run:Run one prompt and record the call' 'serve:Run a local gateway that AI tools point their base URL at; every request is metered')
             _describe -t commands 'command' commands ;;
         args)
             case $line[1] in
@@ -35,6 +35,7 @@ _tokencli() {
                 refill) _tokencli_refill ;;
                 report) _tokencli_report ;;
                 run) _tokencli_run ;;
+                serve) _tokencli_serve ;;
             esac ;;
     esac
 }
@@ -644,6 +645,37 @@ _tokencli_run() {
         '--price-as[Price a mock or self-hosted call as this model would cost]:value: ' \
         '(--cache --no-cache)'{--cache,--no-cache}'[Answer an identical earlier request from the ledger (default\: the provider'\''s cache setting)]' \
         '--dry-run[Show what would be sent, its tokens and input cost; call nothing]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '*:argument: '
+}
+
+_tokencli_serve() {
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+    _arguments -C \
+        '--host[Address to listen on (not loopback\: only with clients configured)]:value: ' \
+        '--port[Port to listen on]:value: ' \
+        '--drain[On SIGTERM, how long streams in flight may finish (e.g. 30s, 2min)]:value: ' \
+        '--print-service[Print a service definition that keeps the gateway running (systemd user unit; launchd plist on macOS), then exit]' \
+        '(-h --help)'{-h,--help}'[Show help and exit]' \
+        '1: :->command' \
+        '*::arg:->args'
+    case $state in
+        command)
+            local -a commands=('add-client:Give a tool its own key\: \[gateway.clients.NAME\] holds its hash; the key is printed once')
+            _describe -t commands 'command' commands ;;
+        args)
+            case $line[1] in
+                add-client) _tokencli_serve_add_client ;;
+            esac ;;
+    esac
+}
+
+_tokencli_serve_add_client() {
+    _arguments \
+        '(--project -p)'{--project,-p}'[Project its calls are recorded under]:value: ' \
+        '--rpm[Requests per minute it may make]:value: ' \
+        '--tpm[Tokens per minute it may use]:value: ' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

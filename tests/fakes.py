@@ -126,6 +126,7 @@ class FakeServer:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 256  # bursts of connections (the gateway's tests)
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up mid-answer are what some tests are about

@@ -13,7 +13,9 @@ import pytest
 from tests.conftest import subprocess_env
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tokencli"
-HEAVY = {"httpx", "genai_prices", "torch", "transformers", "sqlite_utils", "pydantic"}
+HEAVY = {
+    "httpx", "genai_prices", "torch", "transformers", "sqlite_utils", "pydantic", "uvicorn", "starlette"
+}  # fmt: skip
 
 
 def imported_modules(home: Path, *args: str) -> set[str]:
@@ -40,6 +42,8 @@ def imported_modules(home: Path, *args: str) -> set[str]:
         ("logs", "--json"),
         ("config", "show"),
         ("run", "--help"),
+        ("serve", "--help"),
+        ("serve", "--print-service"),
         ("report", "--by", "day"),
         ("report", "--format", "html"),
         ("forecast", "--by", "provider"),

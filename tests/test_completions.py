@@ -66,6 +66,7 @@ def test_bash_completes_commands_subcommands_options_and_choices(tmp_path):
         "refill",
         "report",
         "run",
+        "serve",
     ]
     assert bash_complete("prompt", "") == [
         "diff",

@@ -131,7 +131,7 @@ rates = { USD = 0.92, CNY = 0.13 }
         ),
         (
             "[default]\nmodel = 'x'\n",
-            "(line 1): default is not a known section. Known sections: defaults, aliases, providers, models, prices, currency, budgets, alerts.",
+            "(line 1): default is not a known section. Known sections: defaults, aliases, providers, models, prices, currency, budgets, alerts",
         ),
         (
             "[providers.openai]\nbse_url = 'https://x'\n",

@@ -32,7 +32,7 @@ def test_an_unknown_section_lists_the_table_in_order(tmp_path):
         settings_for(tmp_path, "# x\n\n[alarms]\nurl = 'x'\n")
     assert str(info.value).startswith(
         f"Invalid config {tmp_path / 'config.toml'} (line 3): alarms is not a known section. "
-        "Known sections: defaults, aliases, providers, models, prices, currency, budgets, alerts."
+        "Known sections: defaults, aliases, providers, models, prices, currency, budgets, alerts"
     )
 
 

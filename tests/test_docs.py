@@ -25,8 +25,8 @@ def test_readme_test_command_matches_ci():
         and "python -m pip install -q torch==2.13.0" in ci
     )
     assert (
-        "pip install -e '.[dev,local]'" in test_command
-        and "python -m pip install -q -e '.[dev,local]'" in ci
+        "pip install -e '.[dev,local,gateway]'" in test_command
+        and "python -m pip install -q -e '.[dev,local,gateway]'" in ci
     )
     assert "OMP_NUM_THREADS=1 python -m pytest" in test_command
     assert "export OMP_NUM_THREADS=1" in ci and "python -m pytest" in ci

@@ -290,6 +290,16 @@ class Engine:
             call.extra.update({"attempt": plan.attempt, "retry_of": plan.retry_of})
         return call
 
+    def open_call(self, plan: PlannedCall, note: Callable[[Call], None] = lambda _: None) -> Call:
+        """Guards, then the pending row, as `_run_on` does before it sends (the gateway's way
+        in; `complete` is its way out). `note` adds to the row before it is written. Raises
+        what refused the call: `CallFailed` when the refusal was recorded (a budget)."""
+        self._check_guards(plan, None)
+        call = self._new_call(plan, None)
+        note(call)
+        self._insert_pending(call, plan)
+        return call
+
     # ------------------------------------------------- guards and observers
 
     def _check_guards(self, plan: PlannedCall, cache_key: str | None) -> None:
@@ -481,6 +491,43 @@ class Engine:
         text = "".join(parts)
         call.duration_ms = int((ended - started) * 1000)
         call.ttft_ms = int((first_token - started) * 1000) if first_token is not None else None
+        error = self.complete(
+            call, request, resolved, price_as, text, usage, finished, failure,
+            provider_cost, provider_cost_currency, distrusted=distrusted,
+        )  # fmt: skip
+        return _Outcome(call, text, error)
+
+    def complete(
+        self,
+        call: Call,
+        request: ChatRequest,
+        resolved: ResolvedModel,
+        price_as: tuple[ProviderConfig, str] | None,
+        text: str,
+        usage: Usage | None,
+        finished: Finished | None,
+        failure: Exception | KeyboardInterrupt | None,
+        provider_cost: Decimal | None = None,
+        provider_cost_currency: str | None = None,
+        *,
+        distrusted: bool = False,
+    ) -> Exception | None:
+        """Finish a pending row with what came back (the gateway relays, then calls this):
+        usage settled, status classified, cost priced, the breaker and observers told.
+        Returns the error that ended the call, if one did.
+
+        What the provider reported is checked here, whoever read it (`_execute`
+        checks each report as it comes, so a distrusted stream stays distrusted;
+        checking a value twice says nothing twice)."""
+        if usage is not None:
+            usage, note = check_usage(usage)
+            if note:
+                self.notify(f"{call.provider} {note}")
+            distrusted = distrusted or usage is None
+        provider_cost, note = check_cost(provider_cost)
+        if note:
+            self.notify(f"{call.provider} {note}")
+        call.request_id = provider_text(call.request_id)
         call.response_text = text if self.settings.defaults.store_text else None
         call.usage = settle_usage(
             usage,
@@ -507,7 +554,7 @@ class Engine:
             self.notify(kept)
         self._count_for_circuits(resolved, error)
         self._observe(call)
-        return _Outcome(call, text, error)
+        return error
 
     def _classify_outcome(
         self, call: Call, failure: Exception | KeyboardInterrupt | None, finished: Finished | None
@@ -532,7 +579,9 @@ class Engine:
                     "stdout was closed before the answer ended.",
                 )
             elif isinstance(failure, Interrupted):
-                call.error_kind, call.error_message = "terminated", failure.message
+                # The gateway's disconnected client says so in its own kind.
+                kind = getattr(failure, "kind", "terminated")
+                call.error_kind, call.error_message = kind, failure.message
             else:
                 call.error_kind, call.error_message = "interrupted", "Interrupted by Ctrl-C."
             if isinstance(failure, Interrupted):

@@ -79,6 +79,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tokencli.cli.alerts_cmd",
         "See the alerts raised (each fires once) and test the channels they go to.",
     ),
+    "serve": (
+        "tokencli.cli.serve_cmd",
+        "Run a local gateway that AI tools point their base URL at; every request is metered.",
+    ),
     "config": ("tokencli.cli.config_cmd", "Set up tokencli and see where each setting comes from."),
     "keys": (
         "tokencli.cli.keys_cmd",
@@ -89,7 +93,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
-GROUPS = {"logs", "ledger", "config", "keys", "prompt", "compare", "budget", "alerts", "refill"}
+GROUPS = {
+    "logs",
+    "ledger",
+    "config",
+    "keys",
+    "prompt",
+    "compare",
+    "budget",
+    "alerts",
+    "refill",
+    "serve",
+}
 _VALUE_OPTIONS = ("--config", "--db")
 _HELP_ONLY: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 

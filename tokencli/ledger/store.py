@@ -255,6 +255,7 @@ class Ledger(ReportReads):
         self.clock = clock
         self._conn = conn
         self.path = path
+        self._savepoints = -1  # ≥ 0 inside `batch`: each write is a savepoint of it
 
     # ---------------------------------------------------------------- opening
 
@@ -364,6 +365,19 @@ class Ledger(ReportReads):
         `BEGIN IMMEDIATE` waits (busy timeout) for the lock instead of failing
         later when a deferred read would have to be upgraded.
         """
+        if self._savepoints >= 0:
+            self._savepoints += 1
+            name = f"w{self._savepoints}"
+            self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._conn.execute(f"RELEASE {name}")
+            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -378,6 +392,31 @@ class Ledger(ReportReads):
         except sqlite3.DatabaseError as exc:
             # A full disk, a read-only or damaged file: one sentence that says what to do.
             failure = ledger_failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes, one transaction (one commit, one fsync): inside, each `write` is a
+        savepoint, undone alone when it fails. The gateway's writer runs the rows of
+        concurrent requests this way; nothing is durable before the batch commits."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._savepoints = 0
+            try:
+                yield
+            except BaseException:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._savepoints = -1
+        except sqlite3.DatabaseError as exc:
+            failure = ledger_failure(self.path, exc)  # as `write` says it
             if failure is None:
                 raise
             raise failure from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 
 from ..errors import ConfigError
@@ -131,6 +132,29 @@ class AlertSettings(Record):
     channels: tuple[AlertChannel, ...] = ()
 
 
+class GatewayClient(Record):
+    """`[gateway.clients.NAME]`: one tool or person allowed through `tokencli serve`."""
+
+    name: str
+    key_env: str | None = None  # the key is read from this environment variable
+    key_sha256: str | None = None  # or only its hash is in the file (`serve add-client`)
+    project: str | None = None  # its calls are recorded under this project
+    tags: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None  # recorded as the tag user=...
+    models: tuple[str, ...] = ()  # the models it may use (empty: any)
+    rpm: int | None = None
+    tpm: int | None = None
+    source: str = ""
+
+
+class GatewaySettings(Record):
+    """`[gateway]`: bare model names mapped to tokencli models, the clients, limits."""
+
+    models: Mapping[str, str] = field(default_factory=dict)
+    clients: Mapping[str, GatewayClient] = field(default_factory=dict)
+    max_body_mb: Decimal = Decimal(32)  # larger request bodies are refused with 413
+
+
 @dataclass
 class Settings:
     paths: Paths
@@ -146,6 +170,7 @@ class Settings:
     # dotted key → where its value came from, for `config show`.
     sources: dict[str, str]
     config_exists: bool
+    gateway: GatewaySettings = dataclass_field(default_factory=GatewaySettings)
 
     def provider(self, name: str) -> ProviderConfig:
         found = self.providers.get(name)

@@ -32,6 +32,8 @@ from .model import (
     Budget,
     Currencies,
     Defaults,
+    GatewayClient,
+    GatewaySettings,
     ModelSettings,
     PriceOverride,
 )
@@ -517,6 +519,74 @@ def _check_webhook_url(reader: Reader, where: str, url: str, allow_http: bool) -
         )
 
 
+# --------------------------------------------------------------------- [gateway]
+
+GATEWAY_FIELDS: dict[str, FieldSpec] = {
+    "models": FieldSpec("str_table", "bare model names → PROVIDER:MODEL or an alias"),
+    "max_body_mb": FieldSpec("number", "refuse request bodies larger than this (413; default 32)"),
+}
+CLIENT_FIELDS: dict[str, FieldSpec] = {
+    "key_env": FieldSpec("str", "environment variable holding the client's key"),
+    "key_sha256": FieldSpec("str", "sha256 of the client's key (tokencli serve add-client)"),
+    "project": FieldSpec("str", "project its calls are recorded under"),
+    "tags": FieldSpec("str_table", "tags its calls are recorded with"),
+    "user": FieldSpec("str", "recorded as the tag user=..."),
+    "models": FieldSpec("str_list", "models it may use (default: any)"),
+    "rpm": FieldSpec("int", "requests per minute it may make"),
+    "tpm": FieldSpec("int", "tokens per minute it may use"),
+}
+
+
+def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
+    check = reader.check
+    table = dict(check.table(("gateway",), raw))
+    clients_raw = check.table(("gateway", "clients"), table.pop("clients", {}))
+    values, found = check.fields(("gateway",), table, GATEWAY_FIELDS)
+    reader.sources.update({f"gateway.{k}": v for k, v in found.items()})
+    for name, target in values.get("models", {}).items():
+        if ":" not in target and target not in reader.section("aliases"):
+            raise check.fail(
+                ("gateway", "models", name),
+                f"must name PROVIDER:MODEL or an alias, not {target!r}",
+                f'e.g. {name} = "deepseek:deepseek-chat".',
+            )
+    clients: dict[str, GatewayClient] = {}
+    for name, entry in clients_raw.items():
+        key_path = ("gateway", "clients", name)
+        fields, where = check.fields(key_path, check.table(key_path, entry), CLIENT_FIELDS)
+        if ("key_env" in fields) == ("key_sha256" in fields):
+            raise check.fail(
+                key_path,
+                "needs either key_env or key_sha256"
+                + (", not both" if "key_env" in fields else ""),
+                f"Run 'tokencli serve add-client {name}' to make a key, or set key_env = \"VAR\".",
+            )
+        digest = fields.get("key_sha256")
+        if digest is not None and (
+            len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower())
+        ):
+            raise check.fail((*key_path, "key_sha256"), "must be 64 hex digits (a sha256)")
+        clients[name] = GatewayClient(
+            name=name,
+            key_env=fields.get("key_env"),
+            key_sha256=digest.lower() if digest else None,
+            project=fields.get("project"),
+            tags=dict(fields.get("tags", {})),
+            user=fields.get("user"),
+            models=tuple(fields.get("models", ())),
+            rpm=fields.get("rpm") or None,
+            tpm=fields.get("tpm") or None,
+            source=check.where(key_path),
+        )
+        reader.sources.update({f"gateway.clients.{name}.{k}": v for k, v in where.items()})
+    max_body = values.get("max_body_mb", GatewaySettings.max_body_mb)
+    if max_body <= 0:
+        raise check.fail(("gateway", "max_body_mb"), "must be greater than 0")
+    return GatewaySettings(
+        models=dict(values.get("models", {})), clients=clients, max_body_mb=max_body
+    )
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -540,5 +610,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("currency", "currencies", parse_currency),
     Section("budgets", "budgets", parse_budgets),
     Section("alerts", "alerts", parse_alerts),
+    Section("gateway", "gateway", parse_gateway),
 )
 _BY_NAME: dict[str, Section] = {section.name: section for section in SECTIONS}

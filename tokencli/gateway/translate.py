@@ -1,0 +1,321 @@
+"""OpenAI chat clients on models whose provider speaks another protocol (Anthropic,
+Gemini, Ollama, a local transformers model, mock): the text-chat subset, both ways.
+
+The request becomes tokencli's own `ChatRequest` and runs through the
+provider's `generate` (the code `run` uses: its wire format, its usage
+parser, a local model's own tokenizer) in a worker thread; the events come
+back as OpenAI chat completion chunks, or one completion. What has no
+translation (tools, images, audio, several choices, a response format) is
+refused with a 400 that says so, before anything is sent or recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from ..errors import ProviderError
+from ..providers.base import (
+    CONTENT_FILTER,
+    LENGTH,
+    ChatRequest,
+    Finished,
+    Message,
+    ResponseStarted,
+)
+from . import protocols
+from .relay import ClientGone, GatewayStopped, Receive, Scope, Send, Tally
+from .relay import Message as AsgiMessage
+
+if TYPE_CHECKING:
+    from .app import Exchange
+
+_NOT_TRANSLATED = (
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "audio",
+    "modalities",
+    "logprobs",
+    "prediction",
+)
+
+
+class Untranslatable(Exception):
+    pass
+
+
+def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
+    """An OpenAI chat body → tokencli's request, or `Untranslatable` naming what is not."""
+    present = [k for k in _NOT_TRANSLATED if body.get(k) not in (None, False, [], {})]
+    if present:
+        raise Untranslatable(f"{', '.join(present)} cannot be translated")
+    if isinstance(body.get("n"), int) and body["n"] > 1:
+        raise Untranslatable("n > 1 (several choices) cannot be translated")
+    system: list[str] = []
+    messages: list[Message] = []
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise Untranslatable("a request without messages cannot be translated")
+    for m in raw:
+        if not isinstance(m, Mapping):
+            raise Untranslatable("a message that is not an object cannot be translated")
+        role, content = m.get("role"), m.get("content")
+        if isinstance(content, list):
+            if not all(isinstance(p, Mapping) and p.get("type") == "text" for p in content):
+                raise Untranslatable("only text parts of messages can be translated")
+            content = "".join(str(p.get("text", "")) for p in content)
+        if not isinstance(content, str):
+            raise Untranslatable(f"a {role} message without text cannot be translated")
+        if role in ("system", "developer"):
+            system.append(content)
+        elif role in ("user", "assistant"):
+            messages.append(Message(role, content))
+        else:
+            raise Untranslatable(f"{role!r} messages cannot be translated")
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    temperature = body.get("temperature")
+    return ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        system="\n\n".join(system) or None,
+        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        temperature=float(temperature)
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool)
+        else None,
+        stream=body.get("stream") is True,
+    )
+
+
+def _finish(finished: Finished | None) -> str:
+    reason = finished.finish_reason if finished else None
+    return {LENGTH: "length", CONTENT_FILTER: "content_filter"}.get(reason or "", "stop")
+
+
+def _usage(tally: Tally) -> dict[str, Any] | None:
+    u = tally.usage
+    if u is None:
+        return None
+    return {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    }
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+class Translation:
+    """The ASGI response of a translated exchange (see the module's doc)."""
+
+    def __init__(self, exchange: Exchange, *, include_usage: bool) -> None:
+        self.exchange = exchange
+        self.include_usage = include_usage
+        self.tally = Tally()
+        self.stop = threading.Event()
+        self.created = int(time.time())
+        self._started = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tally = self.tally
+        answered = False
+
+        async def send_on(message: AsgiMessage) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = True
+
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            if not answered:
+                                tally.fail(
+                                    ClientGone("The client disconnected before the answer ended.")
+                                )
+                                group.cancel_scope.cancel()
+                            return
+
+                group.start_soon(watch)
+                await self._pump(send_on)
+                group.cancel_scope.cancel()
+        finally:
+            self.stop.set()  # the worker stops reading (and closes) the provider's answer
+            with anyio.CancelScope(shield=True):
+                if not tally.done:
+                    tally.fail(GatewayStopped("The gateway stopped before the answer ended."))
+                tally.ended = time.monotonic()
+                await self.exchange.finish(tally)
+
+    async def _pump(self, send: Send) -> None:
+        ex, tally = self.exchange, self.tally
+        sender, events = anyio.create_memory_object_stream[Any](max_buffer_size=32)
+        provider, request, stop = ex.provider, ex.request, self.stop
+
+        def produce() -> None:
+            generator = provider.generate(request)
+            try:
+                for event in generator:
+                    if stop.is_set():
+                        return
+                    anyio.from_thread.run(sender.send, event)
+            except anyio.BrokenResourceError:
+                return
+            except BaseException as exc:
+                try:
+                    anyio.from_thread.run(sender.send, _Failed(exc))
+                except Exception:
+                    pass
+            finally:
+                generator.close()
+                try:
+                    anyio.from_thread.run(sender.send, _END)
+                except Exception:
+                    pass
+
+        async with anyio.create_task_group() as workers:
+            workers.start_soon(self._worker, produce)
+            async with events:
+                async for item in events:
+                    if item is _END:
+                        break
+                    if isinstance(item, _Failed):
+                        error = item.error
+                        tally.fail(
+                            error if isinstance(error, Exception) else RuntimeError(str(error))
+                        )
+                        break
+                    if isinstance(item, ResponseStarted):
+                        tally.request_id = item.request_id
+                        tally.headers = dict(item.headers)
+                        continue
+                    tally.take(item)
+                    text = getattr(item, "text", None)
+                    if text and ex.stream:
+                        await self._chunk(send, {"content": text})
+        await self._end(send)
+        tally.done = True
+
+    async def _worker(self, produce: Any) -> None:
+        await anyio.to_thread.run_sync(produce, abandon_on_cancel=True)
+
+    def _chunk_bytes(
+        self, delta: dict[str, Any], finish: str | None = None, usage: Any = None
+    ) -> bytes:
+        ex = self.exchange
+        data: dict[str, Any] = {
+            "id": f"chatcmpl-{ex.call.id if ex.call else ''}",
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": ex.target.model,
+            "choices": [] if usage is not None else [
+                {"index": 0, "delta": delta, "finish_reason": finish}
+            ],
+        }  # fmt: skip
+        if self.include_usage:
+            data["usage"] = usage
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    async def _chunk(self, send: Send, delta: dict[str, Any], finish: str | None = None) -> None:
+        if not self._started:
+            self._started = True
+            self.exchange.response_started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            first = {"role": "assistant", "content": ""}
+            await send(
+                {"type": "http.response.body", "body": self._chunk_bytes(first), "more_body": True}
+            )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self._chunk_bytes(delta, finish),
+                "more_body": True,
+            }
+        )
+
+    async def _end(self, send: Send) -> None:
+        ex, tally = self.exchange, self.tally
+        error = tally.failure
+        if error is not None and not self._started:
+            status = 502
+            headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+            if isinstance(error, ProviderError) and error.status_code:
+                status = error.status_code if error.status_code < 500 else 502
+                if error.retry_after:
+                    headers.append((b"retry-after", str(int(error.retry_after + 0.999)).encode()))
+            body = protocols.error_body(protocols.OPENAI, status, str(error))
+            ex.response_started = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        if error is not None:
+            event = protocols.stream_error_event(protocols.OPENAI, str(error))
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        if ex.stream:
+            await self._chunk(send, {}, _finish(tally.finished))
+            tail = b""
+            if self.include_usage:
+                tail += self._chunk_bytes({}, usage=_usage(tally))
+            tail += b"data: [DONE]\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            return
+        completion = {
+            "id": f"chatcmpl-{ex.call.id if ex.call else ''}",
+            "object": "chat.completion",
+            "created": self.created,
+            "model": ex.target.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(tally.parts)},
+                    "finish_reason": _finish(tally.finished),
+                }
+            ],
+            "usage": _usage(tally),
+        }
+        body = json.dumps(completion, ensure_ascii=False).encode()
+        ex.response_started = True
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
