@@ -229,3 +229,23 @@ def test_health_head_and_models(home, server):
     assert wrong.status_code == 405
     assert wrong.json()["error"]["message"] == "GET is not allowed on /v1/chat/completions."
     assert server.requests == []
+
+
+def test_absurd_usage_relayed_through_the_gateway_is_not_trusted(home, server):
+    """A provider's impossible usage (10**30 tokens, a negative cost) is checked on the
+    gateway's path as on run's: the row is estimated and priced from the table."""
+    gateway_config(home, server.url)
+    usage = {"prompt_tokens": 10**30, "completion_tokens": 3, "total_tokens": 10**30, "cost": -5}
+    reply = openai_completion("Hello there", usage, model="gpt-4o-mini-2024-07-18")
+    server.queue(json_reply(reply, headers={"x-request-id": "req\x1b]0;x\x07id"}))
+    with running_gateway() as gw:
+        client = openai.OpenAI(base_url=gw.openai_base, api_key="anything", max_retries=0)
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+        )
+        assert answer.choices[0].message.content == "Hello there"
+        row = finished_rows(home)[0]
+    assert row["status"] == "ok"
+    assert row["usage_source"] == "estimated"
+    assert 0 < row["input_tokens"] < 1000 and row["cost_pico"] >= 0
+    assert "\x1b" not in (row["request_id"] or "")
