@@ -275,6 +275,10 @@ def _unicode(name: str, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise FormatError(f'has "{name}" with a lone surrogate, not valid Unicode text') from None
+    # SQLite's text functions (json_extract on tags, grouping in reports) stop at a NUL, so
+    # a label holding one would be shown and grouped as something else. Texts keep theirs.
+    if "\x00" in text and name not in TEXT_COLUMNS:
+        raise FormatError(f'has "{name}" with a NUL character, which no label can hold')
 
 
 def _ts_ok(ts: str) -> bool:
