@@ -925,3 +925,31 @@ def test_protocol_parsers_raise_only_provider_errors_whatever_json_comes(provide
             list(provider._guarded(events(), None))
         except ProviderError:
             pass
+
+
+@pytest.mark.parametrize("type_", ["anthropic", "gemini"])
+def test_a_count_request_with_trickled_headers_ends_at_call_timeout(type_):
+    # The count endpoints (`compare --exact`) are under the call's overall deadline too.
+    from dataclasses import replace
+
+    from tokencli.providers.base import ChatRequest, Message
+    from tokencli.providers.registry import PRESETS, provider_type
+
+    preset = next(p for p in PRESETS.values() if p.type == type_)
+    slow = TrickledHeaders()
+    config = replace(preset, name="fake", base_url=slow.url, call_timeout=0.5, read_timeout=5)
+    provider = provider_type(type_).load()(config, "k")
+    request = ChatRequest("m", (Message("user", "How many tokens?"),))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.count_tokens(request)
+    finally:
+        provider.close()
+        slow.close()
+    assert time.monotonic() - started < 3  # not 100 header bytes x 0.1 s
+    assert caught.value.kind == "timeout" and caught.value.exit_code == 5
+    assert caught.value.message == "fake did not finish within call_timeout (0.5 s)."
+    assert caught.value.hint == (
+        "Raise call_timeout for this provider (or in [defaults]) if it is only slow."
+    )
