@@ -323,8 +323,38 @@ def test_an_early_closed_pipe_is_quiet_for_read_commands(home):
     for i in range(40):
         _shell(home, f"TOKENCLI run -m mock:echo call{i} >/dev/null")
     proc = _shell(home, "TOKENCLI logs -n 40 | head -c 1; exit ${PIPESTATUS[0]}")
-    assert proc.returncode in (0, 130), proc.stderr
+    # 0 when all of it fit in the pipe before head left; else as SIGPIPE would.
+    assert proc.returncode in (0, 141), proc.stderr
     assert proc.stderr == ""
+
+
+# More than a pipe holds (64 KiB): the writer always meets the reader gone.
+LONG_ANSWER = "run -m mock:lorem --max-tokens 30000 hi"
+
+
+@pytest.mark.parametrize("command", [LONG_ANSWER, "logs show LAST"])
+def test_a_reader_that_goes_away_ends_quietly_with_141_as_sigpipe_would(home, command):
+    # `set -o pipefail` scripts see what git, ls or cat give them: 141, not 130 (Ctrl-C).
+    assert _shell(home, f"TOKENCLI {LONG_ANSWER} >/dev/null").returncode == 0
+    (row,) = ledger_rows(home)
+    line = f"TOKENCLI {command.replace('LAST', row['id'])} | head -c 1"
+    assert len(_shell(home, line).stdout) == 1
+    proc = _shell(home, f"set -o pipefail; {line} >/dev/null")
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Interrupted" not in proc.stderr
+
+
+def test_a_call_whose_reader_went_away_is_recorded_as_interrupted(home):
+    proc = _shell(home, f"TOKENCLI {LONG_ANSWER} | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}")
+    assert proc.returncode == 141
+    (row,) = ledger_rows(home)
+    assert (row["status"], row["error_kind"]) == ("interrupted", "stdout_closed")
+    assert row["output_tokens"] > 0
+
+
+def test_version_to_a_reader_gone_is_141(home):
+    proc = _shell(home, "TOKENCLI --version | true; exit ${PIPESTATUS[0]}")
+    assert proc.returncode in (0, 141)  # 0 when the line was written before `true` left
 
 
 # ------------------------------------------------------------------ SIGHUP
