@@ -953,3 +953,26 @@ def test_a_count_request_with_trickled_headers_ends_at_call_timeout(type_):
     assert caught.value.hint == (
         "Raise call_timeout for this provider (or in [defaults]) if it is only slow."
     )
+
+
+@pytest.mark.parametrize("type_", ["anthropic", "gemini"])
+@pytest.mark.parametrize("count", [-5, "abc", 2.5, True, 10**30, None])
+def test_a_count_endpoint_answer_that_is_no_count_is_a_bad_response(server, type_, count):
+    from dataclasses import replace
+
+    from tokencli.providers.base import ChatRequest, Message
+    from tokencli.providers.registry import PRESETS, provider_type
+
+    preset = next(p for p in PRESETS.values() if p.type == type_)
+    key = "input_tokens" if type_ == "anthropic" else "totalTokens"
+    server.queue(json_reply({key: count}), json_reply({key: 12.0}))
+    provider = provider_type(type_).load()(replace(preset, name="fake", base_url=server.url), "k")
+    request = ChatRequest("m", (Message("user", "How many tokens?"),))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.count_tokens(request)
+        assert caught.value.kind == "bad_response"
+        assert caught.value.message == f"fake sent a count without {key}."
+        assert provider.count_tokens(request).tokens == 12  # a whole float is a count
+    finally:
+        provider.close()
