@@ -18,6 +18,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -251,16 +252,30 @@ def test_an_impossible_token_count_is_refused_and_estimated(cli, home, server, w
 
 
 @wires
-@pytest.mark.parametrize("count", [-5, "abc", 2.5, None, [], {"n": 1}, True])
-def test_junk_token_counts_are_never_negative_or_a_crash(cli, home, server, wire, count):
+@pytest.mark.parametrize("count", [-5, "abc", 2.5, [], {"n": 1}, True, "12"])
+def test_a_token_count_that_is_no_count_is_refused_and_estimated(cli, home, server, wire, count):
     model = use(home, server, wire)
-    server.queue(json_reply(wire.whole("hello", {"in": count, "out": count})))
+    server.queue(json_reply(wire.whole("hello", {"in": 7, "out": count})))
     r = cli("run", "-m", model, "--no-stream", "q")
     assert r.exit_code == 0, r.stderr
     assert r.stdout == "hello\n"
+    # Never made 0 in silence: one note, and the usage marked as estimated.
+    assert r.stderr.count("fake reported an impossible token count (output_tokens below 0") == 1
     row = only_row(home)
-    assert row["status"] == "ok"
-    assert row["input_tokens"] >= 0 and row["output_tokens"] >= 0
+    assert row["status"] == "ok" and row["usage_source"] == "estimated"
+    assert 0 < row["input_tokens"] < 100 and 0 < row["output_tokens"] < 100
+
+
+@wires
+def test_a_null_token_count_is_absent_not_impossible(cli, home, server, wire):
+    model = use(home, server, wire)
+    server.queue(json_reply(wire.whole("hello", {"in": 7, "out": None})))
+    r = cli("run", "-m", model, "--no-stream", "q")
+    assert r.exit_code == 0, r.stderr
+    assert "impossible" not in r.stderr
+    row = only_row(home)
+    assert row["status"] == "ok" and row["usage_source"] == "reported"
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 0)
 
 
 @pytest.mark.parametrize(
@@ -347,6 +362,17 @@ USAGE_KEYS = [
     "cost_details",
 ]
 HOSTILE_USAGE = st.dictionaries(st.sampled_from(USAGE_KEYS), JSON_VALUE, max_size=8)
+# The keys each parser reads whatever else is there.
+ALWAYS_READ = {
+    "openai": ("prompt_tokens", "completion_tokens"),
+    "anthropic": USAGE_KEYS[
+        USAGE_KEYS.index("input_tokens") : USAGE_KEYS.index("promptTokenCount")
+    ],
+    "gemini": USAGE_KEYS[
+        USAGE_KEYS.index("promptTokenCount") : USAGE_KEYS.index("prompt_eval_count")
+    ],
+    "ollama": ("prompt_eval_count", "eval_count"),
+}
 PARSERS = {
     "openai": openai.parse_usage,
     "anthropic": lambda u: anthropic.parse_usage(u, anthropic.parse_usage(u)),
@@ -367,6 +393,22 @@ def test_usage_parsers_with_checking_never_store_a_count_that_cannot_be(name, us
         assert note and "impossible token count" in note
     else:
         assert all(0 <= n <= MAX_COUNT for n in astuple(checked) if isinstance(n, int))
+    # A value no count can be (negative, fractional, a string, true) where a count is
+    # always read is never made 0 in silence: the whole usage is refused.
+    sent = [usage[k] for k in ALWAYS_READ[name] if usage.get(k) is not None]
+    if any(_no_count(v) for v in sent):
+        assert checked is None
+
+
+def _no_count(value: Any) -> bool:
+    """Negative, fractional, not finite, or not a number at all."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return True
+    if isinstance(value, int):
+        return value < 0
+    if isinstance(value, float):
+        return not value.is_integer() or value < 0
+    return not value.is_finite() or value != value.to_integral_value() or value < 0
 
 
 @settings(deadline=None)
@@ -883,3 +925,54 @@ def test_protocol_parsers_raise_only_provider_errors_whatever_json_comes(provide
             list(provider._guarded(events(), None))
         except ProviderError:
             pass
+
+
+@pytest.mark.parametrize("type_", ["anthropic", "gemini"])
+def test_a_count_request_with_trickled_headers_ends_at_call_timeout(type_):
+    # The count endpoints (`compare --exact`) are under the call's overall deadline too.
+    from dataclasses import replace
+
+    from tokencli.providers.base import ChatRequest, Message
+    from tokencli.providers.registry import PRESETS, provider_type
+
+    preset = next(p for p in PRESETS.values() if p.type == type_)
+    slow = TrickledHeaders()
+    config = replace(preset, name="fake", base_url=slow.url, call_timeout=0.5, read_timeout=5)
+    provider = provider_type(type_).load()(config, "k")
+    request = ChatRequest("m", (Message("user", "How many tokens?"),))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.count_tokens(request)
+    finally:
+        provider.close()
+        slow.close()
+    assert time.monotonic() - started < 3  # not 100 header bytes x 0.1 s
+    assert caught.value.kind == "timeout" and caught.value.exit_code == 5
+    assert caught.value.message == "fake did not finish within call_timeout (0.5 s)."
+    assert caught.value.hint == (
+        "Raise call_timeout for this provider (or in [defaults]) if it is only slow."
+    )
+
+
+@pytest.mark.parametrize("type_", ["anthropic", "gemini"])
+@pytest.mark.parametrize("count", [-5, "abc", 2.5, True, 10**30, None])
+def test_a_count_endpoint_answer_that_is_no_count_is_a_bad_response(server, type_, count):
+    from dataclasses import replace
+
+    from tokencli.providers.base import ChatRequest, Message
+    from tokencli.providers.registry import PRESETS, provider_type
+
+    preset = next(p for p in PRESETS.values() if p.type == type_)
+    key = "input_tokens" if type_ == "anthropic" else "totalTokens"
+    server.queue(json_reply({key: count}), json_reply({key: 12.0}))
+    provider = provider_type(type_).load()(replace(preset, name="fake", base_url=server.url), "k")
+    request = ChatRequest("m", (Message("user", "How many tokens?"),))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.count_tokens(request)
+        assert caught.value.kind == "bad_response"
+        assert caught.value.message == f"fake sent a count without {key}."
+        assert provider.count_tokens(request).tokens == 12  # a whole float is a count
+    finally:
+        provider.close()

@@ -23,6 +23,9 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5
     CONFIG = 6
     INTERRUPTED = 130
+    # stdout's reader went away (`| head`): 128 + SIGPIPE, what a Unix tool killed by
+    # SIGPIPE exits with, so `set -o pipefail` scripts see what they see from git or ls.
+    BROKEN_PIPE = 141
 
 
 class TokencliError(Exception):
@@ -103,7 +106,8 @@ class ProviderUnavailable(ProviderError):
 
 
 class Interrupted(TokencliError):
-    """Ctrl-C, SIGTERM, SIGHUP or a closed stdout stopped the work (exit 130)."""
+    """Ctrl-C, SIGTERM, SIGHUP or a closed stdout stopped the work (exit 130; 141
+    when stdout's reader went away)."""
 
     exit_code = ExitCode.INTERRUPTED
 
@@ -111,6 +115,11 @@ class Interrupted(TokencliError):
         super().__init__(message, hint)
         # True when nobody is listening (stdout closed): exit without a message.
         self.quiet = quiet
+
+
+class ReaderGone(BrokenPipeError):
+    """stdout's reader went away (EPIPE: `| head -c1`): exit 141, quietly. A closed
+    stdout (`>&-`) is a plain BrokenPipeError: nobody was ever listening (exit 130)."""
 
 
 class CallFailed(TokencliError):

@@ -33,9 +33,11 @@ from decimal import Decimal
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
     CallFailed,
+    ExitCode,
     Interrupted,
     ProviderError,
     ProviderRefused,
+    ReaderGone,
     TokencliError,
     UsageError,
 )
@@ -586,8 +588,12 @@ class Engine:
                 call.error_kind, call.error_message = "interrupted", "Interrupted by Ctrl-C."
             if isinstance(failure, Interrupted):
                 return failure
-            # A reader that went away (`| head`) needs no message: like SIGPIPE, stay quiet.
-            return Interrupted(call.error_message, quiet=isinstance(failure, BrokenPipeError))
+            # A reader that went away (`| head`) needs no message: like SIGPIPE, stay quiet
+            # (and exit as SIGPIPE would, 141; a closed stdout, `>&-`, stays 130).
+            stopped = Interrupted(call.error_message, quiet=isinstance(failure, BrokenPipeError))
+            if isinstance(failure, ReaderGone):
+                stopped.exit_code = ExitCode.BROKEN_PIPE
+            return stopped
         call.status = "error"
         call.error_kind = _error_kind(failure)
         call.error_message = redact(str(failure))[:2000]

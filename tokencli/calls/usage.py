@@ -54,18 +54,23 @@ class Usage:
 
 
 def as_count(value: object) -> int:
-    """A token count from a provider's JSON; absent, null or junk → 0."""
-    if isinstance(value, bool):
+    """A token count from a provider's JSON: absent or null → 0; a value no count
+    can be (negative, fractional, not a number: `-5`, `2.5`, `"abc"`, `true`) →
+    `NOT_A_COUNT`, which `check_usage` refuses like a count above a billion."""
+    if value is None:
         return 0
-    if isinstance(value, int):
-        return max(value, 0)
+    if isinstance(value, bool):
+        return NOT_A_COUNT
     if isinstance(value, float) and value.is_integer():
-        return max(int(value), 0)
+        value = Decimal(value)
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         # JSON numbers with a fraction or exponent decode as Decimal; `1e999999`
         # is not turned into a million-digit int: above MAX_COUNT is refused anyway.
-        return max(int(value), 0) if value <= MAX_COUNT else MAX_COUNT + 1
-    return 0
+        value = int(value) if value <= MAX_COUNT else MAX_COUNT + 1
+    if not isinstance(value, int) or value < 0:
+        return NOT_A_COUNT
+    # Capped, so that no sum of counts (an int of 10**30) cancels a NOT_A_COUNT.
+    return min(value, MAX_COUNT + 1)
 
 
 def as_mapping(value: object) -> Mapping[str, Any]:
@@ -75,6 +80,10 @@ def as_mapping(value: object) -> Mapping[str, Any]:
 
 # No call reads or writes a billion tokens: a larger count is not a count.
 MAX_COUNT = 10**9
+# What `as_count` makes of a value that is no count. So far below 0 that a parser's
+# sums (input + cache reads, candidates + thoughts) stay below 0 (or above MAX_COUNT):
+# an impossible part always makes an impossible whole.
+NOT_A_COUNT = -(10**18)
 # No call costs a million (in any currency): a larger reported cost is not a cost.
 MAX_COST = Decimal(1_000_000)
 # Request ids and model names longer than this are cut when stored.
@@ -87,7 +96,7 @@ def check_usage(usage: Usage) -> tuple[Usage | None, str | None]:
         if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
             return None, (
                 f"reported an impossible token count ({name} "
-                f"{'below 0' if value < 0 else 'above a billion'}); "
+                f"{'below 0 or not a whole number' if value < 0 else 'above a billion'}); "
                 "its usage is estimated instead."
             )
     return usage, None

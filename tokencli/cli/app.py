@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import CallFailed, ExitCode, Interrupted, OutputError, TokencliError
+from ..errors import CallFailed, ExitCode, Interrupted, OutputError, ReaderGone, TokencliError
 from .context import AppContext, Streams
 
 HELP = """One interface for every AI model; every call's tokens and money in a local ledger.
@@ -264,10 +264,11 @@ def _invoke(args: list[str], context: AppContext) -> int:
         return int(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # click's usage errors
         return _usage_error(streams, exc)
-    except BrokenPipeError:
-        # The reader went away (`| head`): nothing more to say to it.
+    except BrokenPipeError as exc:
+        # The reader went away (`| head`; 141, as SIGPIPE would) or stdout was closed
+        # (`>&-`; 130): nothing more to say to it.
         _silence_stdout()
-        return int(ExitCode.INTERRUPTED)
+        return int(ExitCode.BROKEN_PIPE if isinstance(exc, ReaderGone) else ExitCode.INTERRUPTED)
     except Exception as exc:
         failure = _ledger_failure(exc, context)
         if failure is not None:

@@ -84,9 +84,13 @@ class GuardedStdout:
         try:
             yield
         except BrokenPipeError:
+            if self._stream is None:  # closed from the start (`>&-`): quiet, exit 130
+                raise
             # Without its errno: click would turn EPIPE into exit 1 before the CLI's
-            # boundary sees it (a reader that went away: quiet, exit 130).
-            raise BrokenPipeError("stdout was closed by its reader") from None
+            # boundary sees it (a reader that went away: quiet, exit 141).
+            from ..errors import ReaderGone
+
+            raise ReaderGone("stdout was closed by its reader") from None
         except OSError as exc:
             from ..errors import OutputError
 

@@ -13,8 +13,8 @@ def main() -> None:
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the exit's flush must not fail again
-            if isinstance(exc, BrokenPipeError):
-                sys.exit(130)
+            if isinstance(exc, BrokenPipeError):  # the reader went away: as SIGPIPE would
+                sys.exit(141)
             print(
                 f"tokencli: Cannot write to stdout: {exc.strerror}."
                 " Free some space, or send the output elsewhere.",

@@ -1,7 +1,8 @@
 """The recovery journal: a finished call the ledger could not record, kept durable.
 
 When the write that finishes a call fails because the ledger cannot be written
-(a full disk, a file turned read-only, an I/O error), the call's whole outcome
+(a full disk, a file turned read-only, an I/O error, another process
+holding its write lock past the busy timeout), the call's whole outcome
 (its `calls` row and texts) is appended as one JSON line to
 `<ledger>-recovery.jsonl` beside the ledger, and fsync'd: a call that was paid
 for is not lost. The next command that opens the ledger (`Ledger.open`) writes

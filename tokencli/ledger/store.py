@@ -827,6 +827,11 @@ class LedgerUnwritable(ConfigError):
     a disk I/O error (exit 6)."""
 
 
+class LedgerBusy(LedgerUnwritable):
+    """Another process held the ledger's write lock for longer than the busy timeout
+    (exit 6, like every ledger that cannot be written now)."""
+
+
 class LedgerDamaged(ConfigError):
     """The ledger file is not a (whole) SQLite database (exit 6)."""
 
@@ -853,6 +858,7 @@ _UNWRITABLE = {
     ),
 }
 _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_BUSY = "SQLITE_BUSY"
 # The same, by SQLite's message, for errors that carry no code.
 _BY_MESSAGE = {
     "database or disk is full": "SQLITE_FULL",
@@ -861,20 +867,27 @@ _BY_MESSAGE = {
     "disk i/o error": "SQLITE_IOERR",
     "malformed": "SQLITE_CORRUPT",
     "file is not a database": "SQLITE_NOTADB",
+    "database is locked": _BUSY,
 }
 
 
 def ledger_failure(path: Path, exc: sqlite3.Error) -> ConfigError | None:
     """What SQLite's `exc` means for the ledger at `path`, as one sentence that says
-    what to do (exit 6); None for errors that are not about the file (say, locked)."""
+    what to do (exit 6); None for errors that are not about the file (a constraint)."""
     name = getattr(exc, "sqlite_errorname", None) or ""
-    base = next((k for k in (*_UNWRITABLE, *_DAMAGED) if name.startswith(k)), None)
+    base = next((k for k in (*_UNWRITABLE, *_DAMAGED, _BUSY) if name.startswith(k)), None)
     if base is None:
         text = str(exc).lower()
         base = next((code for words, code in _BY_MESSAGE.items() if words in text), None)
     if base in _UNWRITABLE:
         what, hint = _UNWRITABLE[base]
         return LedgerUnwritable(f"The ledger {path} cannot be written: {what}.", hint)
+    if base == _BUSY:
+        # Its write lock held past BUSY_TIMEOUT_S: a long import or prune, a stuck process.
+        return LedgerBusy(
+            f"The ledger {path} is busy: another tokencli process holds it.",
+            f"Try again; 'fuser {path}' or 'lsof {path}' shows which process.",
+        )
     if base in _DAMAGED:
         return LedgerDamaged(
             f"The ledger {path} is damaged ({exc}).",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..calls.usage import Usage, as_count, as_mapping
+from ..calls.usage import MAX_COUNT, Usage, as_count, as_mapping
 from . import http
 from .base import (
     CONTENT_FILTER,
@@ -97,9 +97,10 @@ class AnthropicProvider(HTTPProvider):
         }
         data = self.post_json(f"{self.base}/v1/messages/count_tokens", count_body)
         tokens = data.get("input_tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, int) or isinstance(tokens, bool):
+        count = as_count(tokens)  # a count no count can be (-5, "abc", 1e30) is none
+        if tokens is None or not 0 <= count <= MAX_COUNT:
             raise http.bad_response_error(self.config.name, "a count without input_tokens")
-        return TokenTally(tokens, "Anthropic's count_tokens endpoint")
+        return TokenTally(count, "Anthropic's count_tokens endpoint")
 
     def headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..calls.usage import Usage, as_count
+from ..calls.usage import MAX_COUNT, Usage, as_count
 from . import http
 from .base import (
     CONTENT_FILTER,
@@ -83,9 +83,10 @@ class GeminiProvider(HTTPProvider):
         url = f"{self.base}/models/{quote(model, safe='-._')}:countTokens"
         data = self.post_json(url, {"generateContentRequest": {"model": f"models/{model}", **body}})
         tokens = data.get("totalTokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, int) or isinstance(tokens, bool):
+        count = as_count(tokens)  # a count no count can be (-5, "abc", 1e30) is none
+        if tokens is None or not 0 <= count <= MAX_COUNT:
             raise http.bad_response_error(self.config.name, "a count without totalTokens")
-        return TokenTally(tokens, "Gemini's countTokens endpoint")
+        return TokenTally(count, "Gemini's countTokens endpoint")
 
     def headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}

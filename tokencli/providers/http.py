@@ -230,11 +230,12 @@ class Bounds:
         if self.expired():
             raise self.timeout_error(request_id)
 
-    def timeout_error(self, request_id: str | None) -> ProviderUnavailable:
+    def timeout_error(self, request_id: str | None, *, answer: bool = True) -> ProviderUnavailable:
+        """`answer`: a call's (what arrived is kept), not a side request's (a count)."""
+        kept = "What arrived was printed and recorded; r" if answer else "R"
         return ProviderUnavailable(
             f"{self.provider} did not finish within call_timeout ({self.timeout:g} s).",
-            "What arrived was printed and recorded; raise call_timeout for this "
-            "provider (or in [defaults]) if it is only slow.",
+            f"{kept}aise call_timeout for this provider (or in [defaults]) if it is only slow.",
             kind="timeout",
             request_id=request_id,
         )

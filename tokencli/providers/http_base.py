@@ -209,14 +209,21 @@ class HTTPProvider:
     def post_json(self, url: str, body: dict[str, Any]) -> Any:
         """POST `body` and return the decoded answer (a side request: count endpoints)."""
         name = self.config.name
-        with (
-            transport_errors(name, url) as state,
-            self.client.stream("POST", url, json=body, headers=self.headers()) as response,
-        ):
-            request_id = self.request_id(response)
-            state["request_id"] = request_id
-            raise_for_status(name, response, request_id)
-            return read_json(name, response, request_id, Bounds(self.config, None))
+        bounds = Bounds(self.config, None)
+        try:
+            with (
+                call_deadline(bounds),  # the whole request, as for a call: not each read alone
+                transport_errors(name, url) as state,
+                self.client.stream("POST", url, json=body, headers=self.headers()) as response,
+            ):
+                request_id = self.request_id(response)
+                state["request_id"] = request_id
+                raise_for_status(name, response, request_id)
+                return read_json(name, response, request_id, bounds)
+        except ProviderError as exc:
+            if exc.kind in ("timeout", "stream_cut", "network") and bounds.expired():
+                raise bounds.timeout_error(exc.request_id, answer=False) from None
+            raise
 
     def _guarded(self, events: Iterator[Event], request_id: str | None) -> Iterator[Event]:
         """A protocol's events; an answer of a shape its parser cannot read (a list where

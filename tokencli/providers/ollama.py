@@ -16,6 +16,7 @@ was cut.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -61,7 +62,17 @@ def parse_usage(data: Mapping[str, Any]) -> Usage:
 
 def durations(data: Mapping[str, Any]) -> dict[str, int]:
     """Ollama's timings, nanoseconds as sent, named with their unit."""
-    return {f"{k}_ns": as_count(data[k]) for k in _DURATIONS if k in data}
+    return {f"{k}_ns": _nanoseconds(data[k]) for k in _DURATIONS if k in data}
+
+
+def _nanoseconds(value: object) -> int:
+    """A duration as sent; one that is no number of nanoseconds from 0 to ~11 days is 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return 0
+    try:
+        return int(value) if 0 <= value <= 10**15 else 0  # NaN compares false (or raises)
+    except ArithmeticError:
+        return 0
 
 
 class OllamaProvider(HTTPProvider):
