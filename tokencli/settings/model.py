@@ -144,6 +144,8 @@ class GatewayClient(Record):
     models: tuple[str, ...] = ()  # the models it may use (empty: any)
     rpm: int | None = None
     tpm: int | None = None
+    # budgets that count and cap only this client's calls (their scope gains tag client=NAME)
+    budgets: tuple[str, ...] = ()
     source: str = ""
 
 
