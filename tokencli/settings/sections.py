@@ -524,6 +524,9 @@ def _check_webhook_url(reader: Reader, where: str, url: str, allow_http: bool) -
 GATEWAY_FIELDS: dict[str, FieldSpec] = {
     "models": FieldSpec("str_table", "bare model names → PROVIDER:MODEL or an alias"),
     "max_body_mb": FieldSpec("number", "refuse request bodies larger than this (413; default 32)"),
+    "read_timeout": FieldSpec(
+        "number", "seconds a request's headers, then its body, may take to arrive (408; default 30)"
+    ),
 }
 CLIENT_FIELDS: dict[str, FieldSpec] = {
     "key_env": FieldSpec("str", "environment variable holding the client's key"),
@@ -585,8 +588,14 @@ def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
     max_body = values.get("max_body_mb", GatewaySettings.max_body_mb)
     if max_body <= 0:
         raise check.fail(("gateway", "max_body_mb"), "must be greater than 0")
+    read_timeout = values.get("read_timeout", GatewaySettings.read_timeout)
+    if read_timeout <= 0:
+        raise check.fail(("gateway", "read_timeout"), "must be greater than 0")
     return GatewaySettings(
-        models=dict(values.get("models", {})), clients=clients, max_body_mb=max_body
+        models=dict(values.get("models", {})),
+        clients=clients,
+        max_body_mb=max_body,
+        read_timeout=read_timeout,
     )
 
 
