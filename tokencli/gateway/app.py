@@ -288,8 +288,10 @@ class Gateway:
         except TokencliError as exc:
             raise Refusal(
                 404,
-                f"Unknown model {model!r}: {exc.message} See GET /v1/models, or "
-                "'tokencli models' for the models tokencli knows.",
+                f"Unknown model {model!r}: {exc.message} Known providers: "
+                f"{', '.join(sorted(self.settings.providers))}. See GET /v1/models for the "
+                "names this gateway maps, or 'tokencli models' for the models tokencli "
+                "knows; send PROVIDER:MODEL or a name mapped in [gateway.models].",
                 _NO_RETRY,
                 "model_not_found",
             ) from None

@@ -547,12 +547,22 @@ def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
     clients_raw = check.table(("gateway", "clients"), table.pop("clients", {}))
     values, found = check.fields(("gateway",), table, GATEWAY_FIELDS)
     reader.sources.update({f"gateway.{k}": v for k, v in found.items()})
+    providers: dict[str, ProviderConfig] = reader.section("providers")
     for name, target in values.get("models", {}).items():
-        if ":" not in target and target not in reader.section("aliases"):
+        if target in reader.section("aliases"):
+            continue
+        provider, sep, model = target.partition(":")
+        if not sep or not model:
             raise check.fail(
                 ("gateway", "models", name),
                 f"must name PROVIDER:MODEL or an alias, not {target!r}",
                 f'e.g. {name} = "deepseek:deepseek-chat".',
+            )
+        if provider not in providers:
+            raise check.fail(
+                ("gateway", "models", name),
+                f"names an unknown provider {provider!r}",
+                f"Known providers: {', '.join(sorted(providers))}.",
             )
     clients: dict[str, GatewayClient] = {}
     for name, entry in clients_raw.items():
