@@ -107,6 +107,34 @@ def test_over_its_rate_limit_a_client_gets_429_with_retry_after(home, server):
     assert [r["status"] for r in ledger_rows(home)] == ["ok", "ok"]
 
 
+def test_over_its_tokens_per_minute_a_client_gets_429_with_retry_after(home, server):
+    # tpm = 100: the first call books its estimate (prompt + max_tokens) and then settles
+    # at what it used (95 tokens); the next one's estimate no longer fits the minute.
+    gateway_config(home, server.url, '[gateway.clients.bot]\nkey_env = "BOT_KEY"\ntpm = 100\n')
+    server.queue(json_reply(openai_completion("ok", openai_usage(50, 45))))
+    with running_gateway(KEYS) as gw:
+        oa = openai.OpenAI(base_url=gw.openai_base, api_key="tk-bot-secret", max_retries=0)
+        assert chat(oa, max_tokens=60).choices[0].message.content == "ok"
+        wait_for(lambda: [r["status"] for r in ledger_rows(home)] == ["ok"])
+        with pytest.raises(openai.RateLimitError) as info:
+            chat(oa, max_tokens=60)
+        an = anthropic.Anthropic(base_url=gw.url, api_key="tk-bot-secret", max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as ainfo:
+            an.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=60,
+                messages=[{"role": "user", "content": "x"}],
+            )
+    retry_after = int(info.value.response.headers["retry-after"])
+    assert 30 <= retry_after <= 60  # 95 tokens of the minute's 100 are spent
+    assert info.value.code == "rate_limit_exceeded"
+    assert "over its rate limit (100 tokens/min)" in info.value.message
+    assert ainfo.value.body["error"]["type"] == "rate_limit_error"
+    assert 30 <= int(ainfo.value.response.headers["retry-after"]) <= 60
+    assert len(server.requests) == 1
+    assert [r["status"] for r in ledger_rows(home)] == ["ok"]  # a 429 writes no row
+
+
 def test_a_blocking_budget_refuses_without_inviting_a_retry(home, server):
     gateway_config(
         home,
