@@ -17,9 +17,13 @@ from tests.gateway_harness import gateway_config, running_gateway
 SLOW = "[gateway]\nread_timeout = 1\n"
 
 
-def trickle(url: str, head: bytes, then: bytes, every: float = 0.1) -> tuple[bytes, float]:
-    """Send `head`, then `then` a byte every `every` seconds until the gateway answers or
-    closes; what it sent back, and after how many seconds."""
+def trickle(
+    url: str, head: bytes, then: bytes, every: float = 0.1, until: float = 0.7
+) -> tuple[bytes, float]:
+    """Send `head`, then `then` a byte every `every` seconds for `until` seconds (never all
+    of it), then wait for the gateway's answer; what it sent back, and after how long.
+    (Trickling on past the deadline would race the gateway's close: a byte sent after it
+    makes the kernel reset the connection and drop the answer not yet read.)"""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     started = time.monotonic()
@@ -27,14 +31,13 @@ def trickle(url: str, head: bytes, then: bytes, every: float = 0.1) -> tuple[byt
         if head:
             sock.sendall(head)
         for byte in then:
-            if select.select([sock], [], [], every)[0]:
+            if select.select([sock], [], [], every)[0] or time.monotonic() - started > until:
                 break
             try:
                 sock.sendall(bytes([byte]))
             except OSError:
                 break
-        else:
-            select.select([sock], [], [], 10)
+        select.select([sock], [], [], 10)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
