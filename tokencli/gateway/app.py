@@ -576,7 +576,7 @@ class Gateway:
         name = target.provider.name
         try:
             with transport_errors(name, str(upstream.url)):
-                answer = await self.upstreams.client(target.provider).send(upstream)
+                answer = await self.upstreams.client(target.provider, request.client).send(upstream)
         except ProviderError as exc:
             raise Refusal(504 if exc.kind == "timeout" else 502, str(exc)) from None
         headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
