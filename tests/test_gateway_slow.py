@@ -118,3 +118,12 @@ def test_a_keep_alive_connection_idle_between_requests_is_not_cut_by_it(home, se
                 answers.append(answer)
                 time.sleep(1.5)
     assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 2
+
+
+def test_read_timeout_must_be_positive(home):
+    from tests.conftest import run_cli, write_config
+
+    write_config(home, "[gateway]\nread_timeout = 0\n")
+    result = run_cli("config", "validate")
+    assert result.exit_code == 6
+    assert "gateway.read_timeout must be greater than 0." in result.stderr
