@@ -92,6 +92,7 @@ def test_headers_sent_a_byte_at_a_time_or_never_get_408_and_a_closed_connection(
         health = httpx.get(gw.url + "/health")
     for answer, seconds in (slow_headers, silent):
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert b"\r\nx-should-retry: false\r\nconnection: close\r\n" in answer
         assert body_of(answer)["error"]["code"] == "request_timeout"
         assert 0.9 < seconds < 5
     assert health.json() == {"status": "ok"}

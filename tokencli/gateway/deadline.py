@@ -31,7 +31,10 @@ _BODY = json.dumps(
 ).encode()
 TIMED_OUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-    b"connection: close\r\ncontent-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+    b"x-should-retry: false\r\nconnection: close\r\ncontent-length: "
+    + str(len(_BODY)).encode()
+    + b"\r\n\r\n"
+    + _BODY
 )
 
 
