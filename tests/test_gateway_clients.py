@@ -107,6 +107,34 @@ def test_over_its_rate_limit_a_client_gets_429_with_retry_after(home, server):
     assert [r["status"] for r in ledger_rows(home)] == ["ok", "ok"]
 
 
+def test_over_its_tokens_per_minute_a_client_gets_429_with_retry_after(home, server):
+    # tpm = 100: the first call books its estimate (prompt + max_tokens) and then settles
+    # at what it used (95 tokens); the next one's estimate no longer fits the minute.
+    gateway_config(home, server.url, '[gateway.clients.bot]\nkey_env = "BOT_KEY"\ntpm = 100\n')
+    server.queue(json_reply(openai_completion("ok", openai_usage(50, 45))))
+    with running_gateway(KEYS) as gw:
+        oa = openai.OpenAI(base_url=gw.openai_base, api_key="tk-bot-secret", max_retries=0)
+        assert chat(oa, max_tokens=60).choices[0].message.content == "ok"
+        wait_for(lambda: [r["status"] for r in ledger_rows(home)] == ["ok"])
+        with pytest.raises(openai.RateLimitError) as info:
+            chat(oa, max_tokens=60)
+        an = anthropic.Anthropic(base_url=gw.url, api_key="tk-bot-secret", max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as ainfo:
+            an.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=60,
+                messages=[{"role": "user", "content": "x"}],
+            )
+    retry_after = int(info.value.response.headers["retry-after"])
+    assert 30 <= retry_after <= 60  # 95 tokens of the minute's 100 are spent
+    assert info.value.code == "rate_limit_exceeded"
+    assert "over its rate limit (100 tokens/min)" in info.value.message
+    assert ainfo.value.body["error"]["type"] == "rate_limit_error"
+    assert 30 <= int(ainfo.value.response.headers["retry-after"]) <= 60
+    assert len(server.requests) == 1
+    assert [r["status"] for r in ledger_rows(home)] == ["ok"]  # a 429 writes no row
+
+
 def test_a_blocking_budget_refuses_without_inviting_a_retry(home, server):
     gateway_config(
         home,
@@ -134,6 +162,65 @@ def test_a_blocking_budget_refuses_without_inviting_a_retry(home, server):
     row = ledger_rows(home)[0]
     assert (row["status"], row["provider"], row["error_kind"]) == ("blocked", "anthropic", "limit")
     assert json.loads(row["extra"])["budget"] == "editor-cap"
+
+
+def test_a_budget_a_client_lists_caps_that_client_and_not_the_others(home, server):
+    # The budget's own scope covers every call; listed by the bot it counts and caps only
+    # the bot's calls (as if it had tag = "client=bot"), so the editor still passes.
+    gateway_config(
+        home,
+        server.url,
+        CLIENTS.replace("rpm = 2\n", 'rpm = 2\nbudgets = ["tiny"]\n')
+        + '[budgets.tiny]\namount = 0.000001\nperiod = "day"\nblock = true\n',
+    )
+    server.queue(json_reply(openai_completion("hi", openai_usage(4, 1))))
+    with running_gateway(KEYS) as gw:
+        bot = openai.OpenAI(base_url=gw.openai_base, api_key="tk-bot-secret", max_retries=2)
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as info:
+            chat(bot, max_tokens=50)
+        elapsed = time.monotonic() - started
+        editor = openai.OpenAI(base_url=gw.openai_base, api_key="tk-editor-secret", max_retries=0)
+        assert chat(editor, max_tokens=50).choices[0].message.content == "hi"
+        wait_for(lambda: len(ledger_rows(home)) == 2)
+    assert info.value.status_code == 402
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert "Budget 'tiny' (day)" in info.value.message
+    assert elapsed < 0.5 * 2  # not retried
+    assert len(server.requests) == 1  # only the editor's call went upstream
+    blocked, ok = ledger_rows(home)
+    assert (blocked["status"], json.loads(blocked["extra"])["budget"]) == ("blocked", "tiny")
+    assert json.loads(blocked["tags"])["client"] == "bot"
+    assert (ok["status"], json.loads(ok["tags"])["client"]) == ("ok", "editor")
+    status = run_cli("budget", "status", "--json")
+    assert status.exit_code == 0, status.stderr
+    assert '"tag:client": "bot"' in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("clients", "problem"),
+    [
+        (
+            '[gateway.clients.bot]\nkey_env = "BOT_KEY"\nbudgets = ["nope"]\n',
+            "gateway.clients.bot.budgets lists budget 'nope' for client 'bot', but no "
+            "[budgets.nope] table defines it.",
+        ),
+        (
+            '[gateway.clients.bot]\nkey_env = "BOT_KEY"\nbudgets = ["tiny"]\n'
+            '[gateway.clients.zed]\nkey_env = "ZED_KEY"\nbudgets = ["tiny"]\n',
+            "gateway.clients.zed.budgets lists budget 'tiny' for client 'zed', but that "
+            "budget already counts only client 'bot''s calls.",
+        ),
+    ],
+)
+def test_a_client_listing_an_unknown_or_taken_budget_is_a_config_error(home, clients, problem):
+    from tests.conftest import write_config
+
+    write_config(home, '[budgets.tiny]\namount = 1\nperiod = "day"\n' + clients)
+    result = run_cli("config", "validate")
+    assert result.exit_code == 6
+    assert problem in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_bad_requests_get_clear_errors_in_their_protocol(home, server):

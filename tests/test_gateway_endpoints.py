@@ -168,3 +168,47 @@ def test_alerts_fire_and_are_delivered_while_serving(home, server):
     assert "above max_call_tokens = 10." in log
     rows = ledger_rows(home, "SELECT kind, channel FROM alerts")
     assert [tuple(r) for r in rows] == [("anomaly", "stderr")]
+
+
+def test_an_unknown_provider_is_404_in_the_clients_protocol_and_says_where_to_look(home, server):
+    # PROVIDER:MODEL with a provider tokencli does not have is a mistake, not a vendor's
+    # model name: nothing goes upstream. OpenAI's fine-tunes (ft:...) still go to openai.
+    gateway_config(home, server.url)
+    server.queue(json_reply(openai_completion("tuned", openai_usage(1, 1))))
+    with running_gateway() as gw:
+        oa = openai.OpenAI(base_url=gw.openai_base, api_key="x", max_retries=2)
+        with pytest.raises(openai.NotFoundError) as info:
+            oa.chat.completions.create(
+                model="nope:gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+        an = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=2)
+        with pytest.raises(anthropic.NotFoundError) as ainfo:
+            an.messages.create(
+                model="nope:claude", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        tuned = oa.chat.completions.create(
+            model="ft:gpt-4o-mini:acme::abc", messages=[{"role": "user", "content": "x"}]
+        )
+        wait_for(lambda: len(ledger_rows(home)) == 1)
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert info.value.code == "model_not_found"
+    message = info.value.body["message"]
+    assert message.startswith("Unknown model 'nope:gpt-4o-mini': Unknown provider 'nope'. ")
+    assert "Known providers: anthropic, deepseek," in message
+    assert "See GET /v1/models" in message and "'tokencli models'" in message
+    assert ainfo.value.body["error"]["type"] == "not_found_error"
+    assert ainfo.value.body["error"]["message"].startswith("Unknown model 'nope:claude'")
+    assert tuned.choices[0].message.content == "tuned"
+    assert [r.json["model"] for r in server.requests] == ["ft:gpt-4o-mini:acme::abc"]
+    assert [(r["provider"], r["model"]) for r in ledger_rows(home)] == [
+        ("openai", "ft:gpt-4o-mini:acme::abc")
+    ]
+
+
+def test_a_gateway_model_mapped_to_an_unknown_provider_is_a_config_error(home):
+    from tests.conftest import run_cli, write_config
+
+    write_config(home, '[gateway.models]\n"fast" = "nope:model"\n')
+    result = run_cli("config", "validate")
+    assert result.exit_code == 6
+    assert "gateway.models.fast names an unknown provider 'nope'." in result.stderr

@@ -135,3 +135,21 @@ def test_a_batch_commits_once_and_a_failed_write_is_undone_alone(tmp_path):
         ledger.insert_call(Call(id="c", ts="2026-01-01T00:00:00.000Z", provider="p", model="m"))
     assert sorted(c.id for c in ledger.list_calls()) == ["a", "c"]
     ledger.close()
+
+
+def test_upstream_pools_keep_a_client_on_one_pool_and_spread_many_clients():
+    # httpcore's pool scans all its connections per request: many clients share
+    # several small pools, and one client's requests reuse one pool (one connection).
+    import asyncio
+
+    from tokencli.gateway.relay import Upstreams
+    from tokencli.providers.registry import ProviderConfig
+
+    upstreams = Upstreams()
+    config = ProviderConfig(name="openai", type="openai", base_url="http://127.0.0.1:9/v1")
+    one = {id(upstreams.client(config, ("127.0.0.1", 50000))) for _ in range(10)}
+    many = {id(upstreams.client(config, ("127.0.0.1", 50000 + port))) for port in range(64)}
+    assert len(one) == 1
+    assert len(many) == Upstreams.SHARDS > 1
+    assert upstreams.client(config) is upstreams.client(config)
+    asyncio.run(upstreams.aclose())

@@ -45,6 +45,7 @@ from ..settings.loader import Settings
 from ..settings.model import GatewayClient
 from . import protocols
 from .clients import Keys, Pacer
+from .deadline import protocol_class
 from .metrics import Metrics
 from .readers import EmbeddingsReader, ResponsesReader
 from .relay import HOP_BY_HOP, Reader, Relay, Send, Tally, Upstreams
@@ -153,6 +154,7 @@ class Gateway:
         self.upstreams = Upstreams()
         self.metrics = Metrics()
         self.max_body = int(settings.gateway.max_body_mb * 1024 * 1024)
+        self.read_timeout = float(settings.gateway.read_timeout)
         self.writer = Writer(lambda: engine.ledger)
         self.alert_every = alert_every
         self.log = log or sys.stderr
@@ -231,11 +233,21 @@ class Gateway:
             raise Refusal(413, self._too_large(), _NO_RETRY)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise Refusal(413, self._too_large(), _NO_RETRY)
-            chunks.append(chunk)
+        # A client trickling its body (slowloris) gets `read_timeout` seconds for all of it.
+        with anyio.move_on_after(self.read_timeout) as reading:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise Refusal(413, self._too_large(), _NO_RETRY)
+                chunks.append(chunk)
+        if reading.cancelled_caught:
+            raise Refusal(
+                408,
+                f"The request body did not arrive within {self.read_timeout:g} s "
+                "([gateway] read_timeout).",
+                {**_NO_RETRY, "connection": "close"},
+                "request_timeout",
+            )
         raw = b"".join(chunks)
         try:
             data = json.loads(raw)
@@ -276,8 +288,10 @@ class Gateway:
         except TokencliError as exc:
             raise Refusal(
                 404,
-                f"Unknown model {model!r}: {exc.message} See GET /v1/models, or "
-                "'tokencli models' for the models tokencli knows.",
+                f"Unknown model {model!r}: {exc.message} Known providers: "
+                f"{', '.join(sorted(self.settings.providers))}. See GET /v1/models for the "
+                "names this gateway maps, or 'tokencli models' for the models tokencli "
+                "knows; send PROVIDER:MODEL or a name mapped in [gateway.models].",
                 _NO_RETRY,
                 "model_not_found",
             ) from None
@@ -562,7 +576,7 @@ class Gateway:
         name = target.provider.name
         try:
             with transport_errors(name, str(upstream.url)):
-                answer = await self.upstreams.client(target.provider).send(upstream)
+                answer = await self.upstreams.client(target.provider, request.client).send(upstream)
         except ProviderError as exc:
             raise Refusal(504 if exc.kind == "timeout" else 502, str(exc)) from None
         headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -723,6 +737,11 @@ def serve(
         timeout_graceful_shutdown=max(math.ceil(drain), 1),
         lifespan="on",
         timeout_keep_alive=30,
+        # A request's headers must arrive within read_timeout (`deadline`); h11 buffers at
+        # most this much of an incomplete request line and headers (its default is 16 KiB;
+        # Claude Code's beta and tracing headers fit either way).
+        http=protocol_class(gateway.read_timeout),
+        h11_max_incomplete_event_size=64 * 1024,
     )
     server = uvicorn.Server(config)
     if ready is not None:

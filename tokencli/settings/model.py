@@ -144,6 +144,8 @@ class GatewayClient(Record):
     models: tuple[str, ...] = ()  # the models it may use (empty: any)
     rpm: int | None = None
     tpm: int | None = None
+    # budgets that count and cap only this client's calls (their scope gains tag client=NAME)
+    budgets: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -153,6 +155,7 @@ class GatewaySettings(Record):
     models: Mapping[str, str] = field(default_factory=dict)
     clients: Mapping[str, GatewayClient] = field(default_factory=dict)
     max_body_mb: Decimal = Decimal(32)  # larger request bodies are refused with 413
+    read_timeout: Decimal = Decimal(30)  # seconds for a request's headers, then its body (408)
 
 
 @dataclass

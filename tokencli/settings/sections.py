@@ -524,6 +524,9 @@ def _check_webhook_url(reader: Reader, where: str, url: str, allow_http: bool) -
 GATEWAY_FIELDS: dict[str, FieldSpec] = {
     "models": FieldSpec("str_table", "bare model names → PROVIDER:MODEL or an alias"),
     "max_body_mb": FieldSpec("number", "refuse request bodies larger than this (413; default 32)"),
+    "read_timeout": FieldSpec(
+        "number", "seconds a request's headers, then its body, may take to arrive (408; default 30)"
+    ),
 }
 CLIENT_FIELDS: dict[str, FieldSpec] = {
     "key_env": FieldSpec("str", "environment variable holding the client's key"),
@@ -534,6 +537,7 @@ CLIENT_FIELDS: dict[str, FieldSpec] = {
     "models": FieldSpec("str_list", "models it may use (default: any)"),
     "rpm": FieldSpec("int", "requests per minute it may make"),
     "tpm": FieldSpec("int", "tokens per minute it may use"),
+    "budgets": FieldSpec("str_list", "budgets that count and cap only this client's calls"),
 }
 
 
@@ -543,12 +547,22 @@ def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
     clients_raw = check.table(("gateway", "clients"), table.pop("clients", {}))
     values, found = check.fields(("gateway",), table, GATEWAY_FIELDS)
     reader.sources.update({f"gateway.{k}": v for k, v in found.items()})
+    providers: dict[str, ProviderConfig] = reader.section("providers")
     for name, target in values.get("models", {}).items():
-        if ":" not in target and target not in reader.section("aliases"):
+        if target in reader.section("aliases"):
+            continue
+        provider, sep, model = target.partition(":")
+        if not sep or not model:
             raise check.fail(
                 ("gateway", "models", name),
                 f"must name PROVIDER:MODEL or an alias, not {target!r}",
                 f'e.g. {name} = "deepseek:deepseek-chat".',
+            )
+        if provider not in providers:
+            raise check.fail(
+                ("gateway", "models", name),
+                f"names an unknown provider {provider!r}",
+                f"Known providers: {', '.join(sorted(providers))}.",
             )
     clients: dict[str, GatewayClient] = {}
     for name, entry in clients_raw.items():
@@ -576,15 +590,57 @@ def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
             models=tuple(fields.get("models", ())),
             rpm=fields.get("rpm") or None,
             tpm=fields.get("tpm") or None,
+            budgets=tuple(fields.get("budgets", ())),
             source=check.where(key_path),
         )
         reader.sources.update({f"gateway.clients.{name}.{k}": v for k, v in where.items()})
+    _client_budgets(reader, clients)
     max_body = values.get("max_body_mb", GatewaySettings.max_body_mb)
     if max_body <= 0:
         raise check.fail(("gateway", "max_body_mb"), "must be greater than 0")
+    read_timeout = values.get("read_timeout", GatewaySettings.read_timeout)
+    if read_timeout <= 0:
+        raise check.fail(("gateway", "read_timeout"), "must be greater than 0")
     return GatewaySettings(
-        models=dict(values.get("models", {})), clients=clients, max_body_mb=max_body
+        models=dict(values.get("models", {})),
+        clients=clients,
+        max_body_mb=max_body,
+        read_timeout=read_timeout,
     )
+
+
+def _client_budgets(reader: Reader, clients: Mapping[str, GatewayClient]) -> None:
+    """A budget a client lists becomes that client's: its scope also requires the tag
+    client=NAME (what the gateway records on the client's calls), everywhere budgets are
+    read (enforcement, `budget status`, alerts), so what it counts and what it caps agree."""
+    check = reader.check
+    budgets: dict[str, Budget] = reader.section("budgets")
+    owner: dict[str, str] = {}
+    for name, client in clients.items():
+        key_path = ("gateway", "clients", name, "budgets")
+        for budget_name in client.budgets:
+            budget = budgets.get(budget_name)
+            if budget is None:
+                raise check.fail(
+                    key_path,
+                    f"lists budget {budget_name!r} for client {name!r}, but no "
+                    f"[budgets.{budget_name}] table defines it",
+                    "Known budgets: " + (", ".join(sorted(budgets)) or "none") + ".",
+                )
+            tags = dict(budget.scope.tags)
+            other = owner.setdefault(budget_name, name)
+            if other == name:
+                other = tags.get("client", name)
+            if other != name:
+                raise check.fail(
+                    key_path,
+                    f"lists budget {budget_name!r} for client {name!r}, but that budget "
+                    f"already counts only client {other!r}'s calls",
+                    "A budget counts one client's calls: give each client a budget of its own.",
+                )
+            if "client" not in tags:
+                scope = budget.scope._replace(tags=(*budget.scope.tags, ("client", name)))
+                budgets[budget_name] = budget.replace(scope=scope)
 
 
 def _is_loopback(host: str) -> bool:
