@@ -378,32 +378,27 @@ class Ledger(ReportReads):
             else:
                 self._conn.execute(f"RELEASE {name}")
             return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            # A full disk, a read-only or damaged file: one sentence that says what to do.
-            failure = ledger_failure(self.path, exc)
-            if failure is None:
-                raise
-            raise failure from None
+        with self._transaction():
+            yield self._conn
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Many writes, one transaction (one commit, one fsync): inside, each `write` is a
         savepoint, undone alone when it fails. The gateway's writer runs the rows of
         concurrent requests this way; nothing is durable before the batch commits."""
+        with self._transaction():
+            self._savepoints = 0
+            try:
+                yield
+            finally:
+                self._savepoints = -1
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any exception), with a full disk, a
+        read-only, busy or damaged file said as one sentence that says what to do."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._savepoints = 0
             try:
                 yield
             except BaseException:
@@ -413,10 +408,8 @@ class Ledger(ReportReads):
                 raise
             else:
                 self._conn.execute("COMMIT")
-            finally:
-                self._savepoints = -1
         except sqlite3.DatabaseError as exc:
-            failure = ledger_failure(self.path, exc)  # as `write` says it
+            failure = ledger_failure(self.path, exc)
             if failure is None:
                 raise
             raise failure from None
