@@ -12,10 +12,10 @@ from .context import app_context
 from .options import JsonOpt
 
 if TYPE_CHECKING:
-    from datetime import date, datetime, tzinfo
+    from datetime import datetime, tzinfo
 
     from ..alerts import Alert
-    from ..insights.balances import Finding, Outside, Status, Threshold
+    from ..insights.balances import Status
     from ..insights.refills import Runway
     from ..ledger import Ledger
     from .context import AppContext
@@ -317,40 +317,13 @@ def _status(app_ctx: "AppContext", provider: str | None, offline: bool, timeout:
 
 
 def _report_outside(app_ctx: "AppContext", status: "Status", notify: bool) -> None:
-    from ..insights.balances import outside_sentence
+    from ..insights.balances import outside_alert, outside_sentence
 
     tz = _zone(app_ctx)
     for o in status.outside:
         app_ctx.err(f"tokencli: {outside_sentence(o, status.as_of, tz)}")
     if status.outside:
-        _raise(app_ctx, [_outside_alert(o, status.as_of, tz) for o in status.outside], notify)
-
-
-def _outside_alert(o: "Outside", now: "datetime", tz: "tzinfo") -> "Alert":
-    from ..alerts import Alert
-    from ..insights.balances import outside_sentence
-    from ..ledger import format_ts
-    from ..money import decimal_str
-
-    spend = o.kind == "spend"
-    return Alert(
-        kind="refill",
-        key=f"refill-{o.kind}:{o.provider}:{o.currency}:{format_ts(now)}",
-        title=(
-            f"{o.provider}: spend outside tokencli"
-            if spend
-            else f"{o.provider}: a top-up was not recorded"
-        ),
-        message=outside_sentence(o, now, tz),
-        level="critical" if spend else "info",
-        fields={
-            "provider": o.provider,
-            "unit": o.currency,
-            "value": decimal_str(o.fell),
-            "metered": decimal_str(o.metered),
-            "since": format_ts(o.since),
-        },
-    )
+        _raise(app_ctx, [outside_alert(o, status.as_of, tz) for o in status.outside], notify)
 
 
 def _raise(app_ctx: "AppContext", alerts: "list[Alert]", notify: bool) -> None:
@@ -459,7 +432,7 @@ def check(
 ) -> None:
     """For cron: exit 3 when a balance is below the threshold, 5 when one can't be read."""
     from ..errors import ExitCode
-    from ..insights.balances import judge, parse_threshold, topup_sentence
+    from ..insights.balances import below_alert, judge, parse_threshold, topup_sentence
 
     app_ctx = app_context(ctx)
     if print_cron:
@@ -478,7 +451,7 @@ def check(
     for row in unreadable:
         app_ctx.err(f"tokencli: {row.provider}: no balance to check ({row.error or 'no rate'}).")
     if below and notify:
-        _raise(app_ctx, [_below_alert(f, limit, today) for f in below], notify)
+        _raise(app_ctx, [below_alert(f, limit, today) for f in below], notify)
     if json_out:
         from ..results import RefillCheckResult
 
@@ -490,27 +463,6 @@ def check(
         raise typer.Exit(int(ExitCode.LIMIT))
     if unreadable:
         raise typer.Exit(int(ExitCode.UNAVAILABLE))
-
-
-def _below_alert(f: "Finding", limit: "Threshold", today: "date") -> "Alert":
-    from ..alerts import Alert
-    from ..insights.balances import topup_sentence
-    from ..money import decimal_str
-
-    row = f.row
-    return Alert(
-        kind="refill",
-        key=f"refill:{row.provider}:{row.unit}:{limit.text}:{today.isoformat()}",
-        title=f"Top up {row.provider}: below {limit.text}",
-        message=topup_sentence(f, limit, today),
-        fields={
-            "provider": row.provider,
-            "unit": row.unit,
-            "value": decimal_str(row.balance),
-            "threshold": limit.text,
-            "runs_out": str(row.runway.runs_out) if row.runway and row.runway.runs_out else None,
-        },
-    )
 
 
 def _cron_line(app_ctx: "AppContext", threshold: str | None, provider: str | None) -> str:

@@ -20,6 +20,7 @@ from ..money import format_money
 from .refills import PoolBalance, Runway
 
 if TYPE_CHECKING:
+    from ..alerts import Alert
     from ..ledger import Ledger
     from ..providers.balances import Query
     from ..settings.model import Settings
@@ -371,3 +372,51 @@ def parse_threshold(text: str) -> Threshold:
     if tokens is None or tokens <= 0:
         raise bad
     return Threshold(body, "tokens", tokens)
+
+
+def outside_alert(o: Outside, now: datetime, tz: tzinfo) -> Alert:
+    """The `refill` alert for money that left (or arrived in) an account outside tokencli."""
+    from ..alerts import Alert
+    from ..ledger import format_ts
+    from ..money import decimal_str
+
+    spend = o.kind == "spend"
+    return Alert(
+        kind="refill",
+        key=f"refill-{o.kind}:{o.provider}:{o.currency}:{format_ts(now)}",
+        title=(
+            f"{o.provider}: spend outside tokencli"
+            if spend
+            else f"{o.provider}: a top-up was not recorded"
+        ),
+        message=outside_sentence(o, now, tz),
+        level="critical" if spend else "info",
+        fields={
+            "provider": o.provider,
+            "unit": o.currency,
+            "value": decimal_str(o.fell),
+            "metered": decimal_str(o.metered),
+            "since": format_ts(o.since),
+        },
+    )
+
+
+def below_alert(f: Finding, limit: Threshold, today: date) -> Alert:
+    """The `refill` alert for a balance below `limit`: once per provider, unit, threshold and day."""
+    from ..alerts import Alert
+    from ..money import decimal_str
+
+    row = f.row
+    return Alert(
+        kind="refill",
+        key=f"refill:{row.provider}:{row.unit}:{limit.text}:{today.isoformat()}",
+        title=f"Top up {row.provider}: below {limit.text}",
+        message=topup_sentence(f, limit, today),
+        fields={
+            "provider": row.provider,
+            "unit": row.unit,
+            "value": decimal_str(row.balance),
+            "threshold": limit.text,
+            "runs_out": str(row.runway.runs_out) if row.runway and row.runway.runs_out else None,
+        },
+    )
