@@ -31,8 +31,7 @@ from ..providers.base import (
     ResponseStarted,
 )
 from . import protocols
-from .relay import ClientGone, GatewayStopped, Receive, Scope, Send, Tally
-from .relay import Message as AsgiMessage
+from .relay import MeteredResponse, Send, Tally, send_whole
 
 if TYPE_CHECKING:
     from .app import Exchange
@@ -122,7 +121,7 @@ class _Failed:
 _END = object()
 
 
-class Translation:
+class Translation(MeteredResponse):
     """The ASGI response of a translated exchange (see the module's doc)."""
 
     def __init__(self, exchange: Exchange, *, include_usage: bool) -> None:
@@ -133,40 +132,8 @@ class Translation:
         self.created = int(time.time())
         self._started = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tally = self.tally
-        answered = False
-
-        async def send_on(message: AsgiMessage) -> None:
-            nonlocal answered
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered = True
-
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            if not answered:
-                                tally.fail(
-                                    ClientGone("The client disconnected before the answer ended.")
-                                )
-                                group.cancel_scope.cancel()
-                            return
-
-                group.start_soon(watch)
-                await self._pump(send_on)
-                group.cancel_scope.cancel()
-        finally:
-            self.stop.set()  # the worker stops reading (and closes) the provider's answer
-            with anyio.CancelScope(shield=True):
-                if not tally.done:
-                    tally.fail(GatewayStopped("The gateway stopped before the answer ended."))
-                tally.ended = time.monotonic()
-                await self.exchange.finish(tally)
+    def _stopping(self) -> None:
+        self.stop.set()  # the worker stops reading (and closes) the provider's answer
 
     async def _pump(self, send: Send) -> None:
         ex, tally = self.exchange, self.tally
@@ -308,14 +275,4 @@ class Translation:
         }
         body = json.dumps(completion, ensure_ascii=False).encode()
         ex.response_started = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_whole(send, 200, [(b"content-type", b"application/json")], body)
