@@ -229,3 +229,25 @@ def test_what_cannot_be_translated_is_refused_in_anthropics_shape(home, server, 
     assert "mock:echo" in info.value.body["error"]["message"]
     assert not (home / "ledger.db").exists() or ledger_rows(home) == []
     assert server.requests == []
+
+
+def test_count_tokens_for_a_translated_model_is_tokencli_s_estimate(home, server):
+    gateway_config(home, server.url)
+    messages = [{"role": "user", "content": "one two three four"}]
+    with running_gateway() as gw:
+        client = client_of(gw)
+        counted = client.messages.count_tokens(model="mock:echo", system="s", messages=messages)
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client.messages.count_tokens(
+                model="mock:echo",
+                messages=messages,
+                tools=[{"name": "f", "input_schema": {"type": "object"}}],
+            )
+        whole = client.messages.create(
+            model="mock:echo", max_tokens=20, system="s", messages=messages
+        )
+        rows_done(home)
+    assert counted.input_tokens == whole.usage.input_tokens > 0
+    assert "tools cannot be translated" in info.value.body["error"]["message"]
+    assert len(ledger_rows(home)) == 1  # counting is free: no row
+    assert server.requests == []

@@ -434,16 +434,7 @@ class Gateway:
         for index, target in enumerate(chain):
             translated = target.provider.type != protocol
             if translated:
-                try:
-                    chat = translated_request(protocol, data, target)
-                except Untranslatable as exc:
-                    raise Refusal(
-                        400,
-                        f"{model!r} goes to {target.ref}, whose provider speaks "
-                        f"{target.provider.type}, so the gateway translates the request; "
-                        f"{exc}. Send a text-only chat, or use a model of an {protocol}-type provider.",
-                        _NO_RETRY,
-                    ) from None
+                chat = self.translated(protocol, data, target)
             else:
                 chat = protocols.chat_request(data, target.model)
             booked = 0
@@ -489,6 +480,19 @@ class Gateway:
         if client is not None:
             self.pacer.settle(client, booked, 0)  # nothing was sent: its tokens go back
         raise self._refusal(refused)
+
+    def translated(self, protocol: str, data: dict[str, Any], target: ResolvedModel) -> ChatRequest:
+        """The request a translating door runs, or the 400 that says what has no translation."""
+        try:
+            return translated_request(protocol, data, target)
+        except Untranslatable as exc:
+            raise Refusal(
+                400,
+                f"{data.get('model')!r} goes to {target.ref}, whose provider speaks "
+                f"{target.provider.type}, so the gateway translates the request; "
+                f"{exc}. Send a text-only chat, or use a model of an {protocol}-type provider.",
+                _NO_RETRY,
+            ) from None
 
     def _refusal(self, error: TokencliError | None) -> Refusal:
         if isinstance(error, LimitError):
@@ -556,12 +560,19 @@ class Gateway:
 
     async def unmetered(self, request: Request, protocol: str) -> Response:
         """A free request (Anthropic's count_tokens): forwarded with tokencli's key, its
-        answer returned unchanged; no call is made, so no row is written."""
+        answer returned unchanged; no call is made, so no row is written. For a model the
+        door translates to, tokencli's own estimate of the translated request's input."""
         client = self.authenticate(request)
         data = await self.read_json(request)
         raw: bytes = data.pop("\x00raw")
         model = data.get("model")
-        target = self.targets(protocol, client, model)[0]
+        target = self.targets(protocol, client, model, translatable=True)[0]
+        if target.provider.type != protocol:
+            chat = self.translated(protocol, data, target)
+            plan = await anyio.to_thread.run_sync(
+                PlannedCall.of, target, chat, RunOptions(prompt="")
+            )
+            return JSONResponse({"input_tokens": plan.estimated_input})
         try:
             provider = await self.in_writer(self.engine.provider_for, target.provider)
         except TokencliError as exc:

@@ -66,13 +66,7 @@ def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
         raise Untranslatable("n > 1 (several choices) cannot be translated")
     system: list[str] = []
     messages: list[Message] = []
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise Untranslatable("a request without messages cannot be translated")
-    for m in raw:
-        if not isinstance(m, Mapping):
-            raise Untranslatable("a message that is not an object cannot be translated")
-        role, content = m.get("role"), m.get("content")
+    for role, content in _turns(body):
         if isinstance(content, list):
             if not all(isinstance(p, Mapping) and p.get("type") == "text" for p in content):
                 raise Untranslatable("only text parts of messages can be translated")
@@ -86,16 +80,38 @@ def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
         else:
             raise Untranslatable(f"{role!r} messages cannot be translated")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return _request(body, model, messages, "\n\n".join(system), limit)
+
+
+def _turns(body: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """Each message's (role, content), or `Untranslatable` when there are none to read."""
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise Untranslatable("a request without messages cannot be translated")
+    if not all(isinstance(m, Mapping) for m in raw):
+        raise Untranslatable("a message that is not an object cannot be translated")
+    return [(m.get("role"), m.get("content")) for m in raw]
+
+
+def _request(
+    body: Mapping[str, Any],
+    model: str,
+    messages: list[Message],
+    system: str | None,
+    limit: Any,
+    stop: tuple[str, ...] = (),
+) -> ChatRequest:
     temperature = body.get("temperature")
     return ChatRequest(
         model=model,
         messages=tuple(messages),
-        system="\n\n".join(system) or None,
+        system=system or None,
         max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         temperature=float(temperature)
         if isinstance(temperature, int | float) and not isinstance(temperature, bool)
         else None,
         stream=body.get("stream") is True,
+        stop=stop,
     )
 
 
@@ -132,13 +148,7 @@ def anthropic_messages_request(body: Mapping[str, Any], model: str) -> ChatReque
     elif system is not None and not isinstance(system, str):
         raise Untranslatable("a system prompt that is not text cannot be translated")
     messages: list[Message] = []
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise Untranslatable("a request without messages cannot be translated")
-    for m in raw:
-        if not isinstance(m, Mapping):
-            raise Untranslatable("a message that is not an object cannot be translated")
-        role, content = m.get("role"), m.get("content")
+    for role, content in _turns(body):
         if role not in ("user", "assistant"):
             raise Untranslatable(f"{role!r} messages cannot be translated")
         if isinstance(content, list):
@@ -151,19 +161,7 @@ def anthropic_messages_request(body: Mapping[str, Any], model: str) -> ChatReque
         isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
     ):
         raise Untranslatable("stop_sequences must be a list of non-empty strings")
-    limit = body.get("max_tokens")
-    temperature = body.get("temperature")
-    return ChatRequest(
-        model=model,
-        messages=tuple(messages),
-        system=system or None,
-        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-        temperature=float(temperature)
-        if isinstance(temperature, int | float) and not isinstance(temperature, bool)
-        else None,
-        stream=body.get("stream") is True,
-        stop=tuple(stops or ()),
-    )
+    return _request(body, model, messages, system, body.get("max_tokens"), tuple(stops or ()))
 
 
 def translated_request(protocol: str, body: Mapping[str, Any], target: Any) -> ChatRequest:
