@@ -112,6 +112,7 @@ def test_what_cannot_be_translated_is_refused_before_anything_is_sent(home, serv
                 "model": "mock:echo",
                 "max_tokens": 5,
                 "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}],
             },
         )
     assert answer.status_code == 400

@@ -50,7 +50,7 @@ from .metrics import Metrics
 from .readers import EmbeddingsReader, ResponsesReader
 from .relay import HOP_BY_HOP, Reader, Relay, Send, Tally, Upstreams
 from .routing import route
-from .translate import Translation, Untranslatable, openai_chat_request
+from .translate import Untranslatable, translated_request, translation_for
 from .writer import Writer
 
 _NO_RETRY = {"x-should-retry": "false"}
@@ -273,7 +273,7 @@ class Gateway:
         translatable: bool = False,
     ) -> list[ResolvedModel]:
         """The models a request's name goes to; those of another protocol only when
-        the door translates (OpenAI chat completions)."""
+        the door translates (OpenAI chat completions, Anthropic messages)."""
         if not isinstance(model, str) or not model.strip():
             raise Refusal(400, "The request names no model.", _NO_RETRY)
         if client is not None and client.models and model not in client.models:
@@ -303,7 +303,8 @@ class Gateway:
             raise Refusal(
                 400,
                 f"{model!r} goes to {names}, which does not speak the {protocol} protocol this "
-                "door does; only OpenAI chat completions are translated to other protocols. "
+                "door does; only OpenAI chat completions and Anthropic messages are translated to "
+                "other protocols. "
                 "Use the door of that provider's protocol, or map the name in [gateway.models] "
                 f"to a model of a {protocol}-type provider.",
                 _NO_RETRY,
@@ -423,8 +424,9 @@ class Gateway:
         data = await self.read_json(request)
         raw: bytes = data.pop("\x00raw")
         model = data.get("model")
-        translatable = protocol == protocols.OPENAI and request.url.path.endswith(
-            "/chat/completions"
+        path = request.url.path
+        translatable = (protocol == protocols.OPENAI and path.endswith("/chat/completions")) or (
+            protocol == protocols.ANTHROPIC and path.endswith("/messages")
         )
         chain = self.targets(protocol, client, model, translatable=translatable)
         stream = data.get("stream") is True
@@ -432,16 +434,7 @@ class Gateway:
         for index, target in enumerate(chain):
             translated = target.provider.type != protocol
             if translated:
-                try:
-                    chat = openai_chat_request(data, target.model)
-                except Untranslatable as exc:
-                    raise Refusal(
-                        400,
-                        f"{model!r} goes to {target.ref}, whose provider speaks "
-                        f"{target.provider.type}, so the gateway translates the request; "
-                        f"{exc}. Send a text-only chat, or use a model of an openai-type provider.",
-                        _NO_RETRY,
-                    ) from None
+                chat = self.translated(protocol, data, target)
             else:
                 chat = protocols.chat_request(data, target.model)
             booked = 0
@@ -481,17 +474,25 @@ class Gateway:
                 refused = exc
                 break
             if translated:
-                options = data.get("stream_options")
                 self.metrics.started()
-                return Translation(
-                    ex,
-                    include_usage=isinstance(options, dict)
-                    and options.get("include_usage") is True,
-                )
+                return translation_for(ex, data)
             return self.relay(ex, request, data, raw, str(model))
         if client is not None:
             self.pacer.settle(client, booked, 0)  # nothing was sent: its tokens go back
         raise self._refusal(refused)
+
+    def translated(self, protocol: str, data: dict[str, Any], target: ResolvedModel) -> ChatRequest:
+        """The request a translating door runs, or the 400 that says what has no translation."""
+        try:
+            return translated_request(protocol, data, target)
+        except Untranslatable as exc:
+            raise Refusal(
+                400,
+                f"{data.get('model')!r} goes to {target.ref}, whose provider speaks "
+                f"{target.provider.type}, so the gateway translates the request; "
+                f"{exc}. Send a text-only chat, or use a model of an {protocol}-type provider.",
+                _NO_RETRY,
+            ) from None
 
     def _refusal(self, error: TokencliError | None) -> Refusal:
         if isinstance(error, LimitError):
@@ -559,12 +560,19 @@ class Gateway:
 
     async def unmetered(self, request: Request, protocol: str) -> Response:
         """A free request (Anthropic's count_tokens): forwarded with tokencli's key, its
-        answer returned unchanged; no call is made, so no row is written."""
+        answer returned unchanged; no call is made, so no row is written. For a model the
+        door translates to, tokencli's own estimate of the translated request's input."""
         client = self.authenticate(request)
         data = await self.read_json(request)
         raw: bytes = data.pop("\x00raw")
         model = data.get("model")
-        target = self.targets(protocol, client, model)[0]
+        target = self.targets(protocol, client, model, translatable=True)[0]
+        if target.provider.type != protocol:
+            chat = self.translated(protocol, data, target)
+            plan = await anyio.to_thread.run_sync(
+                PlannedCall.of, target, chat, RunOptions(prompt="")
+            )
+            return JSONResponse({"input_tokens": plan.estimated_input})
         try:
             provider = await self.in_writer(self.engine.provider_for, target.provider)
         except TokencliError as exc:

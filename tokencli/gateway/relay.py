@@ -251,15 +251,31 @@ def response_headers(upstream: httpx.Response, *, stream: bool) -> list[tuple[by
     return headers
 
 
-class Relay:
-    """The ASGI response of one metered exchange."""
+async def send_whole(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """A whole (not streamed) answer: its status, its headers plus content-length, its body."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def __init__(self, exchange: Exchange, upstream_request: httpx.Request) -> None:
-        self.exchange = exchange
-        self.upstream_request = upstream_request
-        self.tally = Tally()
-        self._upstream: httpx.Response | None = None
-        self.affinity: Any = None  # the client's address: which upstream pool it uses
+
+class MeteredResponse:
+    """The ASGI skeleton of a metered exchange's answer (`Relay`, `Translation`).
+
+    `_pump` sends the answer while a watcher waits for the client to leave: a
+    disconnect before the answer's last byte is `ClientGone` and cancels the pump.
+    Whatever ends it, `_closing` runs (a subclass releases the upstream) and the
+    row is finished once, shielded from cancellation."""
+
+    exchange: Exchange
+    tally: Tally
+    affinity: Any = None  # the client's address: which upstream pool it uses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tally = self.tally
@@ -293,16 +309,39 @@ class Relay:
                     tally.fail(ClientGone("The client disconnected before the answer ended."))
                 group.cancel_scope.cancel()
         finally:
+            self._stopping()
             with anyio.CancelScope(shield=True):
                 if not tally.done:
                     tally.fail(GatewayStopped("The gateway stopped before the answer ended."))
                 tally.ended = time.monotonic()
-                if self._upstream is not None:
-                    try:
-                        await self._upstream.aclose()  # cancels what the provider still sends
-                    except Exception:  # (its client may be closed already: shutting down)
-                        pass
+                await self._closing()
                 await self.exchange.finish(tally)
+
+    async def _pump(self, send: Send) -> None:
+        raise NotImplementedError
+
+    def _stopping(self) -> None:
+        """The exchange is ending: anything still producing its answer should stop."""
+
+    async def _closing(self) -> None:
+        """Release what the exchange holds upstream (before its row is finished)."""
+
+
+class Relay(MeteredResponse):
+    """The ASGI response of one metered exchange."""
+
+    def __init__(self, exchange: Exchange, upstream_request: httpx.Request) -> None:
+        self.exchange = exchange
+        self.upstream_request = upstream_request
+        self.tally = Tally()
+        self._upstream: httpx.Response | None = None
+
+    async def _closing(self) -> None:
+        if self._upstream is not None:
+            try:
+                await self._upstream.aclose()  # cancels what the provider still sends
+            except Exception:  # (its client may be closed already: shutting down)
+                pass
 
     async def _pump(self, send: Send) -> None:
         ex, tally = self.exchange, self.tally
@@ -362,17 +401,7 @@ class Relay:
             await ex.send_error(send, 502, str(error))
             return
         ex.response_started = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": upstream.status_code,
-                "headers": [
-                    *response_headers(upstream, stream=False),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_whole(send, upstream.status_code, response_headers(upstream, stream=False), body)
 
     async def _relay_whole(self, send: Send, upstream: httpx.Response, body: bytes) -> None:
         ex, tally = self.exchange, self.tally
@@ -395,17 +424,7 @@ class Relay:
         except ProviderError as exc:
             tally.fail(exc)
         ex.response_started = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": upstream.status_code,
-                "headers": [
-                    *response_headers(upstream, stream=False),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_whole(send, upstream.status_code, response_headers(upstream, stream=False), body)
 
     async def _relay_stream(self, send: Send, upstream: httpx.Response) -> None:
         ex, tally = self.exchange, self.tally

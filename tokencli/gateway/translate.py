@@ -1,12 +1,16 @@
-"""OpenAI chat clients on models whose provider speaks another protocol (Anthropic,
-Gemini, Ollama, a local transformers model, mock): the text-chat subset, both ways.
+"""Chat clients on models whose provider speaks another protocol: OpenAI chat clients
+on Anthropic, Gemini, Ollama, a local transformers model or mock; Anthropic Messages
+clients (Claude Code, the anthropic SDKs) on OpenAI-protocol, Gemini, Ollama, local or
+mock models. The text-chat subset, both ways.
 
 The request becomes tokencli's own `ChatRequest` and runs through the
 provider's `generate` (the code `run` uses: its wire format, its usage
 parser, a local model's own tokenizer) in a worker thread; the events come
-back as OpenAI chat completion chunks, or one completion. What has no
-translation (tools, images, audio, several choices, a response format) is
-refused with a 400 that says so, before anything is sent or recorded.
+back as OpenAI chat completion chunks or one completion (`Translation`), or
+as Anthropic's Messages events or one message (`MessagesTranslation`). What
+has no translation (tools, images, documents, audio, thinking, several
+choices, a response format) is refused with a 400 that says so, before
+anything is sent or recorded.
 """
 
 from __future__ import annotations
@@ -31,8 +35,7 @@ from ..providers.base import (
     ResponseStarted,
 )
 from . import protocols
-from .relay import ClientGone, GatewayStopped, Receive, Scope, Send, Tally
-from .relay import Message as AsgiMessage
+from .relay import MeteredResponse, Send, Tally, send_whole
 
 if TYPE_CHECKING:
     from .app import Exchange
@@ -63,13 +66,7 @@ def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
         raise Untranslatable("n > 1 (several choices) cannot be translated")
     system: list[str] = []
     messages: list[Message] = []
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise Untranslatable("a request without messages cannot be translated")
-    for m in raw:
-        if not isinstance(m, Mapping):
-            raise Untranslatable("a message that is not an object cannot be translated")
-        role, content = m.get("role"), m.get("content")
+    for role, content in _turns(body):
         if isinstance(content, list):
             if not all(isinstance(p, Mapping) and p.get("type") == "text" for p in content):
                 raise Untranslatable("only text parts of messages can be translated")
@@ -83,16 +80,111 @@ def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
         else:
             raise Untranslatable(f"{role!r} messages cannot be translated")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return _request(body, model, messages, "\n\n".join(system), limit)
+
+
+def _turns(body: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """Each message's (role, content), or `Untranslatable` when there are none to read."""
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise Untranslatable("a request without messages cannot be translated")
+    if not all(isinstance(m, Mapping) for m in raw):
+        raise Untranslatable("a message that is not an object cannot be translated")
+    return [(m.get("role"), m.get("content")) for m in raw]
+
+
+def _request(
+    body: Mapping[str, Any],
+    model: str,
+    messages: list[Message],
+    system: str | None,
+    limit: Any,
+    stop: tuple[str, ...] = (),
+) -> ChatRequest:
     temperature = body.get("temperature")
     return ChatRequest(
         model=model,
         messages=tuple(messages),
-        system="\n\n".join(system) or None,
+        system=system or None,
         max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         temperature=float(temperature)
         if isinstance(temperature, int | float) and not isinstance(temperature, bool)
         else None,
         stream=body.get("stream") is True,
+        stop=stop,
+    )
+
+
+# Messages fields that have no translation (when present and not empty or off).
+_MESSAGES_NOT_TRANSLATED = ("tools", "tool_choice", "mcp_servers", "container", "output_format")
+
+
+def _text_blocks(blocks: list[Any], where: str) -> str:
+    """The text of a list of Messages content blocks, or `Untranslatable` naming the
+    first block that is not text (tool_use, tool_result, image, document, thinking…)."""
+    texts: list[str] = []
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        if kind != "text" or not isinstance(block.get("text"), str):
+            name = f"{kind} blocks" if isinstance(kind, str) else "content blocks without a type"
+            raise Untranslatable(f"{name} in {where} cannot be translated (only text is)")
+        texts.append(block["text"])
+    return "".join(texts)
+
+
+def anthropic_messages_request(body: Mapping[str, Any], model: str) -> ChatRequest:
+    """An Anthropic Messages body → tokencli's request, or `Untranslatable` naming what is not."""
+    present = [k for k in _MESSAGES_NOT_TRANSLATED if body.get(k) not in (None, False, [], {})]
+    thinking = body.get("thinking")
+    if thinking is not None and not (
+        isinstance(thinking, Mapping) and thinking.get("type") == "disabled"
+    ):
+        present.append("thinking")
+    if present:
+        raise Untranslatable(f"{', '.join(present)} cannot be translated")
+    system = body.get("system")
+    if isinstance(system, list):
+        system = _text_blocks(system, "system")
+    elif system is not None and not isinstance(system, str):
+        raise Untranslatable("a system prompt that is not text cannot be translated")
+    messages: list[Message] = []
+    for role, content in _turns(body):
+        if role not in ("user", "assistant"):
+            raise Untranslatable(f"{role!r} messages cannot be translated")
+        if isinstance(content, list):
+            content = _text_blocks(content, f"a {role} message")
+        if not isinstance(content, str):
+            raise Untranslatable(f"a {role} message without text cannot be translated")
+        messages.append(Message(role, content))
+    stops = body.get("stop_sequences")
+    if stops is not None and not (
+        isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
+    ):
+        raise Untranslatable("stop_sequences must be a list of non-empty strings")
+    return _request(body, model, messages, system, body.get("max_tokens"), tuple(stops or ()))
+
+
+def translated_request(protocol: str, body: Mapping[str, Any], target: Any) -> ChatRequest:
+    """The door's body as the `ChatRequest` the target's provider runs (`Untranslatable` if
+    it cannot be): OpenAI chat on the OpenAI door, Messages on the Anthropic door."""
+    if protocol == protocols.ANTHROPIC:
+        chat = anthropic_messages_request(body, target.model)
+        if chat.stop and target.provider.type in ("transformers", "mock"):
+            raise Untranslatable(
+                f"stop_sequences cannot be honoured by a {target.provider.type} model"
+            )
+        return chat
+    return openai_chat_request(body, target.model)
+
+
+def translation_for(exchange: Exchange, body: Mapping[str, Any]) -> Translation:
+    """The ASGI response that answers a translated exchange in its door's protocol."""
+    if exchange.protocol == protocols.ANTHROPIC:
+        return MessagesTranslation(exchange, include_usage=False)
+    options = body.get("stream_options")
+    return Translation(
+        exchange,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
     )
 
 
@@ -114,6 +206,13 @@ def _usage(tally: Tally) -> dict[str, Any] | None:
     }
 
 
+_STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
 class _Failed:
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -122,7 +221,7 @@ class _Failed:
 _END = object()
 
 
-class Translation:
+class Translation(MeteredResponse):
     """The ASGI response of a translated exchange (see the module's doc)."""
 
     def __init__(self, exchange: Exchange, *, include_usage: bool) -> None:
@@ -133,40 +232,8 @@ class Translation:
         self.created = int(time.time())
         self._started = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tally = self.tally
-        answered = False
-
-        async def send_on(message: AsgiMessage) -> None:
-            nonlocal answered
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered = True
-
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            if not answered:
-                                tally.fail(
-                                    ClientGone("The client disconnected before the answer ended.")
-                                )
-                                group.cancel_scope.cancel()
-                            return
-
-                group.start_soon(watch)
-                await self._pump(send_on)
-                group.cancel_scope.cancel()
-        finally:
-            self.stop.set()  # the worker stops reading (and closes) the provider's answer
-            with anyio.CancelScope(shield=True):
-                if not tally.done:
-                    tally.fail(GatewayStopped("The gateway stopped before the answer ended."))
-                tally.ended = time.monotonic()
-                await self.exchange.finish(tally)
+    def _stopping(self) -> None:
+        self.stop.set()  # the worker stops reading (and closes) the provider's answer
 
     async def _pump(self, send: Send) -> None:
         ex, tally = self.exchange, self.tally
@@ -241,17 +308,7 @@ class Translation:
         if not self._started:
             self._started = True
             self.exchange.response_started = True
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-cache"),
-                        (b"x-accel-buffering", b"no"),
-                    ],
-                }
-            )
+            await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
             first = {"role": "assistant", "content": ""}
             await send(
                 {"type": "http.response.body", "body": self._chunk_bytes(first), "more_body": True}
@@ -274,16 +331,21 @@ class Translation:
                 status = error.status_code if error.status_code < 500 else 502
                 if error.retry_after:
                     headers.append((b"retry-after", str(int(error.retry_after + 0.999)).encode()))
-            body = protocols.error_body(protocols.OPENAI, status, str(error))
+            body = protocols.error_body(ex.protocol, status, str(error))
             ex.response_started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         if error is not None:
-            event = protocols.stream_error_event(protocols.OPENAI, str(error))
+            event = protocols.stream_error_event(ex.protocol, str(error))
             await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        await self._answer(send)
+
+    async def _answer(self, send: Send) -> None:
+        """The end of an answer that did not fail: the stream's last chunks, or the whole."""
+        ex, tally = self.exchange, self.tally
         if ex.stream:
             await self._chunk(send, {}, _finish(tally.finished))
             tail = b""
@@ -308,14 +370,91 @@ class Translation:
         }
         body = json.dumps(completion, ensure_ascii=False).encode()
         ex.response_started = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+        await send_whole(send, 200, [(b"content-type", b"application/json")], body)
+
+
+def _stop_reason(finished: Finished | None) -> str:
+    reason = finished.finish_reason if finished else None
+    return {LENGTH: "max_tokens", CONTENT_FILTER: "refusal"}.get(reason or "", "end_turn")
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+class MessagesTranslation(Translation):
+    """A translated exchange answered in Anthropic's Messages format: one message, or the
+    stream message_start, content_block_start, ping, content_block_delta (text_delta)…,
+    content_block_stop, message_delta (stop_reason, usage), message_stop."""
+
+    def _id(self) -> str:
+        call = self.exchange.call
+        return f"msg_{call.id if call else ''}"
+
+    def _usage(self) -> dict[str, int]:
+        u = self.tally.usage
+        if u is None:
+            return {"input_tokens": 0, "output_tokens": 0}
+        return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
+
+    async def _chunk(self, send: Send, delta: dict[str, Any], finish: str | None = None) -> None:
+        body = b""
+        if not self._started:
+            self._started = True
+            self.exchange.response_started = True
+            await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
+            message: dict[str, Any] = {
+                "id": self._id(),
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": self.exchange.target.model,
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
             }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+            body += _event("message_start", {"type": "message_start", "message": message})
+            body += _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )  # fmt: skip
+            body += _event("ping", {"type": "ping"})
+        text = delta.get("content")
+        if text:
+            body += _event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+            )  # fmt: skip
+        if body:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _answer(self, send: Send) -> None:
+        ex, tally = self.exchange, self.tally
+        stop_reason = _stop_reason(tally.finished)
+        if ex.stream:
+            await self._chunk(send, {})  # opens the stream when no text came
+            tail = _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            tail += _event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": self._usage(),
+                },
+            )
+            tail += _event("message_stop", {"type": "message_stop"})
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            return
+        message: dict[str, Any] = {
+            "id": self._id(),
+            "type": "message",
+            "role": "assistant",
+            "model": ex.target.model,
+            "content": [{"type": "text", "text": "".join(tally.parts)}],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": self._usage(),
+        }
+        body = json.dumps(message, ensure_ascii=False).encode()
+        ex.response_started = True
+        await send_whole(send, 200, [(b"content-type", b"application/json")], body)

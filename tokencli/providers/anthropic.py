@@ -87,6 +87,8 @@ class AnthropicProvider(HTTPProvider):
             body["system"] = request.system
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         return body
 
     def count_tokens(self, request: ChatRequest, *, raw: bool = False) -> TokenTally:

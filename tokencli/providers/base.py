@@ -47,6 +47,7 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     stream: bool = True
+    stop: tuple[str, ...] = ()  # stop sequences (the gateway's translated requests)
 
     @property
     def prompt_text(self) -> str:

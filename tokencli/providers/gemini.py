@@ -71,6 +71,8 @@ class GeminiProvider(HTTPProvider):
             config["maxOutputTokens"] = request.max_tokens
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         if config:
             body["generationConfig"] = config
         return body

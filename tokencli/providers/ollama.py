@@ -97,6 +97,8 @@ class OllamaProvider(HTTPProvider):
             options["num_predict"] = max_tokens
         if request.temperature is not None:
             options["temperature"] = request.temperature
+        if request.stop:
+            options["stop"] = list(request.stop)
         if "num_ctx" in self.config.options:
             options["num_ctx"] = self.config.options["num_ctx"]
         body: dict[str, Any] = {

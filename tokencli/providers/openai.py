@@ -100,6 +100,8 @@ class OpenAIProvider(HTTPProvider):
             body[self.config.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.stop:
+            body["stop"] = list(request.stop)
         return body
 
     def headers(self) -> dict[str, str]:
