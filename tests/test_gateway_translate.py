@@ -63,6 +63,7 @@ def test_openai_client_on_an_anthropic_model_is_translated_both_ways(home, serve
                 {"role": "user", "content": "Hello"},
             ],
             max_tokens=20,
+            stop="\n\n",
             stream=True,
         )
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
@@ -73,6 +74,7 @@ def test_openai_client_on_an_anthropic_model_is_translated_both_ways(home, serve
     assert sent.json["system"] == "Be French."
     assert sent.json["messages"] == [{"role": "user", "content": "Hello"}]
     assert sent.json["max_tokens"] == 20
+    assert sent.json["stop_sequences"] == ["\n\n"]  # OpenAI's `stop`, passed on
     assert (row["provider"], row["model"], row["status"]) == (
         "anthropic",
         "claude-sonnet-4-5",

@@ -80,7 +80,18 @@ def openai_chat_request(body: Mapping[str, Any], model: str) -> ChatRequest:
         else:
             raise Untranslatable(f"{role!r} messages cannot be translated")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return _request(body, model, messages, "\n\n".join(system), limit)
+    stop = body.get("stop")  # OpenAI allows one string or a list of them
+    stops = _stops([stop] if isinstance(stop, str) else stop, "stop")
+    return _request(body, model, messages, "\n\n".join(system), limit, stops)
+
+
+def _stops(value: Any, field: str) -> tuple[str, ...]:
+    """A request's stop sequences, or `Untranslatable` when they are not non-empty strings."""
+    if value is None:
+        return ()
+    if not (isinstance(value, list) and all(isinstance(s, str) and s for s in value)):
+        raise Untranslatable(f"{field} must be a list of non-empty strings")
+    return tuple(value)
 
 
 def _turns(body: Mapping[str, Any]) -> list[tuple[Any, Any]]:
@@ -156,25 +167,22 @@ def anthropic_messages_request(body: Mapping[str, Any], model: str) -> ChatReque
         if not isinstance(content, str):
             raise Untranslatable(f"a {role} message without text cannot be translated")
         messages.append(Message(role, content))
-    stops = body.get("stop_sequences")
-    if stops is not None and not (
-        isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
-    ):
-        raise Untranslatable("stop_sequences must be a list of non-empty strings")
-    return _request(body, model, messages, system, body.get("max_tokens"), tuple(stops or ()))
+    stops = _stops(body.get("stop_sequences"), "stop_sequences")
+    return _request(body, model, messages, system, body.get("max_tokens"), stops)
 
 
 def translated_request(protocol: str, body: Mapping[str, Any], target: Any) -> ChatRequest:
     """The door's body as the `ChatRequest` the target's provider runs (`Untranslatable` if
     it cannot be): OpenAI chat on the OpenAI door, Messages on the Anthropic door."""
-    if protocol == protocols.ANTHROPIC:
+    anthropic = protocol == protocols.ANTHROPIC
+    if anthropic:
         chat = anthropic_messages_request(body, target.model)
-        if chat.stop and target.provider.type in ("transformers", "mock"):
-            raise Untranslatable(
-                f"stop_sequences cannot be honoured by a {target.provider.type} model"
-            )
-        return chat
-    return openai_chat_request(body, target.model)
+    else:
+        chat = openai_chat_request(body, target.model)
+    if chat.stop and target.provider.type in ("transformers", "mock"):
+        field = "stop_sequences" if anthropic else "stop"
+        raise Untranslatable(f"{field} cannot be honoured by a {target.provider.type} model")
+    return chat
 
 
 def translation_for(exchange: Exchange, body: Mapping[str, Any]) -> Translation:
