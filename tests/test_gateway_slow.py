@@ -128,3 +128,28 @@ def test_read_timeout_must_be_positive(home):
     result = run_cli("config", "validate")
     assert result.exit_code == 6
     assert "gateway.read_timeout must be greater than 0." in result.stderr
+
+
+def test_connections_past_max_connections_get_503_and_the_gateway_keeps_serving(home, server):
+    """A flood of connections (idle ones included) is capped by [gateway] max_connections:
+    the next is answered 503 at once, and once they close the gateway serves again."""
+    gateway_config(home, server.url, "[gateway]\nmax_connections = 2\n")
+    with running_gateway() as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.2)  # both accepted and counted
+            refused = httpx.get(f"{gw.url}/health", timeout=5)
+            assert refused.status_code == 503
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{gw.url}/health", timeout=5).status_code == 200
+
+
+def test_max_connections_must_be_positive(cli, home):
+    gateway_config(home, "http://127.0.0.1:9", "[gateway]\nmax_connections = 0\n")
+    result = cli("config", "validate")
+    assert result.exit_code == 6
+    assert "gateway.max_connections must be greater than 0" in result.stderr

@@ -750,6 +750,7 @@ def serve(
         # Claude Code's beta and tracing headers fit either way).
         http=protocol_class(gateway.read_timeout),
         h11_max_incomplete_event_size=64 * 1024,
+        limit_concurrency=gateway.settings.gateway.max_connections,
     )
     server = uvicorn.Server(config)
     if ready is not None:

@@ -156,6 +156,9 @@ class GatewaySettings(Record):
     clients: Mapping[str, GatewayClient] = field(default_factory=dict)
     max_body_mb: Decimal = Decimal(32)  # larger request bodies are refused with 413
     read_timeout: Decimal = Decimal(30)  # seconds for a request's headers, then its body (408)
+    # Open connections (idle keep-alive ones included) served at once; past it uvicorn answers
+    # 503, which SDKs retry, so a flood cannot exhaust file descriptors or memory.
+    max_connections: int = 1000
 
 
 @dataclass

@@ -527,6 +527,9 @@ GATEWAY_FIELDS: dict[str, FieldSpec] = {
     "read_timeout": FieldSpec(
         "number", "seconds a request's headers, then its body, may take to arrive (408; default 30)"
     ),
+    "max_connections": FieldSpec(
+        "int", "connections served at once; more are answered 503 at once (default 1000)"
+    ),
 }
 CLIENT_FIELDS: dict[str, FieldSpec] = {
     "key_env": FieldSpec("str", "environment variable holding the client's key"),
@@ -601,11 +604,15 @@ def parse_gateway(reader: Reader, raw: Any) -> GatewaySettings:
     read_timeout = values.get("read_timeout", GatewaySettings.read_timeout)
     if read_timeout <= 0:
         raise check.fail(("gateway", "read_timeout"), "must be greater than 0")
+    max_connections = values.get("max_connections", GatewaySettings.max_connections)
+    if max_connections <= 0:
+        raise check.fail(("gateway", "max_connections"), "must be greater than 0")
     return GatewaySettings(
         models=dict(values.get("models", {})),
         clients=clients,
         max_body_mb=max_body,
         read_timeout=read_timeout,
+        max_connections=max_connections,
     )
 
 
