@@ -91,3 +91,47 @@ def test_any_threshold_text_is_a_threshold_or_one_sentence(text: str) -> None:
         parse_threshold(text)
     except UsageError as exc:
         assert "\n" not in str(exc)
+
+
+BUCKET_KEYS = st.sampled_from(
+    ["start_time", "starting_at", "results", "amount", "value", "currency", "line_item", "model",
+     "input_tokens", "output_tokens", "uncached_input_tokens", "cache_read_input_tokens",
+     "cache_creation", "ephemeral_5m_input_tokens"]
+)  # fmt: skip
+BILLING_SCALARS = (
+    SCALARS
+    | st.sampled_from(["2026-11-03T00:00:00Z", "not a time", "usd", "USD", "eur", "gpt-4o, input"])
+    | st.integers(min_value=-(10**20), max_value=10**20).map(Decimal)
+    | st.just(Decimal("NaN"))
+)
+BUCKETS = st.recursive(
+    BILLING_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(BUCKET_KEYS | st.text(max_size=6), inner, max_size=6)
+    ),
+    max_leaves=25,
+)
+
+
+@pytest.mark.parametrize("which", ["openai", "anthropic"])
+@settings(max_examples=200, deadline=None)
+@given(buckets=st.lists(st.dictionaries(BUCKET_KEYS, BUCKETS, max_size=4), max_size=3))
+def test_any_billing_answer_is_rows_or_a_billing_error(which, buckets) -> None:
+    """The accounting APIs' buckets, of any shape: what reconcile reads, or BillingError."""
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    from tokencli.providers import billing
+
+    read = billing.openai_billed if which == "openai" else billing.anthropic_billed
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    try:
+        with mock.patch.object(billing, "_pages", lambda *args: iter(buckets)):
+            rows = read(None, "https://api.example.com/v1", "key", start, end)
+    except billing.BillingError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    for row in rows:
+        assert row.cost.is_finite()
+        assert row.tokens is None or row.tokens >= 0

@@ -25,6 +25,9 @@ from ..money import parse_amount
 TIMEOUT_S = 20.0
 MAX_PAGE_BYTES = 16 << 20
 MAX_PAGES = 50  # pages of 31 daily buckets: far more than a month holds
+# Beyond what any organization's day could hold: a value past these is not believed.
+MAX_TOKENS = 10**15
+MAX_AMOUNT = Decimal(10**12)
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -87,12 +90,43 @@ def _pages(
 
 
 def _day(bucket: Mapping[str, Any]) -> date:
+    """The UTC day a bucket starts: epoch seconds (OpenAI) or an ISO time (Anthropic)."""
     start = bucket.get("start_time", bucket.get("starting_at"))
-    if isinstance(start, int | Decimal) and not isinstance(start, bool):
-        return datetime.fromtimestamp(int(start), UTC).date()
-    if isinstance(start, str):
-        return datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC).date()
+    try:
+        if isinstance(start, int | Decimal) and not isinstance(start, bool):
+            return datetime.fromtimestamp(int(start), UTC).date()
+        if isinstance(start, str):
+            when = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).date()
+    except (ValueError, OverflowError, OSError, ArithmeticError):
+        raise BillingError(f"a bucket's start time is not a time: {str(start)[:40]!r}") from None
     raise BillingError("a bucket has no start time")
+
+
+def _count(result: Mapping[str, Any], name: str) -> int:
+    """A token count from a usage result: absent is 0; anything but a whole number ≥ 0 is
+    a BillingError (a count no API sends must not be summed as if it were one)."""
+    value = result.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise BillingError(f"{name} is not a count: {str(value)[:40]!r}")
+    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral_value()):
+        raise BillingError(f"{name} is not a count: {str(value)[:40]!r}")
+    if not 0 <= value <= MAX_TOKENS:
+        raise BillingError(f"{name} is not a count: {str(value)[:40]!r}")
+    return int(value)
+
+
+def _amount(value: Any) -> Decimal:
+    """A cost from an accounting API, or a BillingError (never NaN, infinite or absurd)."""
+    try:
+        amount = parse_amount(value)
+    except ValueError:
+        raise BillingError(f"a cost is not a number: {str(value)[:40]!r}") from None
+    if abs(amount) > MAX_AMOUNT:
+        raise BillingError(f"a cost is not a plausible amount: {str(value)[:40]!r}")
+    return amount
 
 
 def _results(bucket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -137,7 +171,7 @@ def openai_billed(
                 raise BillingError(f"a cost is in {amount.get('currency')!r}, not usd")
             item = str(result.get("line_item") or "")
             model = item.split(",")[0].strip() or "(other)"
-            rows.append(Billed(_day(bucket), model, parse_amount(amount.get("value", 0))))
+            rows.append(Billed(_day(bucket), model, _amount(amount.get("value", 0))))
     tokens: dict[tuple[date, str], int] = {}
     for bucket in _pages(
         client,
@@ -148,7 +182,7 @@ def openai_billed(
     ):
         for result in _results(bucket):
             model = str(result.get("model") or "(other)")
-            count = int(result.get("input_tokens") or 0) + int(result.get("output_tokens") or 0)
+            count = _count(result, "input_tokens") + _count(result, "output_tokens")
             day = _day(bucket)
             tokens[(day, model)] = tokens.get((day, model), 0) + count
     return _merge(rows, tokens)
@@ -176,7 +210,7 @@ def anthropic_billed(
         for result in _results(bucket):
             if str(result.get("currency", "USD")).upper() != "USD":
                 raise BillingError(f"a cost is in {result.get('currency')!r}, not USD")
-            cents = parse_amount(result.get("amount", "0"))
+            cents = _amount(result.get("amount", "0"))
             model = str(result.get("model") or "(other)")
             rows.append(Billed(_day(bucket), model, cents / 100))
     tokens: dict[tuple[date, str], int] = {}
@@ -188,11 +222,11 @@ def anthropic_billed(
         key,
     ):
         for result in _results(bucket):
-            creation = result.get("cache_creation") or {}
-            count = sum(
-                int(result.get(name) or 0)
-                for name in ("uncached_input_tokens", "cache_read_input_tokens", "output_tokens")
-            ) + sum(int(v or 0) for v in creation.values() if isinstance(v, int))
+            names = ("uncached_input_tokens", "cache_read_input_tokens", "output_tokens")
+            count = sum(_count(result, name) for name in names)
+            creation = result.get("cache_creation")
+            if isinstance(creation, Mapping):  # {ephemeral_5m_input_tokens: …, …}
+                count += sum(_count(creation, name) for name in creation)
             day, model = _day(bucket), str(result.get("model") or "(other)")
             tokens[(day, model)] = tokens.get((day, model), 0) + count
     return _merge(rows, tokens)
