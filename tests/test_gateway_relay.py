@@ -249,3 +249,35 @@ def test_absurd_usage_relayed_through_the_gateway_is_not_trusted(home, server):
     assert row["usage_source"] == "estimated"
     assert 0 < row["input_tokens"] < 1000 and row["cost_pico"] >= 0
     assert "\x1b" not in (row["request_id"] or "")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_of_the_wrong_shape_is_recorded_and_relayed_not_a_crash(home, server, stream):
+    """A malformed upstream answer (a list where an object belongs) is a bad response: the
+    row records it, and the gateway keeps serving the next request."""
+    gateway_config(home, server.url)
+    if stream:
+        server.queue(sse_reply(sse([{"choices": [{"delta": ["not", "an", "object"]}]}])))
+    else:
+        server.queue(json_reply({"object": "chat.completion", "choices": "x", "usage": [1]}))
+    reply = openai_completion("fine", openai_usage(3, 1))
+    server.queue(json_reply(reply))
+    with running_gateway() as gw:
+        client = openai.OpenAI(base_url=gw.openai_base, api_key="anything", max_retries=0)
+        try:
+            answer = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=stream
+            )
+            if stream:
+                list(answer)
+        except openai.APIError:
+            pass  # relayed as it came (bytes unchanged), or ended as an error
+        again = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert again.choices[0].message.content == "fine"
+        rows = finished_rows(home, 2)
+    assert sorted((r["status"], r["error_kind"]) for r in rows) == [
+        ("error", "bad_response"),
+        ("ok", None),
+    ]

@@ -55,7 +55,7 @@ def test_openai_stream_relayed_unchanged_under_any_chunking(cuts, crlf):
     events = [e.replace(b"\n", b"\r\n") if crlf else e for e in OPENAI_EVENTS]
     data = b"".join(events)
     tally = Tally()
-    tap = SSETap(OPENAI, tally)
+    tap = SSETap(OPENAI, tally, "openai")
     out = b"".join(b"".join(tap.feed(piece)) for piece in split(data, cuts)) + tap.end()
     assert out == data
     assert tap.complete
@@ -68,7 +68,7 @@ def test_openai_stream_relayed_unchanged_under_any_chunking(cuts, crlf):
 def test_the_usage_chunk_asked_for_the_client_is_held_back_and_only_it(cuts):
     data = b"".join(OPENAI_EVENTS)
     tally = Tally()
-    tap = SSETap(OPENAI, tally, hide_usage_chunk=True)
+    tap = SSETap(OPENAI, tally, "openai", hide_usage_chunk=True)
     out = b"".join(b"".join(tap.feed(piece)) for piece in split(data, cuts)) + tap.end()
     usage_event = next(e for e in OPENAI_EVENTS if b'"choices": []' in e)
     assert out == data.replace(usage_event, b"")
@@ -80,7 +80,7 @@ def test_the_usage_chunk_asked_for_the_client_is_held_back_and_only_it(cuts):
 def test_anthropic_stream_under_any_chunking(cuts):
     data = b"".join(ANTHROPIC_EVENTS)
     tally = Tally()
-    tap = SSETap(ANTHROPIC, tally)
+    tap = SSETap(ANTHROPIC, tally, "anthropic")
     out = b"".join(b"".join(tap.feed(piece)) for piece in split(data, cuts)) + tap.end()
     assert out == data
     assert tap.complete and "".join(tally.parts) == "ab"
@@ -89,7 +89,7 @@ def test_anthropic_stream_under_any_chunking(cuts):
 
 def test_a_cut_stream_is_not_complete_and_an_error_event_is_recorded():
     tally = Tally()
-    tap = SSETap(OPENAI, tally)
+    tap = SSETap(OPENAI, tally, "openai")
     tap.feed(b"".join(OPENAI_EVENTS[:2]))
     assert not tap.complete
     error = {"error": {"message": "overloaded", "type": "server_error"}}

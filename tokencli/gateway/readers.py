@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..calls.usage import Usage, as_count
+from ..calls.usage import Usage, as_count, as_mapping
 from ..providers import http
 from ..providers.base import LENGTH, STOP, Event, Finished, TextDelta, UsageUpdate
 from ..providers.http_base import StreamState
@@ -19,8 +19,8 @@ from ..providers.http_base import StreamState
 
 def responses_usage(u: Mapping[str, Any]) -> Usage:
     """Responses API usage → normalized (input includes cached; output includes reasoning)."""
-    details = u.get("input_tokens_details") or {}
-    out_details = u.get("output_tokens_details") or {}
+    details = as_mapping(u.get("input_tokens_details"))
+    out_details = as_mapping(u.get("output_tokens_details"))
     return Usage(
         input_tokens=as_count(u.get("input_tokens")),
         cached_input_tokens=as_count(details.get("cached_tokens")),
@@ -31,6 +31,10 @@ def responses_usage(u: Mapping[str, Any]) -> Usage:
 
 
 _TERMINAL = {"response.completed": STOP, "response.incomplete": LENGTH, "response.failed": None}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class ResponsesReader:
@@ -52,7 +56,7 @@ class ResponsesReader:
         if kind == "response.output_text.delta" and data.get("delta"):
             yield TextDelta(str(data["delta"]))
         elif kind in _TERMINAL:
-            response = data.get("response") or {}
+            response = as_mapping(data.get("response"))
             state.model, state.response_id = response.get("model"), response.get("id")
             yield from self._summary(response)
             if kind == "response.failed":
@@ -77,9 +81,9 @@ class ResponsesReader:
             )
         text = "".join(
             str(part.get("text", ""))
-            for item in data.get("output") or []
+            for item in _list(data.get("output"))
             if isinstance(item, dict)
-            for part in item.get("content") or []
+            for part in _list(item.get("content"))
             if isinstance(part, dict) and part.get("type") == "output_text"
         )
         if text:

@@ -36,7 +36,7 @@ from ..providers.http import (
     stream_cut_error,
     transport_errors,
 )
-from ..providers.http_base import StreamState
+from ..providers.http_base import StreamState, guarded
 from ..providers.registry import ProviderConfig
 from . import protocols
 
@@ -178,8 +178,11 @@ class SSETap:
     when it is the usage chunk the gateway asked for on a client's behalf.
     """
 
-    def __init__(self, provider: Reader, tally: Tally, *, hide_usage_chunk: bool = False) -> None:
+    def __init__(
+        self, provider: Reader, tally: Tally, name: str, *, hide_usage_chunk: bool = False
+    ) -> None:
         self.provider = provider
+        self.name = name  # the provider's, for the error a malformed event becomes
         self.tally = tally
         self.state = StreamState()
         self.hide_usage_chunk = hide_usage_chunk
@@ -229,9 +232,12 @@ class SSETap:
                 and isinstance(data.get("usage"), dict)
             ):
                 keep = False
+            request_id = self.tally.request_id
             try:
-                for item in self.provider.parse_event(
-                    event.event, data, self.state, self.tally.request_id
+                for item in guarded(
+                    self.provider.parse_event(event.event, data, self.state, request_id),
+                    self.name,
+                    request_id,
                 ):
                     self.tally.take(item)
             except ProviderError as exc:  # an error event: relayed, and recorded
@@ -419,7 +425,9 @@ class Relay(MeteredResponse):
             await ex.send_error(send, 502, str(error))
             return
         try:
-            for event in ex.read_whole(data, tally.request_id):
+            for event in guarded(
+                ex.read_whole(data, tally.request_id), ex.target.provider.name, tally.request_id
+            ):
                 tally.take(event)
         except ProviderError as exc:
             tally.fail(exc)
@@ -428,7 +436,9 @@ class Relay(MeteredResponse):
 
     async def _relay_stream(self, send: Send, upstream: httpx.Response) -> None:
         ex, tally = self.exchange, self.tally
-        tap = SSETap(ex.reader, tally, hide_usage_chunk=ex.hide_usage_chunk)
+        tap = SSETap(
+            ex.reader, tally, ex.target.provider.name, hide_usage_chunk=ex.hide_usage_chunk
+        )
         ex.response_started = True
         await send(
             {

@@ -226,26 +226,7 @@ class HTTPProvider:
             raise
 
     def _guarded(self, events: Iterator[Event], request_id: str | None) -> Iterator[Event]:
-        """A protocol's events; an answer of a shape its parser cannot read (a list where
-        an object belongs, nesting deeper than Python recurses) is a bad response, not a bug."""
-        try:
-            yield from events
-        except ProviderError:
-            raise
-        except (
-            AttributeError,
-            TypeError,
-            KeyError,
-            IndexError,
-            ValueError,
-            ArithmeticError,
-            RecursionError,
-        ) as exc:
-            raise bad_response_error(
-                self.config.name,
-                f"an answer tokencli cannot read ({type(exc).__name__})",
-                request_id=request_id,
-            ) from None
+        return guarded(events, self.config.name, request_id)
 
     def _read_unstreamed(
         self, response: httpx.Response, request_id: str | None, bounds: Bounds
@@ -301,3 +282,27 @@ class HTTPProvider:
 
 def _content_type(response: httpx.Response) -> str:
     return response.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def guarded(events: Iterator[Event], provider: str, request_id: str | None) -> Iterator[Event]:
+    """A protocol's events; an answer of a shape its parser cannot read (a list where an
+    object belongs, nesting deeper than Python recurses) is a bad response, not a bug.
+    Every reader of provider answers goes through it: the providers and the gateway's relay."""
+    try:
+        yield from events
+    except ProviderError:
+        raise
+    except (
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+        ValueError,
+        ArithmeticError,
+        RecursionError,
+    ) as exc:
+        raise bad_response_error(
+            provider,
+            f"an answer tokencli cannot read ({type(exc).__name__})",
+            request_id=request_id,
+        ) from None
