@@ -12,8 +12,6 @@ from .context import app_context
 from .options import JsonOpt
 
 if TYPE_CHECKING:
-    from datetime import datetime, tzinfo
-
     from ..alerts import Alert
     from ..insights.balances import Status
     from ..insights.refills import Runway
