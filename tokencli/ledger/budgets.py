@@ -47,9 +47,9 @@ def spent(
     dropped when a new one is remembered.
     """
     out = {}
+    key = _scope_key(scope)
     for label, (start, end) in windows.items():
         lo, hi = _bound(start), _bound(end)
-        key = _scope_key(scope)
         rows = conn.execute(
             "SELECT t.currency, t.pico, t.tokens FROM budget_windows w "
             "LEFT JOIN budget_totals t USING (scope, lo, hi) "
