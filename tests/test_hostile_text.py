@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import provider_config, write_config
+from tests.conftest import ledger_rows, provider_config, write_config
 from tests.fakes import json_reply, openai_chunks, openai_usage, sse, sse_reply
 from tokencli.safetext import html_text, visible
 
@@ -114,6 +115,30 @@ def test_budget_names_from_the_config_are_escaped(cli, home):
         r = cli(*args)
         assert r.exit_code == 0, (args, r.stderr)
         assert_clean(r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ('[defaults]\nproject = "client\\u0000a"\n', "defaults.project holds a NUL"),
+        (
+            '[gateway.clients.app]\nkey_env = "K"\ntags = { team = "a\\u0000b" }\n',
+            "gateway.clients.app.tags.team holds a NUL",
+        ),
+        ('[providers."mo\\u0000ck"]\ntype = "mock"\n', 'providers."mo\\u0000ck" is a name'),
+        ('[aliases]\n"fast\\u0000" = "mock:echo"\n', 'aliases."fast\\u0000" is a name'),
+    ],
+)
+def test_a_nul_anywhere_in_the_config_is_refused_before_it_reaches_the_ledger(
+    cli, home, config, named
+):
+    """SQLite's text functions stop at a NUL, so a label holding one would be split in reports."""
+    write_config(home, config)
+    r = cli("run", "-m", "mock:echo", "hi")
+    assert r.exit_code == 6, r.stderr
+    assert named in r.stderr and "NUL character" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (home / "ledger.db").exists() or ledger_rows(home) == []
 
 
 # ------------------------------------------------------------------ from an import

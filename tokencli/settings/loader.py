@@ -105,7 +105,31 @@ def settings_from_doc(
     doc: Mapping[str, Any], text: str, paths: Paths, env: Mapping[str, str], *, exists: bool
 ) -> Settings:
     """Every section of a parsed config checked by its parser, in `SECTIONS` order."""
-    reader = Reader(Checker(paths.config, text), doc)
+    checker = Checker(paths.config, text)
+    _refuse_nul(checker, (), doc)
+    reader = Reader(checker, doc)
     reader.refuse_unknown_sections()
     parsed = {section.attribute: reader.section(section.name) for section in SECTIONS}
     return Settings(paths=paths, env=env, **parsed, sources=reader.sources, config_exists=exists)
+
+
+def _refuse_nul(checker: Checker, key_path: tuple[str, ...], value: Any) -> None:
+    """No key or string anywhere in the config holds a NUL (TOML's \\u0000).
+
+    Names and labels from the config reach the ledger, where SQLite's text functions
+    (tags read with json_extract, grouping in reports) stop at a NUL: a label holding
+    one would be split or lost. Checked once here for every section, keys included.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise checker.fail(key_path, "holds a NUL character (\\u0000)", "Remove it.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise checker.fail(
+                    (*key_path, key), "is a name with a NUL character (\\u0000)", "Remove it."
+                )
+            _refuse_nul(checker, (*key_path, key), item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(checker, key_path, item)
