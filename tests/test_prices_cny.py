@@ -482,6 +482,78 @@ def test_the_yuan_row_replaces_the_tables_row_of_the_same_model(cli, fixture_lis
     assert same == [("glm-5.3", "CNY")]  # the table's GLM-5.3 (USD) is gone
 
 
+# ------------------------------------------------------------------- your own list
+
+OWN_LIST = """
+format = 1
+currency = "CNY"
+read = 2026-11-20
+
+[[models]]
+provider = "qwen"
+model = "qwen-plus"
+input = 1
+output = 3
+cached_input = 0.2
+source = "https://help.aliyun.com/zh/model-studio/models"
+read = 2026-11-20
+
+[[models]]
+provider = "moonshot"
+model = "kimi-k3"
+input = 5
+output = 25
+source = "https://platform.moonshot.cn/docs/pricing/chat"
+read = 2026-11-21
+"""
+
+
+def test_your_own_list_is_laid_over_the_bundled_one_name_by_name(
+    cli, home, server, fixture_list, monkeypatch
+):
+    monkeypatch.setenv("TOKENCLI_NOW", "2026-12-01T08:00:00Z")
+    five_providers(home, server)
+    (home / "prices-cny.toml").write_text(OWN_LIST, "utf-8")
+    # the model it lists is priced from it, untiered as it says
+    one_call(cli, server, "qwen:qwen-plus", openai_usage(200_000, 1_000_000, cached=100_000))
+    assert last_row(home) == (
+        Decimal("3.12"),  # 100k × 1 + 100k × 0.2 + 1M × 3, per million
+        "CNY",
+        "your cny list: qwen-plus (help.aliyun.com, read 2026-11-20)",
+    )
+    # an alias it does not list keeps the bundled entry's price
+    one_call(cli, server, "qwen:qwen-plus-latest", openai_usage(100_000, 0))
+    assert last_row(home)[:2] == (Decimal("0.08"), "CNY")
+    assert last_row(home)[2].startswith("cny list: qwen-plus-latest (")
+    # a model the bundled list lacks, of a provider it has nothing for in this fixture
+    one_call(cli, server, "moonshot:kimi-k3", openai_usage(1_000_000, 1_000_000))
+    assert last_row(home)[:2] == (Decimal(30), "CNY")
+    rows = json.loads(cli("models", "--json", "--provider", "qwen", "qwen-plus").stdout)
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["qwen-plus"]["source"] == "your cny list (help.aliyun.com, read 2026-11-20)"
+    assert by_model["qwen-plus"]["input_per_mtok"] == "1"
+    assert by_model["qwen-plus-latest"]["aliases"] == ["qwen-plus-2025-09-11"]
+    assert by_model["qwen-plus-latest"]["source"].startswith("cny list (")
+    shown = cli("config", "show").stdout
+    line = next(x for x in shown.splitlines() if x.startswith("providers.qwen.price_list"))
+    assert f"your cny list {home / 'prices-cny.toml'} over the cny list" in line
+
+
+def test_an_invalid_own_list_is_one_clear_error_naming_it(cli, home, server, fixture_list):
+    five_providers(home, server)
+    own = home / "prices-cny.toml"
+    own.write_text(OWN_LIST.replace("output = 25", "output = -25"), "utf-8")
+    result = one_call(cli, server, "qwen:qwen-plus", openai_usage(10, 1))
+    assert last_row(home) == (None, None, "unknown")  # the call is still recorded
+    assert f"Your yuan price list {own} is invalid" in result.stderr
+    listing = cli("models")
+    assert listing.exit_code == 6 and "Traceback" not in listing.stderr
+    assert "models[2] (moonshot:kimi-k3).output must be a finite number ≥ 0" in listing.stderr
+    assert "move it away" in listing.stderr
+    own.unlink()
+    assert cli("models").exit_code == 0
+
+
 # ------------------------------------------------------------------- a damaged list
 
 

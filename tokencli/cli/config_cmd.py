@@ -107,6 +107,7 @@ def validate(ctx: typer.Context) -> None:
 @app.command("show")
 def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print every effective setting with its source (default, preset, file:line, env, flag)."""
+    from ..pricing.cny import USER_LIST_NAME
     from ..pricing.cost import price_list
     from ..settings.keys import KeyStore, resolve_key
 
@@ -128,6 +129,8 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             )
         )
     store = KeyStore(paths.keys)
+    own_list = paths.config_dir / USER_LIST_NAME
+    own_list_found = own_list if own_list.is_file() else None
     for name, provider in sorted(settings.providers.items()):
         origin = "preset" if provider.builtin else "config"
         for key in ("type", "base_url"):
@@ -143,7 +146,7 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         rows.append(
             (
                 f"providers.{name}.price_list",
-                price_list(provider),
+                price_list(provider, own_list_found),
                 provider.sources.get("currency", provider.sources.get("prices_from", origin)),
             )
         )

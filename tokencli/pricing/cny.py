@@ -9,6 +9,11 @@ read from and the date. docs/prices-cny.md describes the format.
 Loaded on first use (a call of a provider that bills in CNY, or `models`), once
 per process; a damaged file is one `ConfigError` naming the entry and field.
 
+A user's own list of the same format, `prices-cny.toml` beside the config (in the
+config directory), is laid over the bundled one: its entries replace the bundled
+entries of the same provider and model (or alias) and add the models the bundled
+list lacks, so a refreshed price survives an upgrade.
+
 How a call is priced from an entry (`quote`):
 
 - the **tier**: the whole call is priced at the first tier whose `up_to` is at
@@ -28,7 +33,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -47,6 +52,8 @@ MAX_PRICE = Decimal(1_000_000)
 # A price list older than this is flagged by `models` and a monthly hint.
 STALE_AFTER = timedelta(days=90)
 LIST_PATH = Path(__file__).resolve().parents[1] / "data" / "prices-cny.toml"
+# The user's own list, in the config directory, laid over the bundled one.
+USER_LIST_NAME = "prices-cny.toml"
 
 _TOP_KEYS = {"format", "currency", "read", "models"}
 _PRICE_KEYS = ("input", "output", "cached_input", "cache_write", "thinking_output")
@@ -93,15 +100,21 @@ class Entry:
     tiers: tuple[Tier, ...] = ()
     free: bool = False
     note: str = ""
+    # From the user's own list (USER_LIST_NAME) rather than the bundled one.
+    users: bool = False
 
     @property
     def host(self) -> str:
         return urlsplit(self.source).hostname or self.source
 
     @property
+    def list_name(self) -> str:
+        return "your cny list" if self.users else "cny list"
+
+    @property
     def price_source(self) -> str:
         """What the ledger records as this entry's `price_source`."""
-        return f"cny list: {self.model} ({self.host}, read {self.read.isoformat()})"
+        return f"{self.list_name}: {self.model} ({self.host}, read {self.read.isoformat()})"
 
     def tier_for(self, input_tokens: int) -> Tier | None:
         for tier in self.tiers:
@@ -134,6 +147,19 @@ class PriceList:
     def of(self, provider: str) -> list[Entry]:
         return [e for e in self.entries if e.provider == provider]
 
+    def under(self, own: PriceList) -> PriceList:
+        """This list with `own`'s entries laid over it, name by name: a model or alias
+        `own` lists is priced from `own`; an entry here keeps the names `own` leaves."""
+        taken = set(own._index)
+        kept = []
+        for entry in self.entries:
+            names = [
+                n for n in (entry.model, *entry.aliases) if (entry.provider, n.lower()) not in taken
+            ]
+            if names:
+                kept.append(replace(entry, model=names[0], aliases=tuple(names[1:])))
+        return PriceList(min(self.read, own.read), (*own.entries, *kept))
+
 
 # -------------------------------------------------------------------- pricing
 
@@ -165,7 +191,7 @@ def _first(*prices: Decimal | None) -> Any:
 
 def list_provider(name: str, base_url: str | None, listed: set[str]) -> str | None:
     """Whose entries price provider `name`: its own, else those of the host it calls."""
-    if name in listed:
+    if name in listed or name in MAINLAND_HOSTS.values():
         return name
     host = urlsplit(base_url).hostname if base_url else None
     return MAINLAND_HOSTS.get(host or "")
@@ -190,22 +216,56 @@ def stale_message(read: date, age: int) -> str:
 # -------------------------------------------------------------------- loading
 
 
-_loaded: dict[Path, PriceList] = {}
+# A price list is a few hundred entries: anything much larger is not one (a device, a
+# stray dump) and is refused rather than read whole.
+MAX_LIST_BYTES = 4 * 2**20
+
+_loaded: dict[tuple[Path, Path | None], PriceList] = {}
 
 
 def bundled(path: Path | None = None) -> PriceList:
     """The bundled list, read and checked once per process."""
+    return active(None, path)
+
+
+def active(config_dir: Path | None, path: Path | None = None) -> PriceList:
+    """The bundled list with the user's own (in `config_dir`, when there is one) laid
+    over it; read and checked once per process."""
     path = path or LIST_PATH
-    if path not in _loaded:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise damaged(path, f"cannot be read ({exc.strerror or exc})") from None
-        _loaded[path] = parse(text, path)
-    return _loaded[path]
+    own_path = config_dir / USER_LIST_NAME if config_dir is not None else None
+    if own_path is not None and not own_path.is_file():
+        own_path = None
+    key = (path, own_path)
+    if key not in _loaded:
+        prices = _read(path, users=False)
+        if own_path is not None:
+            prices = prices.under(_read(own_path, users=True))
+        _loaded[key] = prices
+    return _loaded[key]
 
 
-def damaged(path: Path | str, what: str) -> ConfigError:
+def _read(path: Path, *, users: bool) -> PriceList:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_LIST_BYTES + 1)
+    except OSError as exc:
+        raise damaged(path, f"cannot be read ({exc.strerror or exc})", users=users) from None
+    if len(data) > MAX_LIST_BYTES:
+        raise damaged(path, f"it is larger than {MAX_LIST_BYTES // 2**20} MiB", users=users)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise damaged(path, "it is not UTF-8 text", users=users) from None
+    return parse(text, path, users=users)
+
+
+def damaged(path: Path | str, what: str, *, users: bool = False) -> ConfigError:
+    if users:
+        return ConfigError(
+            f"Your yuan price list {path} is invalid: {what}.",
+            "Fix it (docs/prices-cny.md describes the format) or move it away; "
+            "the bundled list is used without it.",
+        )
     return ConfigError(
         f"The bundled yuan price list {path} is damaged: {what}.",
         "Reinstall tokencli, or fix the file (docs/prices-cny.md describes its format); "
@@ -213,18 +273,21 @@ def damaged(path: Path | str, what: str) -> ConfigError:
     )
 
 
-def parse(text: str, path: Path | str = "prices-cny.toml") -> PriceList:
+def parse(text: str, path: Path | str = "prices-cny.toml", *, users: bool = False) -> PriceList:
     """A price list from its TOML text; one ConfigError naming what is wrong."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise damaged(path, f"it is not valid TOML ({exc})") from None
+        raise damaged(path, f"it is not valid TOML ({exc})", users=users) from None
     except (ValueError, RecursionError) as exc:
-        raise damaged(path, f"it is not valid TOML ({type(exc).__name__})") from None
+        raise damaged(path, f"it is not valid TOML ({type(exc).__name__})", users=users) from None
     try:
-        return _parse(raw)
+        prices = _parse(raw)
     except _Bad as bad:
-        raise damaged(path, str(bad)) from None
+        raise damaged(path, str(bad), users=users) from None
+    if users:
+        prices = PriceList(prices.read, tuple(replace(e, users=True) for e in prices.entries))
+    return prices
 
 
 class _Bad(Exception):
@@ -300,7 +363,11 @@ def _entry(item: Any, n: int) -> Entry:
         source=_url(item.get("source"), f"{where}.source"),
         read=_date(item.get("read"), f"{where}.read"),
         note=note,
-        **prices,
+        input=prices["input"],
+        output=prices["output"],
+        cached_input=prices.get("cached_input"),
+        cache_write=prices.get("cache_write"),
+        thinking_output=prices.get("thinking_output"),
     )
 
 

@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from ..calls.usage import Usage
@@ -171,7 +172,7 @@ def needs_table(
         or find_override(settings, provider.name, model)
     ):
         return False
-    if uses_cny_list(provider) and cny_entry(provider, model) is not None:
+    if uses_cny_list(provider) and cny_entry(settings, provider, model) is not None:
         return False
     return flat_record(settings, provider.prices_from, model) is None
 
@@ -227,17 +228,18 @@ def uses_cny_list(provider: ProviderConfig) -> bool:
     return provider.currency == "CNY" and not provider.self_hosted
 
 
-def cny_entry(provider: ProviderConfig, model: str) -> Any:
+def cny_entry(settings: Settings, provider: ProviderConfig, model: str) -> Any:
     """The yuan list's entry for this provider's model (loads the list), or None."""
     from . import cny
 
-    prices = cny.bundled()
+    prices = cny.active(settings.paths.config_dir)
     listed = cny.list_provider(provider.name, provider.base_url, prices.providers())
     return prices.find(listed, model) if listed else None
 
 
-def price_list(provider: ProviderConfig) -> str:
-    """Which prices a provider's calls get, in words (for `config show`)."""
+def price_list(provider: ProviderConfig, own_list: Path | None = None) -> str:
+    """Which prices a provider's calls get, in words (for `config show`); `own_list`:
+    the user's yuan list laid over the bundled one, when there is one."""
     if provider.self_hosted:
         return (
             f"self-hosted: hourly_cost {provider.hourly_cost} {provider.currency}/h"
@@ -246,7 +248,8 @@ def price_list(provider: ProviderConfig) -> str:
         )
     table = f"genai-prices ({provider.prices_from})" if provider.prices_from else None
     if uses_cny_list(provider):
-        return "cny list" + (f", then {table}" if table else "")
+        cny_list = f"your cny list {own_list} over the cny list" if own_list else "cny list"
+        return cny_list + (f", then {table}" if table else "")
     return table or "[prices] overrides only"
 
 
@@ -290,7 +293,7 @@ def price_call(
     if cny_list:
         from .cny import quote
 
-        entry = cny_entry(provider, model)
+        entry = cny_entry(settings, provider, model)
         if entry is not None:
             return Cost(quote(entry, usage), "CNY", entry.price_source, entry.read)
 

@@ -245,7 +245,7 @@ def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPric
     providers = [(n, p) for n, p in sorted(settings.providers.items()) if uses_cny_list(p)]
     if not providers:
         return {}
-    prices = cny.bundled()
+    prices = cny.active(settings.paths.config_dir)
     listed = prices.providers()
     rows: dict[tuple[str, str], ModelPrice] = {}
     for name, provider in providers:
@@ -265,7 +265,7 @@ def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPric
                 cached_input=entry.cached_input,
                 cache_write=entry.cache_write,
                 currency=cny.CURRENCY,
-                source=f"cny list ({entry.host}, read {entry.read.isoformat()})",
+                source=f"{entry.list_name} ({entry.host}, read {entry.read.isoformat()})",
                 notes=",".join(notes),
                 url=entry.source,
                 read=entry.read,
