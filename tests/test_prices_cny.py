@@ -169,7 +169,7 @@ def test_a_call_costs_the_bundled_list_price_exactly(cli, home, server, item, in
 # Providers sought for the bundled list whose official yuan prices could not be confirmed
 # yet (docs/prices-cny.md, "What the bundled list covers"). When one's entries land, take it
 # out of this set: the test below then requires it, and with the set empty all five.
-NOT_YET_CONFIRMED = {"moonshot"}
+NOT_YET_CONFIRMED: set[str] = set()
 
 
 def test_the_bundled_list_covers_the_five_providers():
@@ -208,8 +208,35 @@ def test_the_bundled_list_covers_the_five_providers():
         ("qwen:glm-4.5", openai_usage(32_769, 1_000), "0.147076"),
         # a dated snapshot id is its model: 1M × 4 + 1M × 12
         ("qwen:qwen-math-plus-2024-09-19", openai_usage(1_000_000, 1_000_000), "16"),
-        # SiliconFlow's free models cost nothing
-        ("siliconflow:THUDM/glm-4-9b-chat", openai_usage(50_000, 9_000), "0"),
+        # and Zhipu's retired free model, routed to a free one: zero
+        ("zhipu:glm-4.5-flash", openai_usage(10_000, 1_000), "0"),
+        # Model Studio's price page, mainland section. qwen-max with its console's hit
+        # price: 50k × 2.4 + 50k × 0.48 + 1k × 9.6
+        ("qwen:qwen-max-latest", openai_usage(100_000, 1_000, cached=50_000), "0.1536"),
+        # qwen-plus's second tier in thinking mode: 150k × 2.4 + 50k × 0.48 (20% of
+        # input) + 3k × 24
+        (
+            "qwen:qwen-plus-2025-12-01",
+            openai_usage(200_000, 3_000, cached=50_000, reasoning=2_000),
+            "0.456",
+        ),
+        # qwen-turbo, thinking: 10k × 0.3 + 1k × 3; not thinking: 10k × 0.3 + 1k × 0.6
+        ("qwen:qwen-turbo", openai_usage(10_000, 1_000, reasoning=500), "0.006"),
+        ("qwen:qwen-turbo", openai_usage(10_000, 1_000), "0.0036"),
+        # qwen3-max's third tier (128K < 200k ≤ 256K): 200k × 7 + 1k × 28
+        ("qwen:qwen3-max", openai_usage(200_000, 1_000), "1.428"),
+        # an open model's thinking price: 10k × 2 + 1k × 20
+        ("qwen:qwen3-32b", openai_usage(10_000, 1_000, reasoning=800), "0.04"),
+        # Moonshot's K3: 70k × 20 + 30k × 2 + 1k × 100
+        ("moonshot:kimi-k3", openai_usage(100_000, 1_000, cached=30_000), "1.56"),
+        # a vision id is billed as its v1 model: 10k × 5 + 1k × 20
+        ("moonshot:moonshot-v1-32k-vision-preview", openai_usage(10_000, 1_000), "0.07"),
+        # SiliconFlow's Pro/ id of V3.2 at V3.2's price: 60k × 4 + 40k × 0.4 + 2k × 6
+        (
+            "siliconflow:Pro/deepseek-ai/DeepSeek-V3.2",
+            openai_usage(100_000, 2_000, cached=40_000),
+            "0.268",
+        ),
     ],
 )
 def test_known_calls_cost_what_the_providers_pages_say(cli, home, server, ref, usage, expected):
@@ -223,11 +250,11 @@ def test_known_calls_cost_what_the_providers_pages_say(cli, home, server, ref, u
 
 def test_what_the_bundled_list_lacks_is_not_priced_from_it(cli, home, server):
     five_providers(home, server)
-    # SiliconFlow's paid Pro/ variant of a free model is not the free model
-    one_call(cli, server, "siliconflow:Pro/THUDM/glm-4-9b-chat", openai_usage(1_000, 100))
+    # SiliconFlow's Pro/ variant of a model is not the model unless the page says so
+    one_call(cli, server, "siliconflow:Pro/deepseek-ai/DeepSeek-V4-Pro", openai_usage(1_000, 100))
     assert not last_row(home)[2].startswith("cny list")
-    # Moonshot on a yuan account: no confirmed yuan prices yet, so the dollar table, said so
-    one_call(cli, server, "moonshot:kimi-k2-0905-preview", openai_usage(1_000_000, 0))
+    # a Moonshot model newer than the list, on a yuan account: the dollar table, said so
+    one_call(cli, server, "moonshot:kimi-k3.1-pro", openai_usage(1_000_000, 0))
     cost, currency, source = last_row(home)
     assert currency == "USD" and cost is not None and cost > 0
     assert source.endswith(" (not in the cny list)")
