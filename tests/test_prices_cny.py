@@ -4,6 +4,7 @@ overrides, missing models, staleness, `models` and `config show`, and the loader
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -579,6 +580,36 @@ def test_an_invalid_own_list_is_one_clear_error_naming_it(cli, home, server, fix
     assert "move it away" in listing.stderr
     own.unlink()
     assert cli("models").exit_code == 0
+
+
+def test_the_parse_is_kept_and_follows_every_change_of_the_file(tmp_path, monkeypatch):
+    """A process prices from the kept parse; an edited file is read again, never the copy."""
+    listing, cache = tmp_path / "prices-cny.toml", tmp_path / "cache"
+    listing.write_text(FIXTURE.read_text("utf-8"), "utf-8")
+    monkeypatch.setattr(cny, "_loaded", {})
+    first = cny.active(None, cache, listing)
+    assert first.find("qwen", "qwen-plus").input == Decimal("0.8")
+    assert len(list(cache.glob("prices-cny-*.json"))) == 1
+
+    def no_toml(text):
+        raise AssertionError("parsed the TOML again")
+
+    monkeypatch.setattr(cny.tomllib, "loads", no_toml)
+    monkeypatch.setattr(cny, "_loaded", {})
+    assert cny.active(None, cache, listing) == first  # a new process: the kept parse
+    monkeypatch.undo()
+
+    before = listing.stat().st_mtime_ns
+    listing.write_text(FIXTURE.read_text("utf-8").replace("input = 0.8\n", "input = 0.9\n", 1))
+    # same size: only the time tells the edit (set past a coarse clock's tick)
+    os.utime(listing, ns=(before + 10**9, before + 10**9))
+    monkeypatch.setattr(cny, "_loaded", {})
+    assert cny.active(None, cache, listing).find("qwen", "qwen-plus").input == Decimal("0.9")
+    # a kept copy that fails the checks is passed over for the file
+    kept = next(cache.glob("prices-cny-*.json"))
+    kept.write_text(kept.read_text("utf-8").replace('"input": 0.9', '"input": -1', 1), "utf-8")
+    monkeypatch.setattr(cny, "_loaded", {})
+    assert cny.active(None, cache, listing).find("qwen", "qwen-plus").input == Decimal("0.9")
 
 
 # ------------------------------------------------------------------- a damaged list

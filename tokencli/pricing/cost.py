@@ -232,7 +232,7 @@ def cny_entry(settings: Settings, provider: ProviderConfig, model: str) -> Any:
     """The yuan list's entry for this provider's model (loads the list), or None."""
     from . import cny
 
-    prices = cny.active(settings.paths.config_dir)
+    prices = cny.active(settings.paths.config_dir, settings.paths.cache_dir)
     listed = cny.list_provider(provider.name, provider.base_url, prices.providers())
     return prices.find(listed, model) if listed else None
 

@@ -245,7 +245,7 @@ def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPric
     providers = [(n, p) for n, p in sorted(settings.providers.items()) if uses_cny_list(p)]
     if not providers:
         return {}
-    prices = cny.active(settings.paths.config_dir)
+    prices = cny.active(settings.paths.config_dir, settings.paths.cache_dir)
     listed = prices.providers()
     rows: dict[tuple[str, str], ModelPrice] = {}
     for name, provider in providers:
