@@ -582,6 +582,18 @@ def test_an_invalid_own_list_is_one_clear_error_naming_it(cli, home, server, fix
     assert cli("models").exit_code == 0
 
 
+def test_an_own_list_that_is_no_list_is_refused_or_passed_over(cli, home, fixture_list):
+    own = home / "prices-cny.toml"
+    home.mkdir(parents=True, exist_ok=True)
+    own.write_bytes(b"# " + b"x" * (5 * 2**20) + b"\n")  # far larger than any price list
+    result = cli("models")
+    assert result.exit_code == 6 and "Traceback" not in result.stderr
+    assert f"Your yuan price list {own} is invalid: it is larger than 4 MiB" in result.stderr
+    own.unlink()
+    os.mkfifo(own)  # not a file: passed over, never read (a read would wait forever)
+    assert cli("models", "--provider", "qwen").exit_code == 0
+
+
 def test_the_parse_is_kept_and_follows_every_change_of_the_file(tmp_path, monkeypatch):
     """A process prices from the kept parse; an edited file is read again, never the copy."""
     listing, cache = tmp_path / "prices-cny.toml", tmp_path / "cache"
