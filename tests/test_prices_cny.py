@@ -729,6 +729,43 @@ def test_the_loader_gives_a_list_or_one_clear_error(changes, drop, top, usage):
     assert cost >= 0 and Fraction(cost) == exact  # no rounding anywhere
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(kept=JSON_VALUES, swap=st.sampled_from(["raw", "models", "entry"]))
+def test_any_kept_parse_prices_like_the_file_or_is_passed_over(tmp_path, kept, swap):
+    """Whatever the kept copy holds, the list loads: from the copy when it passes every check,
+    else from the file, and never with an error the file itself would not give."""
+    listing, cache = tmp_path / "prices-cny.toml", tmp_path / "cache"
+    listing.write_text(FIXTURE.read_text("utf-8"), "utf-8")
+    cny._loaded.clear()
+    from_file = cny.active(None, cache, listing)
+    copy = next(cache.glob("prices-cny-*.json"))
+    document = json.loads(copy.read_text("utf-8"))
+    if swap == "raw":
+        document["raw"] = kept
+    elif swap == "models":
+        document["raw"]["models"] = kept
+    else:
+        document["raw"]["models"][0] = kept
+    copy.write_text(json.dumps(document), "utf-8")
+    cny._loaded.clear()
+    loaded = cny.active(None, cache, listing)
+    assert isinstance(loaded, cny.PriceList)
+    if loaded != from_file:  # a copy that passed every check: a list the format allows
+        assert all(e.input >= 0 and e.output >= 0 for e in loaded.entries)
+    cny._loaded.clear()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_is_a_list_or_one_clear_error(text):
