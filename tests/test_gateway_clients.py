@@ -277,6 +277,28 @@ def test_a_client_that_leaves_mid_stream_cancels_upstream_and_leaves_an_interrup
     assert row["input_tokens"] > 0
 
 
+def test_a_client_that_leaves_at_the_streams_end_leaves_an_ok_row(home, server):
+    """Clients stop reading at `[DONE]` and close: the answer was whole, though the provider
+    had not yet closed its side (here it waits a second after `[DONE]`)."""
+    gateway_config(home, server.url)
+    chunks = openai_chunks(["one ", "two"], openai_usage(5, 2))
+    server.queue(sse_reply([*sse(chunks), Pause(1.0)]))
+    with running_gateway() as gw:
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "count"}],
+            "stream": True,
+        }
+        with httpx.stream("POST", gw.openai_base + "/chat/completions", json=body) as r:
+            for line in r.iter_lines():
+                if line == "data: [DONE]":
+                    break
+        wait_for(lambda: [x["status"] for x in ledger_rows(home)] not in ([], ["pending"]))
+    row = ledger_rows(home)[0]
+    assert (row["status"], row["error_kind"]) == ("ok", None)
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (5, 2, "reported")
+
+
 def test_without_the_gateway_extra_serve_says_how_to_install_it(monkeypatch):
     import importlib.util
 

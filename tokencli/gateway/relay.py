@@ -275,13 +275,17 @@ class MeteredResponse:
     """The ASGI skeleton of a metered exchange's answer (`Relay`, `Translation`).
 
     `_pump` sends the answer while a watcher waits for the client to leave: a
-    disconnect before the answer's last byte is `ClientGone` and cancels the pump.
-    Whatever ends it, `_closing` runs (a subclass releases the upstream) and the
-    row is finished once, shielded from cancellation."""
+    disconnect before the answer is delivered is `ClientGone` and cancels the pump.
+    The answer is delivered once its last byte is on its way, or, for a stream, once
+    its closing event is (`delivered`: clients stop reading at `[DONE]` and close,
+    while the provider may not have closed its side yet). Whatever ends it,
+    `_closing` runs (a subclass releases the upstream) and the row is finished once,
+    shielded from cancellation."""
 
     exchange: Exchange
     tally: Tally
     affinity: Any = None  # the client's address: which upstream pool it uses
+    delivered = False  # the stream's closing event has been sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tally = self.tally
@@ -290,9 +294,11 @@ class MeteredResponse:
 
         async def send_on(message: Message) -> None:
             nonlocal answered
-            await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
+                # Set before the send, which may yield: a client that reads the last
+                # byte and leaves at once must not look like one that left early.
                 answered = True
+            await send(message)
 
         try:
             async with anyio.create_task_group() as group:
@@ -301,7 +307,8 @@ class MeteredResponse:
                     while True:
                         message = await receive()
                         if message["type"] == "http.disconnect":
-                            if not answered:  # (a server says so after the answer, too)
+                            # (a server says so after the answer, too)
+                            if not (answered or self.delivered):
                                 tally.fail(
                                     ClientGone("The client disconnected before the answer ended.")
                                 )
@@ -450,6 +457,8 @@ class Relay(MeteredResponse):
         async for chunk in upstream.aiter_bytes():
             for event in tap.feed(chunk):
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                # The client may leave now; the provider's usage may still follow.
+                self.delivered = self.delivered or tap.complete
         rest = tap.end()
         if rest:
             await send({"type": "http.response.body", "body": rest, "more_body": True})
