@@ -177,6 +177,7 @@ def test_models_show_overrides(cli, home):
             "aliases": [],
             "thinking_output_per_mtok": None,
             "tiers": [],
+            "off_peak": None,
         }
     ]
 

@@ -265,6 +265,8 @@ def documents(cli, home, monkeypatch) -> Iterator[list[tuple[str, list[str], Any
     doc("tokencli.call/1", "logs", "show", calls[0]["id"], "--json")
     doc("tokencli.models/1", "models", "gpt-4o-mini", "--json")
     doc("tokencli.models/1", "models", "--provider", "qwen", "--json")  # the yuan list
+    off_peak = doc("tokencli.models/1", "models", "--provider", "siliconflow", "--json")
+    assert any(m["off_peak"] for m in off_peak)  # the time-of-day prices, checked too
     doc("tokencli.forecast/1", "forecast", "--by", "model", "--budget", "1", "--json")
     doc("tokencli.report/1", "report", "--month", "2026-11", "--by", "model", "--json")
     doc("tokencli.report/1", "report", "--month", "2026-11", "--format", "json")

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -42,10 +42,15 @@ CNY_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+# A Tuesday, 10:00 in Beijing: peak hours, where an entry has off-peak prices.
+PEAK = "2026-12-01T02:00:00Z"
+
+
 @pytest.fixture(autouse=True)
 def api_keys(isolated_env, monkeypatch):
     for var, value in KEYS.items():
         monkeypatch.setenv(var, value)
+    monkeypatch.setenv("TOKENCLI_NOW", PEAK)  # a test may set another time
 
 
 @pytest.fixture
@@ -259,6 +264,150 @@ def test_what_the_bundled_list_lacks_is_not_priced_from_it(cli, home, server):
     cost, currency, source = last_row(home)
     assert currency == "USD" and cost is not None and cost > 0
     assert source.endswith(" (not in the cny list)")
+
+
+# ---------------------------------------------------------------- off-peak prices
+
+
+@pytest.mark.parametrize(
+    ("now", "ref", "usage", "expected", "off_peak"),
+    [
+        # DeepSeek: peak is Mon-Fri 09:00-12:00 and 14:00-18:00 Beijing time (UTC+8).
+        # Tuesday 09:00 sharp in Beijing is peak: 60k × 9 + 40k × 0.30 + 2k × 27
+        ("2026-12-01T01:00:00Z", "deepseek:deepseek-v4-pro", "pro", "0.606", False),
+        # a second before, off-peak: 60k × 4.5 + 40k × 0.15 + 2k × 13.5
+        ("2026-12-01T00:59:59Z", "deepseek:deepseek-v4-pro", "pro", "0.303", True),
+        # the lunch break (12:00 sharp) and the evening (18:00 sharp) are off-peak
+        ("2026-12-01T04:00:00Z", "deepseek:deepseek-v4-pro", "pro", "0.303", True),
+        ("2026-12-01T09:59:59Z", "deepseek:deepseek-v4-pro", "pro", "0.606", False),
+        ("2026-12-01T10:00:00Z", "deepseek:deepseek-v4-pro", "pro", "0.303", True),
+        # Saturday 10:00 in Beijing (Saturday 02:00 UTC) is off-peak all day
+        ("2026-12-05T02:00:00Z", "deepseek:deepseek-v4-flash", "flash", "0.005", True),
+        # Friday 17:30 in Beijing: peak (1k × 2 + 1k × 8)
+        ("2026-12-04T09:30:00Z", "deepseek:deepseek-v4-flash", "flash", "0.01", False),
+        # SiliconFlow's V4-Flash: off-peak 02:00-08:00 Beijing, every day. 03:00 in
+        # Beijing is 19:00 UTC the day before: 60k × 1.5 + 40k × 0.15 + 2k × 4.5
+        ("2026-12-05T19:00:00Z", "siliconflow:deepseek-ai/DeepSeek-V4-Flash", "sf", "0.105", True),
+        # 08:00 sharp is the standard price again: 60k × 3 + 40k × 0.3 + 2k × 9
+        ("2026-12-06T00:00:00Z", "siliconflow:deepseek-ai/DeepSeek-V4-Flash", "sf", "0.21", False),
+    ],
+)
+def test_off_peak_prices_follow_beijing_time(
+    cli, home, server, monkeypatch, now, ref, usage, expected, off_peak
+):
+    """Worked out by hand from the providers' pages, at the call's own time."""
+    usages = {
+        "pro": openai_usage(
+            100_000, 2_000, prompt_cache_hit_tokens=40_000, prompt_cache_miss_tokens=60_000
+        ),
+        "flash": openai_usage(1_000, 1_000),
+        "sf": openai_usage(100_000, 2_000, cached=40_000),
+    }
+    monkeypatch.setenv("TOKENCLI_NOW", now)
+    five_providers(home, server)
+    one_call(cli, server, ref, usages[usage])
+    cost, currency, source = last_row(home)
+    assert (cost, currency) == (Decimal(expected), "CNY")
+    assert source.startswith("cny list (off-peak): " if off_peak else "cny list: ")
+
+
+def test_models_shows_when_the_off_peak_prices_apply(cli, home):
+    write_config(home, '[providers.deepseek]\ncurrency = "CNY"\n')
+    rows = json.loads(cli("models", "--json", "--provider", "deepseek", "deepseek-flash").stdout)
+    flash = next(r for r in rows if r["model"] == "deepseek-flash")
+    assert "off-peak" in flash["notes"]
+    assert flash["off_peak"] == {
+        "input_per_mtok": "1",
+        "output_per_mtok": "4",
+        "cached_input_per_mtok": "0.02",
+        "thinking_output_per_mtok": None,
+        "during": None,
+        "outside": ["Mon-Fri 09:00-12:00", "Mon-Fri 14:00-18:00"],
+        "timezone": "Asia/Shanghai",
+    }
+
+
+DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+@st.composite
+def windows(draw):
+    """A valid window's text and the (weekday, minute) pairs it holds, worked out apart."""
+    first, last = draw(st.integers(0, 6)), draw(st.integers(0, 6))
+    start = draw(st.integers(0, 24 * 60 - 1))
+    end = draw(st.integers(start + 1, 24 * 60))
+    every_day = draw(st.booleans())
+    days = set(range(7)) if every_day else {(first + n) % 7 for n in range((last - first) % 7 + 1)}
+    span = f"{start // 60:02}:{start % 60:02}-{end // 60:02}:{end % 60:02}"
+    ends = DAY_NAMES[first] if first == last else f"{DAY_NAMES[first]}-{DAY_NAMES[last]}"
+    return (span if every_day else f"{ends} {span}"), days, start, end
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["during", "peak"]),
+    spans=st.lists(windows(), min_size=1, max_size=3),
+    prices=st.tuples(*[st.decimals(0, 100, places=3)] * 3),
+    moment=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+    usage=st.tuples(*[st.integers(0, 10**7)] * 3),
+)
+def test_off_peak_prices_apply_exactly_in_their_hours(kind, spans, prices, moment, usage):
+    off_in, off_out, off_cached = prices
+    entry = {
+        **VALID_ENTRY,
+        "cached_input": "0.5",
+        "off_peak": {
+            "input": str(off_in),
+            "output": str(off_out),
+            "cached_input": str(off_cached),
+            kind: [text for text, *_ in spans],
+        },
+    }
+    doc = {"format": 1, "currency": "CNY", "read": date(2026, 1, 1), "models": [entry]}
+    (parsed,) = cny.parse(tomli_w.dumps(doc)).entries
+    local = moment.astimezone(timezone(timedelta(hours=8)))  # Beijing, worked out here
+    minute = local.hour * 60 + local.minute
+    inside = any(local.weekday() in days and a <= minute < b for _, days, a, b in spans)
+    off = inside if kind == "during" else not inside
+    inp, cached, out = usage
+    cached = min(cached, inp)
+    p_in, p_out, p_cached = (
+        (off_in, off_out, off_cached) if off else (Decimal(1), Decimal(2), Decimal("0.5"))
+    )
+    exact = (inp - cached) * p_in + cached * p_cached + out * p_out
+    assert cny.quote(parsed, Usage(inp, cached, 0, out, 0), moment) * 1_000_000 == exact
+    assert (parsed.off_peak_at(moment) is not None) == off
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(max_size=30),
+        st.from_regex(
+            r"((Mon|Tue|Wed|Thu|Fri|Sat|Sun|mon|Sun)(-(Mon|Fri|Sun|Sat))? )?"
+            r"[0-2][0-9]:[0-6][0-9]-[0-2][0-9]:[0-6][0-9]",
+            fullmatch=True,
+        ),
+    ),
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_any_window_text_is_a_window_or_one_clear_error(text, moment):
+    try:
+        window = cny.window(text)
+    except cny._Bad as bad:
+        assert str(bad).startswith("window ")
+        return
+    assert window.days and 0 <= window.start < window.end <= 24 * 60
+    local = moment.astimezone(cny.BEIJING)
+    minute = local.hour * 60 + local.minute
+    assert window.holds(moment) == (
+        local.weekday() in window.days and window.start <= minute < window.end
+    )
+    assert cny.window(window.text) == window  # its text reads back as itself
 
 
 # ------------------------------------------------------- exact costs (fixed numbers)
@@ -677,6 +826,15 @@ junk = st.one_of(
     st.dates(),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.sampled_from(["up_to", "input", "output", "x"]), st.integers(), max_size=3),
+    st.fixed_dictionaries(  # something like off-peak prices, right or not
+        {"input": st.integers(-1, 5), "output": st.integers(0, 5)},
+        optional={
+            "cached_input": st.integers(0, 3),
+            "thinking_output": st.integers(0, 9),
+            "during": st.lists(st.sampled_from(["02:00-08:00", "Sat 00:00-24:00", "8-9"])),
+            "peak": st.lists(st.sampled_from(["Mon-Fri 09:00-12:00", "Tue 03:00-04:00", "x"])),
+        },
+    ),
 )
 entry_keys = st.sampled_from(sorted(cny._ENTRY_KEYS | {"currency", "typo"}))
 
@@ -717,14 +875,20 @@ def test_the_loader_gives_a_list_or_one_clear_error(changes, drop, top, usage):
         assert value is None or (value.is_finite() and value >= 0)
     inp, cached, out, reasoning = usage
     cached = min(cached, inp)
-    cost = cny.quote(parsed, Usage(inp, cached, 0, out, min(reasoning, out)))
-    cached_price = parsed.input if parsed.cached_input is None else parsed.cached_input
-    thinking = parsed.thinking_output is not None and min(reasoning, out) > 0
-    out_price = parsed.thinking_output if thinking else parsed.output
+    # Tuesday 03:00 in Beijing: off-peak for some windows above, not for others
+    when = datetime(2026, 12, 1, 3, tzinfo=cny.BEIJING)
+    cost = cny.quote(parsed, Usage(inp, cached, 0, out, min(reasoning, out)), when)
+    off = parsed.off_peak if parsed.off_peak and parsed.off_peak.applies(when) else None
+    p_in = off.input if off else parsed.input
+    p_out = off.output if off else parsed.output
+    p_cached = next(
+        p for p in (off.cached_input if off else None, parsed.cached_input, p_in) if p is not None
+    )
+    p_think = off.thinking_output if off and off.thinking_output is not None else None
+    p_think = parsed.thinking_output if p_think is None else p_think
+    out_price = p_think if p_think is not None and min(reasoning, out) > 0 else p_out
     exact = (
-        (inp - cached) * Fraction(parsed.input)
-        + cached * Fraction(cached_price)
-        + out * Fraction(out_price)
+        (inp - cached) * Fraction(p_in) + cached * Fraction(p_cached) + out * Fraction(out_price)
     ) / 1_000_000
     assert cost >= 0 and Fraction(cost) == exact  # no rounding anywhere
 
@@ -810,6 +974,28 @@ def test_the_loader_refuses_what_the_format_forbids():
     assert error({"read": "yesterday"}) == (
         "models[1] (qwen:m).read must be a date (YYYY-MM-DD), not 'yesterday'."
     )
+    off = {"input": 1, "output": 1, "peak": ["Mon-Fri 09:00-12:00"]}
+    assert error({"off_peak": {**off, "during": ["02:00-08:00"]}}) == (
+        "models[1] (qwen:m).off_peak needs either during (its hours) or peak (the hours it is not)."
+    )
+    assert error({"off_peak": {"input": 1, "output": 1}}).endswith("or peak (the hours it is not).")
+    assert error({"off_peak": {**off, "peak": ["Mon-Fri 12:00-09:00"]}}) == (
+        "models[1] (qwen:m).off_peak.peak has 'Mon-Fri 12:00-09:00': the span must end after it"
+        " starts (split one past midnight in two)."
+    )
+    assert error({"off_peak": {**off, "peak": ["Weekdays 09:00-12:00"]}}) == (
+        "models[1] (qwen:m).off_peak.peak has 'Weekdays 09:00-12:00': days are Mon..Sun, one or"
+        " a run like Mon-Fri."
+    )
+    assert error({"off_peak": {**off, "input": -1}}) == (
+        "models[1] (qwen:m).off_peak.input must be a finite number ≥ 0, not -1."
+    )
+    assert error({"off_peak": {**off, "hours": 3}}) == (
+        "models[1] (qwen:m).off_peak has unknown keys hours."
+    )
+    assert error({"off_peak": off, "tiers": [{"up_to": 10, "input": 1, "output": 1}]}) == (
+        "models[1] (qwen:m).off_peak cannot go with tiers, free or cache_write."
+    )
 
 
 # ------------------------------------------------------------ counts and reports
@@ -822,7 +1008,10 @@ def test_count_prices_the_input_from_the_list(cli, fixture_list):
     assert out["currency"] == "CNY" and out["price_source"].startswith("cny list: qwen-plus")
 
 
-def test_reports_convert_the_yuan_with_the_configured_rate(cli, home, server, fixture_list):
+def test_reports_convert_the_yuan_with_the_configured_rate(
+    cli, home, server, fixture_list, monkeypatch
+):
+    monkeypatch.delenv("TOKENCLI_NOW")  # the report's last day is the real one
     five_providers(home, server, '[currency]\nreport = "USD"\nrates = { CNY = 0.14 }\n')
     one_call(cli, server, "qwen:qwen-plus", openai_usage(100_000, 100_000))  # ¥0.28
     report = json.loads(cli("report", "--last", "1d", "--by", "provider", "--json").stdout)

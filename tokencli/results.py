@@ -210,9 +210,25 @@ class ModelList(Result):
                     }
                     for t in r.tiers
                 ],
+                "off_peak": _off_peak(r.off_peak),
             }
             for r in self.models
         ]
+
+
+def _off_peak(prices: Any) -> dict[str, Any] | None:
+    """A yuan entry's time-of-day prices: when they apply (Beijing time), and what they are."""
+    if prices is None:
+        return None
+    return {
+        "input_per_mtok": decimal_str(prices.input),
+        "output_per_mtok": decimal_str(prices.output),
+        "cached_input_per_mtok": decimal_str(prices.cached_input),
+        "thinking_output_per_mtok": decimal_str(prices.thinking_output),
+        "during": [w.text for w in prices.during] or None,
+        "outside": [w.text for w in prices.peak] or None,
+        "timezone": "Asia/Shanghai",
+    }
 
 
 class ForecastResult(Result):

@@ -37,7 +37,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
@@ -61,8 +61,13 @@ USER_LIST_NAME = "prices-cny.toml"
 _TOP_KEYS = {"format", "currency", "read", "models"}
 _PRICE_KEYS = ("input", "output", "cached_input", "cache_write", "thinking_output")
 _ENTRY_KEYS = {"provider", "model", "aliases", "tiers", "free", "source", "read", "note"}
-_ENTRY_KEYS |= set(_PRICE_KEYS)
+_ENTRY_KEYS |= set(_PRICE_KEYS) | {"off_peak"}
 _TIER_KEYS = {"up_to", "input", "output", "thinking_output", "cached_input"}
+_OFF_PEAK_KEYS = {"input", "output", "cached_input", "thinking_output", "during", "peak"}
+
+# The clock the platforms' time-of-day prices follow: Beijing time (China has no DST).
+BEIJING = timezone(timedelta(hours=8), "Beijing")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # The hosts each listed provider answers on in mainland China: a provider under
 # another name (a `[providers.NAME]` table) pointed at one uses that provider's entries.
@@ -87,6 +92,40 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Some days of the week (0 is Monday) and a span of Beijing time on each, in
+    minutes from midnight: from `start` up to, not including, `end`."""
+
+    days: frozenset[int]
+    start: int
+    end: int
+    text: str
+
+    def holds(self, moment: datetime) -> bool:
+        local = moment.astimezone(BEIJING)
+        minute = local.hour * 60 + local.minute
+        return local.weekday() in self.days and self.start <= minute < self.end
+
+
+@dataclass(frozen=True)
+class OffPeak:
+    """Lower prices by the time of day: in the `during` windows, or outside the `peak`
+    ones (exactly one of the two is given)."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    thinking_output: Decimal | None = None
+    during: tuple[Window, ...] = ()
+    peak: tuple[Window, ...] = ()
+
+    def applies(self, moment: datetime) -> bool:
+        if self.during:
+            return any(w.holds(moment) for w in self.during)
+        return not any(w.holds(moment) for w in self.peak)
+
+
+@dataclass(frozen=True)
 class Entry:
     """One model's yuan prices per million tokens, where they were read and when."""
 
@@ -103,6 +142,7 @@ class Entry:
     tiers: tuple[Tier, ...] = ()
     free: bool = False
     note: str = ""
+    off_peak: OffPeak | None = None
     # From the user's own list (USER_LIST_NAME) rather than the bundled one.
     users: bool = False
 
@@ -118,6 +158,18 @@ class Entry:
     def price_source(self) -> str:
         """What the ledger records as this entry's `price_source`."""
         return f"{self.list_name}: {self.model} ({self.host}, read {self.read.isoformat()})"
+
+    def off_peak_at(self, moment: datetime | None) -> OffPeak | None:
+        """The off-peak prices when a call made at `moment` gets them, else None."""
+        if self.off_peak is None or moment is None or not self.off_peak.applies(moment):
+            return None
+        return self.off_peak
+
+    def price_source_at(self, moment: datetime | None) -> str:
+        """`price_source`, saying so when the call got the off-peak prices."""
+        if self.off_peak_at(moment) is None:
+            return self.price_source
+        return self.price_source.replace(": ", " (off-peak): ", 1)
 
     def tier_for(self, input_tokens: int) -> Tier | None:
         for tier in self.tiers:
@@ -167,9 +219,10 @@ class PriceList:
 # -------------------------------------------------------------------- pricing
 
 
-def quote(entry: Entry, usage: Usage) -> Decimal:
-    """The exact cost of `usage` at `entry`'s prices, in yuan."""
-    tier = entry.tier_for(usage.input_tokens)
+def quote(entry: Entry, usage: Usage, when: datetime | None = None) -> Decimal:
+    """The exact cost of `usage` at `entry`'s prices, in yuan, for a call made at `when`
+    (the time decides only where the entry has off-peak prices)."""
+    tier = entry.off_peak_at(when) or entry.tier_for(usage.input_tokens)
     input_price = tier.input if tier else entry.input
     output_price = tier.output if tier else entry.output
     cached_price = _first(tier.cached_input if tier else None, entry.cached_input, input_price)
@@ -436,6 +489,12 @@ def _entry(item: Any, n: int) -> Entry:
     note = item.get("note", "")
     if not isinstance(note, str):
         raise _Bad(f"{where}.note must be text")
+    off_peak = None
+    if "off_peak" in item:
+        if parsed_tiers or free or "cache_write" in prices:
+            # Each would need off-peak prices of its own; no platform has published any.
+            raise _Bad(f"{where}.off_peak cannot go with tiers, free or cache_write")
+        off_peak = _off_peak(item["off_peak"], f"{where}.off_peak")
     return Entry(
         provider=provider,
         model=model,
@@ -450,7 +509,73 @@ def _entry(item: Any, n: int) -> Entry:
         cached_input=prices.get("cached_input"),
         cache_write=prices.get("cache_write"),
         thinking_output=prices.get("thinking_output"),
+        off_peak=off_peak,
     )
+
+
+def _off_peak(item: Any, where: str) -> OffPeak:
+    if not isinstance(item, dict):
+        raise _Bad(f"{where} must be a table")
+    _no_unknown(item, _OFF_PEAK_KEYS, where)
+    for key in ("input", "output"):
+        if key not in item:
+            raise _Bad(f"{where} has no {key} price")
+    prices = {
+        k: _price(item[k], f"{where}.{k}") for k in _OFF_PEAK_KEYS - {"during", "peak"} if k in item
+    }
+    if ("during" in item) == ("peak" in item):
+        raise _Bad(f"{where} needs either during (its hours) or peak (the hours it is not)")
+    key = "during" if "during" in item else "peak"
+    texts = item[key]
+    if not isinstance(texts, list) or not texts:
+        raise _Bad(f'{where}.{key} must be a list of windows like "Mon-Fri 09:00-12:00"')
+    windows = tuple(window(t, f"{where}.{key}") for t in texts)
+    return OffPeak(
+        input=prices["input"],
+        output=prices["output"],
+        cached_input=prices.get("cached_input"),
+        thinking_output=prices.get("thinking_output"),
+        during=windows if key == "during" else (),
+        peak=windows if key == "peak" else (),
+    )
+
+
+def window(text: Any, where: str = "window") -> Window:
+    """`[DAYS ]HH:MM-HH:MM` in Beijing time: DAYS is a day (`Sat`) or a run of days
+    (`Mon-Fri`, `Fri-Mon`), every day when left out; the span ends before midnight
+    or at 24:00 and after it starts."""
+    if not isinstance(text, str):
+        raise _Bad(f'{where} must hold text like "Mon-Fri 09:00-12:00", not {text!r}')
+    parts = text.split()
+    if len(parts) not in (1, 2):
+        raise _Bad(f"{where} has {text!r}: write [DAYS ]HH:MM-HH:MM, e.g. Mon-Fri 09:00-12:00")
+    days = _days(parts[0], where, text) if len(parts) == 2 else frozenset(range(7))
+    span = parts[-1].split("-")
+    if len(span) != 2:
+        raise _Bad(f"{where} has {text!r}: the hours must be HH:MM-HH:MM")
+    start, end = (_minute(t, where, text) for t in span)
+    if not start < end:
+        raise _Bad(
+            f"{where} has {text!r}: the span must end after it starts (split one past midnight in two)"
+        )
+    return Window(days, start, end, " ".join(parts))
+
+
+def _days(text: str, where: str, whole: str) -> frozenset[int]:
+    ends = text.lower().split("-")
+    if len(ends) > 2 or any(day not in _DAYS for day in ends):
+        raise _Bad(f"{where} has {whole!r}: days are Mon..Sun, one or a run like Mon-Fri")
+    first, last = _DAYS.index(ends[0]), _DAYS.index(ends[-1])
+    return frozenset((first + n) % 7 for n in range((last - first) % 7 + 1))
+
+
+def _minute(text: str, where: str, whole: str) -> int:
+    hour, _, minute = text.partition(":")
+    if not (len(hour) == 2 and len(minute) == 2 and (hour + minute).isascii()):
+        raise _Bad(f"{where} has {whole!r}: times are HH:MM")
+    if not (hour + minute).isdigit() or int(minute) > 59 or int(hour) * 60 + int(minute) > 24 * 60:
+        raise _Bad(f"{where} has {whole!r}: times run from 00:00 to 24:00")
+    return int(hour) * 60 + int(minute)
 
 
 def _tier(item: Any, where: str) -> Tier:

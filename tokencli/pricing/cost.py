@@ -295,7 +295,7 @@ def price_call(
 
         entry = cny_entry(settings, provider, model)
         if entry is not None:
-            return Cost(quote(entry, usage), "CNY", entry.price_source, entry.read)
+            return Cost(quote(entry, usage, when), "CNY", entry.price_source_at(when), entry.read)
 
     if provider.prices_from:
         table_cost = flat_quote(settings, provider.prices_from, model, usage, when) or genai_quote(

@@ -47,6 +47,7 @@ class ModelPrice:
     aliases: tuple[str, ...] = ()
     thinking_output: Decimal | None = None
     tiers: tuple[Any, ...] = ()
+    off_peak: Any = None  # the yuan list's OffPeak: lower prices by the time of day
 
 
 def _table_fingerprint() -> str | None:
@@ -255,6 +256,7 @@ def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPric
                 *(["free"] if entry.free else []),
                 *(["thinking"] if entry.thinking_output is not None else []),
                 *(["tiered"] if entry.tiers else []),
+                *(["off-peak"] if entry.off_peak else []),
                 *(["stale"] if cny.stale_days(entry.read, today) else []),
             ]
             rows[(name, entry.model)] = ModelPrice(
@@ -272,6 +274,7 @@ def cny_rows(settings: Settings, today: date) -> dict[tuple[str, str], ModelPric
                 aliases=entry.aliases,
                 thinking_output=entry.thinking_output,
                 tiers=entry.tiers,
+                off_peak=entry.off_peak,
             )
     return rows
 
