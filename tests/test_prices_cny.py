@@ -649,6 +649,7 @@ def test_models_says_when_the_list_is_stale(cli, fixture_list, monkeypatch):
     result = cli("models", "--provider", "zhipu", "glm-5.3")
     assert "The yuan price list was read on 2026-08-01, 100 days ago" in result.stderr
     assert 'set [prices."PROVIDER:MODEL"]' in result.stderr and "update tokencli" in result.stderr
+    assert "a prices-cny.toml of your own" in result.stderr
     rows = json.loads(cli("models", "--json", "--provider", "zhipu", "glm-5.3").stdout)
     assert next(r for r in rows if r["model"] == "glm-5.3")["notes"] == ["tiered", "stale"]
 

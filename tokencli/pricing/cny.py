@@ -264,7 +264,8 @@ def stale_message(read: date, age: int) -> str:
         f"The yuan price list was read on {read.isoformat()}, {age} days ago; "
         "its prices may have changed since. Check the source pages "
         "(tokencli models --json gives each source_url), "
-        'set [prices."PROVIDER:MODEL"] in the config where a price changed, '
+        'set [prices."PROVIDER:MODEL"] in the config where a price changed '
+        f"(or refresh the entries in a {USER_LIST_NAME} of your own beside it), "
         "or update tokencli for a newer list."
     )
 
