@@ -157,7 +157,7 @@ class Entry:
     @property
     def price_source(self) -> str:
         """What the ledger records as this entry's `price_source`."""
-        return f"{self.list_name}: {self.model} ({self.host}, read {self.read.isoformat()})"
+        return self._source(self.list_name)
 
     def off_peak_at(self, moment: datetime | None) -> OffPeak | None:
         """The off-peak prices when a call made at `moment` gets them, else None."""
@@ -169,7 +169,10 @@ class Entry:
         """`price_source`, saying so when the call got the off-peak prices."""
         if self.off_peak_at(moment) is None:
             return self.price_source
-        return self.price_source.replace(": ", " (off-peak): ", 1)
+        return self._source(f"{self.list_name} (off-peak)")
+
+    def _source(self, label: str) -> str:
+        return f"{label}: {self.model} ({self.host}, read {self.read.isoformat()})"
 
     def tier_for(self, input_tokens: int) -> Tier | None:
         for tier in self.tiers:
@@ -222,11 +225,15 @@ class PriceList:
 def quote(entry: Entry, usage: Usage, when: datetime | None = None) -> Decimal:
     """The exact cost of `usage` at `entry`'s prices, in yuan, for a call made at `when`
     (the time decides only where the entry has off-peak prices)."""
-    tier = entry.off_peak_at(when) or entry.tier_for(usage.input_tokens)
-    input_price = tier.input if tier else entry.input
-    output_price = tier.output if tier else entry.output
-    cached_price = _first(tier.cached_input if tier else None, entry.cached_input, input_price)
-    thinking_price = _first(tier.thinking_output if tier else None, entry.thinking_output)
+    # The prices that replace the entry's own for this call: its hour's, else its tier's
+    # (an entry has one or the other, never both). What they leave out is the entry's.
+    special: OffPeak | Tier | None = entry.off_peak_at(when) or entry.tier_for(usage.input_tokens)
+    input_price = special.input if special else entry.input
+    output_price = special.output if special else entry.output
+    cached_price = _first(
+        special.cached_input if special else None, entry.cached_input, input_price
+    )
+    thinking_price = _first(special.thinking_output if special else None, entry.thinking_output)
     if thinking_price is not None and usage.reasoning_tokens > 0:
         output_price = thinking_price
     write_price = _first(entry.cache_write, input_price)
