@@ -255,6 +255,12 @@ def test_bad_requests_get_clear_errors_in_their_protocol(home, server):
     assert server.requests == []
 
 
+def stream_count(gw):
+    """A streamed chat request through the gateway, read by the caller as it likes."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count"}]}
+    return httpx.stream("POST", gw.openai_base + "/chat/completions", json={**body, "stream": True})
+
+
 def test_a_client_that_leaves_mid_stream_cancels_upstream_and_leaves_an_interrupted_row(
     home, server
 ):
@@ -262,12 +268,7 @@ def test_a_client_that_leaves_mid_stream_cancels_upstream_and_leaves_an_interrup
     chunks = openai_chunks(["one ", "two ", "three"], openai_usage(5, 3))
     server.queue(sse_reply(sse(chunks, pause=0.3)))
     with running_gateway() as gw:
-        body = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "count"}],
-            "stream": True,
-        }
-        with httpx.stream("POST", gw.openai_base + "/chat/completions", json=body) as r:
+        with stream_count(gw) as r:
             first = next(r.iter_raw())
         assert first.startswith(b"data: ")
         wait_for(lambda: [x["status"] for x in ledger_rows(home)] == ["interrupted"])
@@ -284,12 +285,7 @@ def test_a_client_that_leaves_at_the_streams_end_leaves_an_ok_row(home, server):
     chunks = openai_chunks(["one ", "two"], openai_usage(5, 2))
     server.queue(sse_reply([*sse(chunks), Pause(1.0)]))
     with running_gateway() as gw:
-        body = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "count"}],
-            "stream": True,
-        }
-        with httpx.stream("POST", gw.openai_base + "/chat/completions", json=body) as r:
+        with stream_count(gw) as r:
             for line in r.iter_lines():
                 if line == "data: [DONE]":
                     break
