@@ -972,6 +972,10 @@ def test_the_loader_refuses_what_the_format_forbids():
     assert error(entries=[VALID_ENTRY, {**VALID_ENTRY, "model": "M"}]) == (
         "models[2] (qwen:M) repeats 'M', already listed by models[1] (qwen:m)."
     )
+    assert error({"model": "m\x1b[2J"}) == ("models[1].model holds a control character: m\\x1b[2J.")
+    assert error({"aliases": ["m2\u202e"]}).endswith(
+        ".aliases holds a control character: m2\\u202e."
+    )
     assert error({"read": "yesterday"}) == (
         "models[1] (qwen:m).read must be a date (YYYY-MM-DD), not 'yesterday'."
     )

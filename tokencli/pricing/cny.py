@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ..calls.usage import Usage
 from ..errors import ConfigError
+from ..safetext import visible
 
 FORMAT = 1
 CURRENCY = "CNY"
@@ -628,7 +629,12 @@ def _price(value: Any, where: str) -> Decimal:
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Bad(f"{where} must be a non-empty string, not {value!r}")
-    return value.strip()
+    text = value.strip()
+    if visible(text) != text:
+        # A name or address reaches the ledger and the terminal: a control or bidi
+        # character in it can only be a mistake, or a trap.
+        raise _Bad(f"{where} holds a control character: {visible(text)}")
+    return text
 
 
 def _url(value: Any, where: str) -> str:
