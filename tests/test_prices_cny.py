@@ -1013,6 +1013,24 @@ def test_count_prices_the_input_from_the_list(cli, fixture_list):
     assert out["currency"] == "CNY" and out["price_source"].startswith("cny list: qwen-plus")
 
 
+def test_count_and_dry_run_price_at_the_pinned_hour(cli, home, monkeypatch):
+    """`count` and `run --dry-run` quote the price of the hour on tokencli's one clock."""
+    write_config(home, '[providers.deepseek]\ncurrency = "CNY"\n')
+    quotes = {}
+    for now in ("2026-12-01T02:00:00Z", "2026-12-05T02:00:00Z"):  # Tuesday, Saturday
+        monkeypatch.setenv("TOKENCLI_NOW", now)
+        counted = json.loads(cli("count", "-m", "deepseek:deepseek-v4-pro", "--json", "hi").stdout)
+        planned = json.loads(
+            cli("run", "-m", "deepseek:deepseek-v4-pro", "--dry-run", "--json", "hi").stdout
+        )
+        assert counted["price_source"] == planned["price_source"]
+        quotes[now] = (planned["price_source"], Decimal(counted["cost"]), Decimal(planned["cost"]))
+    peak, off_peak = quotes.values()
+    assert peak[0].startswith("cny list: deepseek-v4-pro")
+    assert off_peak[0].startswith("cny list (off-peak): deepseek-v4-pro")
+    assert (off_peak[1] * 2, off_peak[2] * 2) == peak[1:]  # half price at the weekend
+
+
 def test_reports_convert_the_yuan_with_the_configured_rate(
     cli, home, server, fixture_list, monkeypatch
 ):

@@ -42,7 +42,9 @@ def count(
 
     app_ctx = app_context(ctx)
     body = read_prompt(text, app_ctx.streams)
-    result = count_text(app_ctx.settings, model, body, system=system, raw=raw)
+    result = count_text(
+        app_ctx.settings, model, body, system=system, raw=raw, when=app_ctx.clock.now()
+    )
     render_count(app_ctx, result, json_out)
 
 

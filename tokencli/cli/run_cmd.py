@@ -206,7 +206,7 @@ def _dry_run(app_ctx: AppContext, options: "RunOptions", json_out: bool) -> None
     from ..results import DryRunResult
     from .count_cmd import count_lines
 
-    plan = dry_run(app_ctx.settings, options)
+    plan = dry_run(app_ctx.settings, options, when=app_ctx.clock.now())
     request, result = plan.request, plan.count
     for note in result.notes:
         app_ctx.err(f"tokencli: {note}")

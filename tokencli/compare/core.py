@@ -164,7 +164,7 @@ def estimate(
                     stream=False,
                 )
                 request = build_request(settings, target, opts)
-                count = count_request(settings, target, request)
+                count = count_request(settings, target, request, when=when)
                 tally = exact(target, request) if exact is not None else None
                 if tally is not None:
                     usage = Usage(input_tokens=tally.tokens)
