@@ -495,8 +495,11 @@ def test_a_really_full_disk_mid_call_keeps_the_usage(tiny_disk, home, tokencli_e
     assert reserve_path(db).stat().st_size == 64 * 1024  # made again, for the next time
 
 
-def test_a_ledger_on_a_read_only_file_system_exits_6(tiny_disk, home, tokencli_exe):
-    """Read-only for root too: the file system is remounted read-only."""
+def test_a_ledger_on_a_read_only_file_system_reads_but_is_not_written(
+    tiny_disk, home, tokencli_exe
+):
+    """Read-only for root too: the file system is remounted read-only. Reading commands
+    read it (a mounted backup, a snapshot); a call, which must be recorded, is exit 6."""
     db = tiny_disk / "ledger.db"
     env = subprocess_env(home, TOKENCLI_DB=str(db))
     first = subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env)
@@ -506,9 +509,74 @@ def test_a_ledger_on_a_read_only_file_system_exits_6(tiny_disk, home, tokencli_e
     )
     if remount.returncode != 0:
         pytest.skip("cannot remount read-only here")
-    for args in (["run", "-m", "mock:echo", "hi"], ["logs"]):
-        proc = subprocess.run([*tokencli_exe, *args], env=env, capture_output=True, text=True)
-        assert proc.returncode == 6, proc.stderr
-        assert proc.stderr.startswith(f"tokencli: The ledger {db} cannot be written: ")
-        assert "writable by this user" in proc.stderr and "Traceback" not in proc.stderr
-        assert proc.stderr.count("\n") == 1
+    proc = subprocess.run(
+        [*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stderr.startswith(f"tokencli: The ledger {db} cannot be written: ")
+    assert "writable by this user" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+    def read(*args: str) -> str:
+        done = subprocess.run([*tokencli_exe, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    assert [c["status"] for c in json.loads(read("logs", "--json"))] == ["ok"]
+    assert json.loads(read("report", "--json"))["totals"]["calls"] == 1
+    assert [json.loads(line)["provider"] for line in read("ledger", "export").splitlines()] == [
+        "mock"
+    ]
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["ledger.db", "ledger.db-reserve"]
+
+
+def test_a_read_only_ledger_of_an_older_tokencli_says_to_copy_it(tiny_disk, home, tokencli_exe):
+    db = tiny_disk / "ledger.db"
+    env = subprocess_env(home, TOKENCLI_DB=str(db))
+    assert subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env).returncode == 0
+    conn = sqlite3.connect(db)  # as an older tokencli left it: its last migration not applied
+    with conn:
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE rowid = (SELECT max(rowid) FROM _sqlite_migrations)"
+        )
+    conn.close()
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
+    )
+    if remount.returncode != 0:
+        pytest.skip("cannot remount read-only here")
+    read = subprocess.run([*tokencli_exe, "logs"], env=env, capture_output=True, text=True)
+    assert read.returncode == 6, read.stderr
+    assert read.stderr == (
+        f"tokencli: The ledger {db} is on a read-only file system and was written by an older"
+        " tokencli, so it cannot be upgraded where it is. Copy it to a writable place and point"
+        " --db (or TOKENCLI_DB) at the copy.\n"
+    )
+
+
+def test_a_read_only_ledger_with_calls_still_in_its_log_is_not_read_without_them(
+    tiny_disk, home, tokencli_exe
+):
+    """The file alone would miss the calls in the write-ahead log: one sentence, exit 6."""
+    db = tiny_disk / "ledger.db"
+    env = subprocess_env(home, TOKENCLI_DB=str(db))
+    assert subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env).returncode == 0
+    # A writer killed with a call in the log, whose shared-memory file is gone since.
+    script = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "c.execute(\"UPDATE calls SET project = 'late'\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(db)], check=True)
+    (tiny_disk / "ledger.db-shm").unlink()
+    assert (tiny_disk / "ledger.db-wal").stat().st_size > 0
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
+    )
+    if remount.returncode != 0:
+        pytest.skip("cannot remount read-only here")
+    read = subprocess.run([*tokencli_exe, "logs"], env=env, capture_output=True, text=True)
+    assert read.returncode == 6, read.stderr
+    assert read.stderr.startswith(f"tokencli: The ledger {db} cannot be written: ")

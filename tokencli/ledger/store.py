@@ -290,10 +290,43 @@ class Ledger(ReportReads):
             with contextlib.suppress(LedgerUnwritable):
                 ledger.recover_abandoned(host_name(), pid_alive)
         except sqlite3.DatabaseError as exc:
-            raise ledger_failure(path, exc) or ConfigError(
+            failure = ledger_failure(path, exc)
+            if not create and isinstance(failure, LedgerUnwritable) and _frozen_fs(path):
+                return cls._open_frozen(path, failure, clock)
+            raise failure or ConfigError(
                 f"The ledger {path} cannot be opened: {exc}.",
                 "If it is damaged, move it aside; tokencli will start a new one.",
             ) from None
+        return ledger
+
+    @classmethod
+    def _open_frozen(cls, path: Path, failure: ConfigError, clock: Clock) -> Ledger:
+        """The ledger on a read-only file system (a mounted backup, a snapshot), for
+        reading. SQLite cannot make the WAL's shared-memory file there, so it reads the
+        file as immutable: right only when every write is in the file itself, which a
+        missing or empty write-ahead log says. Nothing is replayed or settled, and a
+        write is refused (exit 6)."""
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise failure  # calls still in its log: reading the file alone would miss them
+        try:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            ledger = cls(conn, path, clock)
+            if ledger._applied_count() < len(MIGRATIONS):
+                conn.close()
+                raise ConfigError(
+                    f"The ledger {path} is on a read-only file system and was written by an"
+                    " older tokencli, so it cannot be upgraded where it is.",
+                    "Copy it to a writable place and point --db (or TOKENCLI_DB) at the copy.",
+                )
+        except sqlite3.DatabaseError as exc:
+            raise ledger_failure(path, exc) or failure from None
         return ledger
 
     @classmethod
@@ -888,6 +921,14 @@ def ledger_failure(path: Path, exc: sqlite3.Error) -> ConfigError | None:
             " 'tokencli ledger import' from your latest 'tokencli ledger export' backup.",
         )
     return None
+
+
+def _frozen_fs(path: Path) -> bool:
+    """Whether `path` is on a file system mounted read-only (for root too)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        return False
 
 
 def _create_owner_only(path: Path) -> None:
