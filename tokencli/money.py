@@ -31,16 +31,17 @@ def parse_amount(value: object) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("a boolean is not an amount")
     if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | float | str):
+        result = value
+    elif isinstance(value, int | float | str):
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
             raise ValueError(f"{value!r} is not a number") from None
-        if not result.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return result
-    raise ValueError(f"{value!r} is not a number")
+    else:
+        raise ValueError(f"{value!r} is not a number")
+    if not result.is_finite():  # (a Decimal too: JSON read with parse_float=Decimal)
+        raise ValueError(f"{value!r} is not a finite number")
+    return result
 
 
 def format_money(amount: Decimal | None, currency: str | None, *, places: int | None = None) -> str:
