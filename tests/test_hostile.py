@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ledger_rows, provider_config, write_config
@@ -634,6 +634,8 @@ def test_the_sse_decoder_raises_only_provider_errors(lines):
 
 @settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=200), st.lists(st.integers(min_value=1, max_value=40), max_size=10))
+@example(b"\r", [])  # a lone CR ending the stream still ends an empty line
+@example(b"\r\xe4", [])  # and before an unfinished character
 def test_lines_come_out_whole_however_the_bytes_are_cut(data, cuts):
     chunks, rest = [], data
     for cut in cuts:

@@ -359,9 +359,12 @@ def iter_lines(
                 request_id=request_id,
             )
     tail = "".join(pending) + ("\r" if carry_cr else "") + decoder.decode(b"", final=True)
-    for line in _NEWLINE.split(tail):
-        if line:
-            yield line
+    pieces = _NEWLINE.split(tail)
+    # Every piece a newline ends is a line, an empty one too (it ends an SSE event); the
+    # piece after the last newline is one only when something is in it.
+    yield from pieces[:-1]
+    if pieces[-1]:
+        yield pieces[-1]
 
 
 # ---------------------------------------------------------------- stream framing
