@@ -495,20 +495,25 @@ def test_a_really_full_disk_mid_call_keeps_the_usage(tiny_disk, home, tokencli_e
     assert reserve_path(db).stat().st_size == 64 * 1024  # made again, for the next time
 
 
+def remount_read_only(disk) -> None:
+    """Read-only for root too: the file system itself is remounted read-only."""
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(disk)], capture_output=True, timeout=10
+    )
+    if remount.returncode != 0:
+        pytest.skip("cannot remount read-only here")
+
+
 def test_a_ledger_on_a_read_only_file_system_reads_but_is_not_written(
     tiny_disk, home, tokencli_exe
 ):
-    """Read-only for root too: the file system is remounted read-only. Reading commands
-    read it (a mounted backup, a snapshot); a call, which must be recorded, is exit 6."""
+    """Reading commands read it (a mounted backup, a snapshot); a call, which must be
+    recorded, is exit 6."""
     db = tiny_disk / "ledger.db"
     env = subprocess_env(home, TOKENCLI_DB=str(db))
     first = subprocess.run([*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env)
     assert first.returncode == 0
-    remount = subprocess.run(
-        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
-    )
-    if remount.returncode != 0:
-        pytest.skip("cannot remount read-only here")
+    remount_read_only(tiny_disk)
     proc = subprocess.run(
         [*tokencli_exe, "run", "-m", "mock:echo", "hi"], env=env, capture_output=True, text=True
     )
@@ -540,11 +545,7 @@ def test_a_read_only_ledger_of_an_older_tokencli_says_to_copy_it(tiny_disk, home
             "DELETE FROM _sqlite_migrations WHERE rowid = (SELECT max(rowid) FROM _sqlite_migrations)"
         )
     conn.close()
-    remount = subprocess.run(
-        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
-    )
-    if remount.returncode != 0:
-        pytest.skip("cannot remount read-only here")
+    remount_read_only(tiny_disk)
     read = subprocess.run([*tokencli_exe, "logs"], env=env, capture_output=True, text=True)
     assert read.returncode == 6, read.stderr
     assert read.stderr == (
@@ -572,11 +573,7 @@ def test_a_read_only_ledger_with_calls_still_in_its_log_is_not_read_without_them
     subprocess.run([sys.executable, "-c", script, str(db)], check=True)
     (tiny_disk / "ledger.db-shm").unlink()
     assert (tiny_disk / "ledger.db-wal").stat().st_size > 0
-    remount = subprocess.run(
-        ["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True, timeout=10
-    )
-    if remount.returncode != 0:
-        pytest.skip("cannot remount read-only here")
+    remount_read_only(tiny_disk)
     read = subprocess.run([*tokencli_exe, "logs"], env=env, capture_output=True, text=True)
     assert read.returncode == 6, read.stderr
     assert read.stderr.startswith(f"tokencli: The ledger {db} cannot be written: ")
