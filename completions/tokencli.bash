@@ -111,7 +111,7 @@ declare -gA _tokencli_options=(
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --json --chart --top --output -o -h --help"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --no-stream --json --force -u --usage --price-as --cache --no-cache --dry-run -h --help"
     ["tokencli serve"]="--host --port --drain --print-service -h --help"
-    ["tokencli serve add-client"]="--project -p --rpm --tpm -h --help"
+    ["tokencli serve add-client"]="--project -p --rpm --tpm --budget -h --help"
 )
 declare -gA _tokencli_value_options=(
     ["tokencli"]="--config --db"
@@ -167,7 +167,7 @@ declare -gA _tokencli_value_options=(
     ["tokencli report"]="--month --since --until --last --tz --by -b --provider --model -m --project -p --prompt --tag --format -f --top --output -o"
     ["tokencli run"]="-m --model -s --system --prompt --var --vars-file --max-tokens --temperature -p --project --tag --price-as"
     ["tokencli serve"]="--host --port --drain"
-    ["tokencli serve add-client"]="--project -p --rpm --tpm"
+    ["tokencli serve add-client"]="--project -p --rpm --tpm --budget"
 )
 declare -gA _tokencli_file_options=(
     ["tokencli"]="--config --db"

@@ -287,4 +287,5 @@ complete -c tokencli -n '__fish_seen_subcommand_from serve ; and not __fish_seen
 complete -c tokencli -n '__fish_seen_subcommand_from serve ; and __fish_seen_subcommand_from add-client' -l project -s p -r -d 'Project its calls are recorded under'
 complete -c tokencli -n '__fish_seen_subcommand_from serve ; and __fish_seen_subcommand_from add-client' -l rpm -r -d 'Requests per minute it may make'
 complete -c tokencli -n '__fish_seen_subcommand_from serve ; and __fish_seen_subcommand_from add-client' -l tpm -r -d 'Tokens per minute it may use'
+complete -c tokencli -n '__fish_seen_subcommand_from serve ; and __fish_seen_subcommand_from add-client' -l budget -r -d 'A budget (see \'tokencli budget set\') that then counts and caps only this client\'s calls; repeatable'
 complete -c tokencli -n '__fish_seen_subcommand_from serve ; and __fish_seen_subcommand_from add-client' -s h -l help -d 'Show help and exit'

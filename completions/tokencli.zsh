@@ -676,6 +676,7 @@ _tokencli_serve_add_client() {
         '(--project -p)'{--project,-p}'[Project its calls are recorded under]:value: ' \
         '--rpm[Requests per minute it may make]:value: ' \
         '--tpm[Tokens per minute it may use]:value: ' \
+        '--budget[A budget (see '\''tokencli budget set'\'') that then counts and caps only this client'\''s calls; repeatable]:value: ' \
         '(-h --help)'{-h,--help}'[Show help and exit]' \
         '*:argument: '
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import tomllib
 
 import httpx
 import pytest
@@ -336,6 +337,36 @@ def test_add_client_writes_only_the_hash_and_prints_the_key_once(home, server):
     with running_gateway() as gw:
         oa = openai.OpenAI(base_url=gw.openai_base, api_key=key, max_retries=0)
         assert chat(oa).choices[0].message.content == "hi"
+
+
+def test_add_client_gives_a_client_its_budgets_and_a_new_key_keeps_them(home):
+    from tests.conftest import write_config
+
+    write_config(
+        home,
+        '[budgets.editor-month]\namount = 10\nperiod = "month"\n\n'
+        '[budgets.shared]\namount = 5\nperiod = "month"\n',
+    )
+    added = run_cli("serve", "add-client", "editor", "--budget", "editor-month")
+    assert added.exit_code == 0, added.stderr
+    again = run_cli("serve", "add-client", "editor", "--rpm", "5")  # a new key
+    assert again.exit_code == 0, again.stderr
+    config = tomllib.loads((home / "config.toml").read_text())
+    editor = config["gateway"]["clients"]["editor"]
+    assert (editor["budgets"], editor["rpm"]) == (["editor-month"], 5)
+    status = json.loads(run_cli("budget", "status", "--json").stdout)
+    scopes = {b["name"]: b["scope"] for b in status["budgets"]}
+    assert scopes["editor-month"] == {"tag:client": "editor"}  # it counts only its calls
+
+    unknown = run_cli("serve", "add-client", "bot", "--budget", "nosuch")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith(
+        "tokencli: No budget is named 'nosuch' (known: editor-month, shared)."
+    )
+    taken = run_cli("serve", "add-client", "bot", "--budget", "editor-month")
+    assert taken.exit_code == 2
+    assert "already counts only the calls of client 'editor'" in taken.stderr
+    assert "bot" not in tomllib.loads((home / "config.toml").read_text())["gateway"]["clients"]
 
 
 @pytest.mark.heavy

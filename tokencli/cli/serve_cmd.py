@@ -2,12 +2,15 @@
 
 import re
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import Interrupted, UsageError
 from .context import app_context
+
+if TYPE_CHECKING:
+    from ..settings.loader import Settings
 
 HELP = "Run a local gateway that AI tools point their base URL at; every request is metered."
 
@@ -110,6 +113,25 @@ def serve(
     app_ctx.err("tokencli: gateway stopped.")
 
 
+def _check_client_budget(settings: "Settings", client: str, budget: str) -> None:
+    """`budget` exists and counts no other client's calls (one sentence, exit 2, if not)."""
+    found = settings.budgets.get(budget)
+    if found is None:
+        known = ", ".join(sorted(settings.budgets)) or "none yet"
+        raise UsageError(
+            f"No budget is named {budget!r} (known: {known}).",
+            f"Add it first, e.g. 'tokencli budget set {budget} --limit 20 --period month'.",
+        )
+    owners = {n for n, c in settings.gateway.clients.items() if budget in c.budgets}
+    owners |= {value for key, value in found.scope.tags if key == "client"}
+    others = sorted(owners - {client})
+    if others:
+        raise UsageError(
+            f"Budget {budget!r} already counts only the calls of client {others[0]!r}.",
+            "A budget counts one client's calls: give this client a budget of its own.",
+        )
+
+
 @app.command("add-client")
 def add_client(
     ctx: typer.Context,
@@ -123,6 +145,15 @@ def add_client(
     ] = None,
     tpm: Annotated[
         int | None, typer.Option("--tpm", help="Tokens per minute it may use.", min=1, metavar="N")
+    ] = None,
+    budgets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--budget",
+            help="A budget (see 'tokencli budget set') that then counts and caps only this "
+            "client's calls; repeatable.",
+            metavar="NAME",
+        ),
     ] = None,
 ) -> None:
     """Give a tool its own key: [gateway.clients.NAME] holds its hash; the key is printed once."""
@@ -151,6 +182,13 @@ def add_client(
     for field, value in (("project", project), ("rpm", rpm), ("tpm", tpm)):
         if value is not None:
             table[field] = value
+    own_budgets = list(existing.budgets) if existing is not None else []
+    for budget in budgets or []:
+        _check_client_budget(settings, name, budget)
+        if budget not in own_budgets:
+            own_budgets.append(budget)
+    if own_budgets:
+        table["budgets"] = own_budgets
     set_table(settings.paths.config, ("gateway", "clients", name), table)
     app_ctx.streams.stdout.write(key + "\n")
     app_ctx.err(
