@@ -107,7 +107,7 @@ def validate(ctx: typer.Context) -> None:
 @app.command("show")
 def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print every effective setting with its source (default, preset, file:line, env, flag)."""
-    from ..pricing.cny import USER_LIST_NAME
+    from ..pricing.cny import own_list
     from ..pricing.cost import price_list
     from ..settings.keys import KeyStore, resolve_key
 
@@ -129,8 +129,7 @@ def show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             )
         )
     store = KeyStore(paths.keys)
-    own_list = paths.config_dir / USER_LIST_NAME
-    own_list_found = own_list if own_list.is_file() else None
+    own_list_found = own_list(paths.config_dir)
     for name, provider in sorted(settings.providers.items()):
         origin = "preset" if provider.builtin else "config"
         for key in ("type", "base_url"):

@@ -285,7 +285,7 @@ def stale_message(read: date, age: int) -> str:
 # stray dump) and is refused rather than read whole.
 MAX_LIST_BYTES = 4 * 2**20
 
-_loaded: dict[tuple[Path, Path | None], PriceList] = {}
+_loaded: dict[tuple[Path, Path | None], PriceList] = {}  # (list, config dir) → list
 
 
 def bundled(path: Path | None = None) -> PriceList:
@@ -300,16 +300,23 @@ def active(
     over it; read and checked once per process, parsed once per change of the file when
     there is a `cache_dir` to keep the parse in."""
     path = path or LIST_PATH
-    own_path = config_dir / USER_LIST_NAME if config_dir is not None else None
-    if own_path is not None and not own_path.is_file():
-        own_path = None
-    key = (path, own_path)
-    if key not in _loaded:
+    key = (path, config_dir)
+    if key not in _loaded:  # (looked for once: every priced call of a process asks)
         prices = _read(path, users=False, cache_dir=cache_dir)
+        own_path = own_list(config_dir)
         if own_path is not None:
             prices = prices.under(_read(own_path, users=True, cache_dir=cache_dir))
         _loaded[key] = prices
     return _loaded[key]
+
+
+def own_list(config_dir: Path | None) -> Path | None:
+    """The user's own list in `config_dir`, when there is one (a FIFO or a directory
+    of that name is not one, and is never read)."""
+    if config_dir is None:
+        return None
+    own_path = config_dir / USER_LIST_NAME
+    return own_path if own_path.is_file() else None
 
 
 def _read(path: Path, *, users: bool, cache_dir: Path | None = None) -> PriceList:
