@@ -6,6 +6,7 @@ import io
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,35 @@ def ledger_rows(home: Path, sql: str = "SELECT * FROM calls ORDER BY id") -> lis
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def wait_for_pending(home: Path, timeout: float = 30.0) -> str:
+    """The id of the call another process has started (its pending row), once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (home / "ledger.db").exists():
+            try:
+                rows = ledger_rows(home, "SELECT id FROM calls WHERE status = 'pending'")
+            except sqlite3.OperationalError:
+                rows = []
+            if rows:
+                return str(rows[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("no pending call appeared")
+
+
+def failing_statements(monkeypatch: pytest.MonkeyPatch, starting: str, message: str) -> None:
+    """Every SQLite statement starting with `starting` fails with `message` (a full disk, a
+    read-only file), in this process, from the next connection on."""
+
+    class Failing(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith(starting):
+                raise sqlite3.OperationalError(message)
+            return super().execute(sql, *args)
+
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=Failing, **k))
 
 
 def provider_config(name: str, type_: str, url: str, **fields: object) -> str:

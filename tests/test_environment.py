@@ -13,7 +13,13 @@ import time
 
 import pytest
 
-from tests.conftest import ledger_rows, subprocess_env, write_config
+from tests.conftest import (
+    failing_statements,
+    ledger_rows,
+    subprocess_env,
+    wait_for_pending,
+    write_config,
+)
 from tokencli.ledger import Ledger
 from tokencli.ledger.recovery import journal_path, reserve_path
 
@@ -108,14 +114,7 @@ def test_when_the_journal_cannot_be_written_either_the_usage_is_in_the_sentence(
 ):
     assert cli("run", "-m", "mock:echo", "warm up").exit_code == 0  # the ledger exists
 
-    class Full(sqlite3.Connection):
-        def execute(self, sql, *args):
-            if sql.startswith("UPDATE calls SET"):
-                raise sqlite3.OperationalError("database or disk is full")
-            return super().execute(sql, *args)
-
-    real = sqlite3.connect
-    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=Full, **k))
+    failing_statements(monkeypatch, "UPDATE calls SET", "database or disk is full")
 
     def no_space(path, data):
         raise OSError(28, "No space left on device")
@@ -132,14 +131,7 @@ def test_when_the_journal_cannot_be_written_either_the_usage_is_in_the_sentence(
 def test_a_read_only_ledger_exits_6_with_what_to_do(home, cli, monkeypatch):
     assert cli("run", "-m", "mock:echo", "hi").exit_code == 0
 
-    class ReadOnly(sqlite3.Connection):
-        def execute(self, sql, *args):
-            if sql.startswith("BEGIN IMMEDIATE"):
-                raise sqlite3.OperationalError("attempt to write a readonly database")
-            return super().execute(sql, *args)
-
-    real = sqlite3.connect
-    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=ReadOnly, **k))
+    failing_statements(monkeypatch, "BEGIN IMMEDIATE", "attempt to write a readonly database")
     result = cli("run", "-m", "mock:echo", "hi")
     assert result.exit_code == 6, result.stderr
     assert result.stderr == (
@@ -360,19 +352,6 @@ def test_version_to_a_reader_gone_is_141(home):
 # ------------------------------------------------------------------ SIGHUP
 
 
-def _wait_pending(home) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if (home / "ledger.db").exists():
-            try:
-                if ledger_rows(home, "SELECT id FROM calls WHERE status = 'pending'"):
-                    return
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError("no pending call appeared")
-
-
 def test_sighup_mid_stream_keeps_text_and_tokens(home, tokencli_exe):
     write_config(home, "[providers.mock]\ndelay_ms = 50\n")
     proc = subprocess.Popen(
@@ -382,7 +361,7 @@ def test_sighup_mid_stream_keeps_text_and_tokens(home, tokencli_exe):
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_pending(home)
+    wait_for_pending(home)
     time.sleep(0.5)
     proc.send_signal(signal.SIGHUP)
     out, err = proc.communicate(timeout=20)
@@ -407,7 +386,7 @@ def test_sighup_ignored_from_the_start_stays_ignored(home, tokencli_exe):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
     )
-    _wait_pending(home)
+    wait_for_pending(home)
     proc.send_signal(signal.SIGHUP)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

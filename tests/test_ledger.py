@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import ledger_rows, subprocess_env, write_config
+from tests.conftest import ledger_rows, subprocess_env, wait_for_pending, write_config
 from tokencli.calls.usage import Usage
 from tokencli.ledger import Call, Ledger, format_ts, host_name
 from tokencli.ledger.migrations import MIGRATIONS
@@ -155,20 +155,6 @@ def test_sixteen_processes_write_at_once(home, tokencli_exe):
     assert texts == {f"call {i} from w{n}" for i in range(1, 6) for n in range(16)}
 
 
-def _wait_for_pending(home, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (home / "ledger.db").exists():
-            try:
-                rows = ledger_rows(home, "SELECT id FROM calls WHERE status = 'pending'")
-            except sqlite3.OperationalError:
-                rows = []
-            if rows:
-                return rows[0]["id"]
-        time.sleep(0.05)
-    raise AssertionError("no pending call appeared")
-
-
 def _slow_mock(home):
     write_config(home, "[providers.mock]\ndelay_ms = 50\n")
 
@@ -181,7 +167,7 @@ def test_kill_9_mid_call_is_found_by_the_next_command(home, tokencli_exe, cli):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    call_id = _wait_for_pending(home)
+    call_id = wait_for_pending(home)
     time.sleep(0.3)
     proc.kill()
     proc.wait(timeout=10)
@@ -200,7 +186,7 @@ def test_interrupt_mid_stream_keeps_text_and_exits_130(home, tokencli_exe, sig):
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for_pending(home)
+    wait_for_pending(home)
     time.sleep(0.5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import count
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import write_config
+from tests.conftest import ledger_rows, write_config
 from tests.fakes import FakeServer, Pause, Reply, json_reply
 from tokencli.calls.usage import Usage
 from tokencli.errors import UsageError
@@ -66,15 +65,6 @@ def _ledger_with(home: Path, *calls: Call) -> None:
     for call in calls:
         ledger.insert_call(call)
     ledger.close()
-
-
-def _rows(home: Path, sql: str) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(home / "ledger.db")
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------ the arithmetic
@@ -230,7 +220,7 @@ def test_a_top_up_closes_the_providers_circuit(cli, home, monkeypatch):
     result = cli("refill", "add", "deepseek", "20")
     assert result.exit_code == 0
     assert "deepseek is no longer set aside" in result.stderr
-    assert not _rows(home, "SELECT * FROM circuits")
+    assert not ledger_rows(home, "SELECT * FROM circuits")
 
 
 # ------------------------------------------------------------------ the ledger's balance
@@ -376,7 +366,7 @@ def test_every_balance_endpoint_in_its_real_shape(cli, home, monkeypatch, server
         "novita": ("/openapi/v1/billing/balance/detail", f"Bearer {KEY}-novita"),
     }
     # Every answer is kept, dated; no key anywhere in the output or the rows.
-    snaps = _rows(home, "SELECT * FROM balance_snapshots")
+    snaps = ledger_rows(home, "SELECT * FROM balance_snapshots")
     assert len(snaps) == 6
     dump = json.dumps([dict(r) for r in snaps]) + result.stdout + result.stderr
     assert KEY not in dump
@@ -423,7 +413,7 @@ def test_a_failed_query_is_unavailable_with_its_reason_never_zero(
     assert reason in row["live_error"]
     assert f"live balance unavailable: {reason}" in result.stderr
     assert KEY not in result.stdout + result.stderr
-    snap = _rows(home, "SELECT balance_pico, error FROM balance_snapshots")[0]
+    snap = ledger_rows(home, "SELECT balance_pico, error FROM balance_snapshots")[0]
     assert snap["balance_pico"] is None and reason in snap["error"]
 
 
@@ -472,7 +462,7 @@ def test_check_by_runway_and_notify_once_per_threshold_and_day(cli, home, monkey
     assert cli("refill", "check", "--threshold", "3d", "--offline").exit_code == 0
     again = cli("refill", "check", "--threshold", "7d", "--offline", "--notify")
     assert again.exit_code == 3
-    alerts = _rows(home, "SELECT key, kind FROM alerts")
+    alerts = ledger_rows(home, "SELECT key, kind FROM alerts")
     assert [(a["key"], a["kind"]) for a in alerts] == [
         ("refill:deepseek:USD:7d:2026-11-15", "refill")
     ]
@@ -560,7 +550,7 @@ def test_a_balance_that_fell_more_than_tokencli_metered_is_an_alert(
             "amount": "37.07",
         }
     ]
-    assert [r["kind"] for r in _rows(home, "SELECT kind FROM alerts")] == ["refill"]
+    assert [r["kind"] for r in ledger_rows(home, "SELECT kind FROM alerts")] == ["refill"]
 
 
 def test_spend_within_the_tolerance_is_not_news(cli, home, monkeypatch, servers):
@@ -598,7 +588,7 @@ def test_a_call_refused_for_exhausted_credit_records_a_refill_alert(cli, home, s
     server.queue(json_reply({"error": {"message": "Insufficient Balance"}}, 402))
     result = cli("run", "-m", "fake:some-model", "--no-stream", "hello")
     assert result.exit_code == 4, result.stderr
-    alerts = _rows(home, "SELECT key, kind, payload FROM alerts")
+    alerts = ledger_rows(home, "SELECT key, kind, payload FROM alerts")
     assert [(a["kind"], a["key"].rsplit(":", 1)[0]) for a in alerts] == [
         ("refill", "refill-exhausted:fake")
     ]
@@ -635,7 +625,7 @@ def test_spend_in_a_currency_with_no_rate_gives_no_verdict(cli, home, monkeypatc
 def test_check_without_notify_records_no_alert(cli, home, monkeypatch):
     assert cli("refill", "add", "deepseek", "5").exit_code == 0
     assert cli("refill", "check", "--threshold", "10USD", "--offline").exit_code == 3
-    assert _rows(home, "SELECT * FROM alerts") == []
+    assert ledger_rows(home, "SELECT * FROM alerts") == []
 
 
 def test_with_no_network_the_ledgers_figures_stand_in_and_it_says_so(cli, home, monkeypatch):
