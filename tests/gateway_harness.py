@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import ledger_rows, write_config
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
@@ -105,3 +105,14 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("timed out waiting")
+
+
+def finished_rows(home: Path, n: int = 1) -> list[Any]:
+    """The ledger's rows once `n` of them are there and none is still pending."""
+
+    def done() -> bool:
+        rows = ledger_rows(home)
+        return len(rows) >= n and all(r["status"] != "pending" for r in rows)
+
+    wait_for(done)
+    return ledger_rows(home)

@@ -11,14 +11,9 @@ import pytest
 
 from tests.conftest import ledger_rows
 from tests.fakes import json_reply, openai_chunks, openai_completion, openai_usage, sse, sse_reply
-from tests.gateway_harness import gateway_config, running_gateway, wait_for
+from tests.gateway_harness import finished_rows, gateway_config, running_gateway
 
 anthropic = pytest.importorskip("anthropic")
-
-
-def rows_done(home, n=1):
-    wait_for(lambda: [r["status"] != "pending" for r in ledger_rows(home)] == [True] * n)
-    return ledger_rows(home)
 
 
 def client_of(gw):
@@ -43,7 +38,7 @@ def test_anthropic_client_on_the_mock_streamed_and_not(home, server):
         ) as stream:
             deltas = list(stream.text_stream)
             final = stream.get_final_message()
-        rows = rows_done(home, 2)
+        rows = finished_rows(home, 2)
     assert whole.type == "message" and whole.role == "assistant"
     assert [(b.type, b.text) for b in whole.content] == [("text", "one two three")]
     assert (whole.stop_reason, whole.stop_sequence) == ("end_turn", None)
@@ -74,7 +69,7 @@ def test_the_stream_is_anthropics_event_sequence(home, server):
                 "messages": [{"role": "user", "content": "hi there"}],
             },
         )
-        rows_done(home)
+        finished_rows(home)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/event-stream")
     events = []
@@ -113,7 +108,7 @@ def test_anthropic_client_on_an_openai_model_streamed(home, server):
         ) as stream:
             text = "".join(stream.text_stream)
             final = stream.get_final_message()
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     assert text == "Bonjour"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (9, 3)
     sent = server.requests[0]
@@ -149,7 +144,7 @@ def test_anthropic_client_on_an_openai_model_not_streamed(home, server):
             extra_body={"temperature": 0.5},
             messages=[{"role": "user", "content": "Say more"}],
         )
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     assert [b.text for b in message.content] == ["Cut sh"]
     assert message.stop_reason == "max_tokens"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 4)
@@ -177,7 +172,7 @@ def test_an_openai_error_reaches_the_anthropic_client_in_its_shape(home, server)
                 max_tokens=5,
                 messages=[{"role": "user", "content": "x"}],
             )
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     assert "context too long" in info.value.message
     assert info.value.body["type"] == "error"
     assert (row["status"], row["error_kind"]) == ("error", "bad_request")
@@ -246,7 +241,7 @@ def test_count_tokens_for_a_translated_model_is_tokencli_s_estimate(home, server
         whole = client.messages.create(
             model="mock:echo", max_tokens=20, system="s", messages=messages
         )
-        rows_done(home)
+        finished_rows(home)
     assert counted.input_tokens == whole.usage.input_tokens > 0
     assert "tools cannot be translated" in info.value.body["error"]["message"]
     assert len(ledger_rows(home)) == 1  # counting is free: no row

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import ledger_rows
 from tests.fakes import (
     Cut,
     anthropic_events,
@@ -20,19 +19,10 @@ from tests.fakes import (
     sse,
     sse_reply,
 )
-from tests.gateway_harness import gateway_config, running_gateway, wait_for
+from tests.gateway_harness import finished_rows, gateway_config, running_gateway
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
-
-
-def finished_rows(home, n=1):
-    def done():
-        rows = ledger_rows(home)
-        return len(rows) >= n and all(r["status"] != "pending" for r in rows)
-
-    wait_for(done)
-    return ledger_rows(home)
 
 
 def cost_of(row) -> Decimal:

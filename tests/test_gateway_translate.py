@@ -10,14 +10,9 @@ import pytest
 
 from tests.conftest import ledger_rows
 from tests.fakes import anthropic_events, json_reply, sse, sse_reply
-from tests.gateway_harness import gateway_config, running_gateway, wait_for
+from tests.gateway_harness import finished_rows, gateway_config, running_gateway
 
 openai = pytest.importorskip("openai")
-
-
-def rows_done(home, n=1):
-    wait_for(lambda: [r["status"] != "pending" for r in ledger_rows(home)] == [True] * n)
-    return ledger_rows(home)
 
 
 def test_openai_client_on_the_mock_streamed_and_not(home, server):
@@ -34,7 +29,7 @@ def test_openai_client_on_the_mock_streamed_and_not(home, server):
             stream_options={"include_usage": True},
         )
         chunks = list(stream)
-        rows = rows_done(home, 2)
+        rows = finished_rows(home, 2)
     assert whole.choices[0].message.content == "one two three"
     assert whole.choices[0].finish_reason == "stop"
     assert whole.usage.prompt_tokens == rows[0]["input_tokens"]
@@ -67,7 +62,7 @@ def test_openai_client_on_an_anthropic_model_is_translated_both_ways(home, serve
             stream=True,
         )
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     assert text == "Bonjour"
     sent = server.requests[0]
     assert sent.path == "/v1/messages"
@@ -94,7 +89,7 @@ def test_an_anthropic_error_reaches_the_openai_client_in_its_shape(home, server)
             client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "x"}]
             )
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     assert "too long" in info.value.message
     assert (row["status"], row["error_kind"]) == ("error", "bad_request")
 
@@ -143,7 +138,7 @@ def test_a_local_transformers_model_through_the_openai_door(home, server, tmp_pa
             stream_options={"include_usage": True},
         )
         chunks = list(stream)
-        row = rows_done(home)[0]
+        row = finished_rows(home)[0]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     assert chunks[-1].usage.completion_tokens == row["output_tokens"] == 6
