@@ -122,12 +122,12 @@ def _check_client_budget(settings: "Settings", client: str, budget: str) -> None
             f"No budget is named {budget!r} (known: {known}).",
             f"Add it first, e.g. 'tokencli budget set {budget} --limit 20 --period month'.",
         )
-    owners = {n for n, c in settings.gateway.clients.items() if budget in c.budgets}
-    owners |= {value for key, value in found.scope.tags if key == "client"}
-    others = sorted(owners - {client})
-    if others:
+    # Loading the config gave each budget a client lists that client's tag (or kept the
+    # one its scope names): the tag is who owns it.
+    owner = dict(found.scope.tags).get("client")
+    if owner is not None and owner != client:
         raise UsageError(
-            f"Budget {budget!r} already counts only the calls of client {others[0]!r}.",
+            f"Budget {budget!r} already counts only the calls of client {owner!r}.",
             "A budget counts one client's calls: give this client a budget of its own.",
         )
 
